@@ -1,0 +1,241 @@
+"""The ``starmesh`` command line: thin commands over the library."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from .elements import load_elements
+from .errors import StarmeshError
+from .scenario import (
+    BUILTIN_SCENARIOS,
+    DEFAULT_SCENARIO,
+    Scenario,
+    builtin_description,
+    builtin_text,
+    format_validation_error,
+    load_scenario,
+    parse_scenario,
+)
+from .simulate import build_plan, default_out_dir, run_plan
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="starmesh: simulate Starlink-class satellite networks, from orbits to per-step RTT.",
+    pretty_exceptions_enable=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+class _State:
+    verbose = False
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")
+    ] = False,
+) -> None:
+    _State.verbose = verbose
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Print one ``field: message`` line per error and exit 1; tracebacks only with -v."""
+    try:
+        yield
+    except ValidationError as exc:
+        if _State.verbose:
+            raise
+        for line in format_validation_error(exc):
+            err_console.print(
+                f"[red]error:[/red] {line}", markup=True, highlight=False, soft_wrap=True
+            )
+        raise typer.Exit(1) from None
+    except StarmeshError as exc:
+        if _State.verbose:
+            raise
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _override(scenario: Scenario, **time: float | None) -> Scenario:
+    updates = {k: v for k, v in time.items() if v is not None}
+    if not updates:
+        return scenario
+    data = scenario.model_dump(mode="json", exclude_none=True)
+    data["time"].update(updates)
+    return parse_scenario(data)
+
+
+def _fmt(x: float | None, spec: str = ".1f") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def _summary_table(summary: dict[str, Any], max_pairs: int = 40) -> Table:
+    """One row per (pair, mode), the modes of a pair side by side in consecutive rows."""
+    table = Table(
+        title=f"{summary['scenario']}: RTT per pair \\[ms], "
+        f"{summary['n_steps']} steps of {summary['step_s']:g} s"
+    )
+    for col in ("src", "dst", "mode"):
+        table.add_column(col)
+    for col in ("min", "median", "p95", "max", "avail", "path chg"):
+        table.add_column(col, justify="right")
+    by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in summary["pairs"]:
+        by_pair.setdefault((row["src"], row["dst"]), []).append(row)
+    for n, ((src, dst), rows) in enumerate(by_pair.items()):
+        if n == max_pairs:
+            table.add_row(f"... {len(by_pair) - max_pairs} more pairs in summary.json")
+            break
+        for k, r in enumerate(sorted(rows, key=lambda r: summary["modes"].index(r["mode"]))):
+            table.add_row(
+                src if k == 0 else "",
+                dst if k == 0 else "",
+                r["mode"],
+                _fmt(r["rtt_min_ms"]),
+                _fmt(r["rtt_median_ms"]),
+                _fmt(r["rtt_p95_ms"]),
+                _fmt(r["rtt_max_ms"]),
+                f"{100 * r['availability']:.1f}%",
+                str(r["path_changes"]),
+                end_section=k == len(rows) - 1,
+            )
+    return table
+
+
+@app.command()
+def run(
+    scenario: Annotated[
+        str, typer.Argument(help="Built-in scenario name or TOML file.")
+    ] = DEFAULT_SCENARIO,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run folder (default: runs/<scenario>-<UTC time>)."),
+    ] = None,
+    duration_s: Annotated[
+        float | None, typer.Option("--duration-s", help="Override time.duration_s [s].")
+    ] = None,
+    step_s: Annotated[
+        float | None, typer.Option("--step-s", help="Override time.step_s [s].")
+    ] = None,
+    tle: Annotated[
+        Path | None,
+        typer.Option(
+            "--tle",
+            help="TLE/3LE or OMM (JSON/CSV/XML) file replacing the "
+            "scenario's constellation; the ground segment is kept.",
+        ),
+    ] = None,
+    skip_bad_tle: Annotated[
+        bool, typer.Option("--skip-bad-tle", help="Skip (and count) malformed TLE records.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a non-empty run folder.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+) -> None:
+    """Run a scenario: propagate, build links, route every pair at every step, write the run
+    folder (scenario.toml, rtt.parquet, summary.json) and print the summary."""
+    with _errors():
+        sc = _override(load_scenario(scenario), duration_s=duration_s, step_s=step_s)
+        elements = load_elements(tle, skip_bad=skip_bad_tle) if tle is not None else None
+        if elements is not None and elements.skipped and not quiet:
+            err_console.print(
+                f"skipped {len(elements.skipped)} malformed TLE record(s) of "
+                f"{tle}; first: {elements.skipped[0]}",
+                highlight=False,
+            )
+        plan = build_plan(sc, tle=elements)
+        folder = out or default_out_dir(sc.name, datetime.now(UTC))
+        if not quiet:
+            err_console.print(
+                f"[bold]{sc.name}[/bold]: {plan.constellation.n_sats} satellites, "
+                f"{len(plan.sites)} sites, {plan.problem.pair_src.size} pairs, "
+                f"{plan.grid.n_steps} steps, modes {', '.join(plan.modes)} -> {folder}",
+                highlight=False,
+            )
+        started = datetime.now(UTC)
+        summary = _run_with_progress(plan, folder, force=force, quiet=quiet)
+        wall = (datetime.now(UTC) - started).total_seconds()
+        if not quiet:
+            out_console.print(_summary_table(summary))
+            err_console.print(f"done in {wall:.1f} s: {folder}", highlight=False)
+
+
+def _run_with_progress(plan: Any, folder: Path, *, force: bool, quiet: bool) -> dict[str, Any]:
+    if quiet or not sys.stderr:
+        return run_plan(plan, folder, force=force)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("routing", total=plan.grid.n_steps)
+        advance: Callable[[int], None] = lambda n: progress.advance(task, n)  # noqa: E731
+        return run_plan(plan, folder, force=force, on_progress=advance)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the built-in scenarios (the first is the default of `starmesh run`)."""
+    with _errors():
+        table = Table(title="built-in scenarios")
+        table.add_column("name")
+        table.add_column("description")
+        for name in BUILTIN_SCENARIOS:
+            label = name + (" (default)" if name == DEFAULT_SCENARIO else "")
+            table.add_row(label, builtin_description(name))
+        out_console.print(table)
+
+
+@app.command()
+def show(name: Annotated[str, typer.Argument(help="Built-in scenario name.")]) -> None:
+    """Print a built-in scenario's TOML, to copy and edit."""
+    with _errors():
+        sys.stdout.write(builtin_text(name))
+
+
+@app.command()
+def validate(
+    file: Annotated[str, typer.Argument(help="Scenario TOML file (or built-in name).")],
+) -> None:
+    """Check a scenario without running it: keys, ranges, presets, city and gateway names."""
+    with _errors():
+        plan = build_plan(load_scenario(file))
+        out_console.print(
+            f"ok: {plan.scenario.name}: {plan.constellation.n_sats} satellites, "
+            f"{len(plan.sites)} sites, {plan.problem.pair_src.size} pairs, "
+            f"{plan.grid.n_steps} steps",
+            highlight=False,
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

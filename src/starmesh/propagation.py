@@ -1,0 +1,226 @@
+"""Propagation: orbital elements -> ECEF positions, one time chunk at a time.
+
+Two propagators:
+
+* analytic circular Kepler orbits with the J2 secular drift of the node and of the argument of
+  latitude, for Walker shells (exact for the model, fast: a few array operations per chunk);
+* SGP4 through the ``sgp4`` package's vectorized ``SatrecArray`` for TLE/OMM records.
+
+This is the only module that imports ``sgp4``. Its split Julian dates ``(jd, fr)`` and its
+``(S, T, 3)`` kilometre output stay in here: everything leaving this module is ECEF metres of
+shape ``(T, S, 3)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+from sgp4 import omm as sgp4_omm
+from sgp4.api import WGS72, Satrec, SatrecArray, jday
+
+from .constants import J2, J2_RADIUS_M, MU_EARTH_M3_S2
+from .constellation import Constellation, KeplerElements
+from .elements import ElementSet
+from .errors import StarmeshError, TLEFormatError
+from .frames import gmst82_rad, teme_to_ecef
+from .timegrid import J2000_UTC
+
+#: sgp4's error codes (Vallado's sgp4 ``error`` field): 0 means success.
+SGP4_ERRORS = {
+    1: "mean eccentricity out of range",
+    2: "mean motion below zero",
+    3: "perturbed eccentricity out of range",
+    4: "semi-latus rectum below zero",
+    6: "satellite has decayed",
+}
+
+
+def j2_rates(
+    a_m: NDArray[np.float64], inc_rad: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Secular J2 rates of a circular orbit.
+
+    For eccentricity 0: ``dRAAN/dt = -3/2 n J2 (Re/a)^2 cos i`` and
+    ``du/dt = n + 3/4 n J2 (Re/a)^2 (5 cos^2 i - 1) + 3/4 n J2 (Re/a)^2 (3 cos^2 i - 1)``
+    (argument of perigee plus mean anomaly drift), with ``n = sqrt(mu / a^3)``.
+
+    Parameters
+    ----------
+    a_m, inc_rad : ndarray, shape (S,)
+        Orbit radius [m] and inclination [rad].
+
+    Returns
+    -------
+    raan_dot, u_dot : ndarray, shape (S,)
+        Rates [rad/s].
+
+    References
+    ----------
+    Vallado, *Fundamentals of Astrodynamics and Applications*, 4th ed., eqs. 9-41 and 9-43.
+    """
+    n = np.sqrt(MU_EARTH_M3_S2 / a_m**3)
+    k = 0.75 * n * J2 * (J2_RADIUS_M / a_m) ** 2
+    c2 = np.cos(inc_rad) ** 2
+    raan_dot = -2.0 * k * np.cos(inc_rad)
+    u_dot = n + k * (5.0 * c2 - 1.0) + k * (3.0 * c2 - 1.0)
+    return raan_dot, u_dot
+
+
+def propagate_kepler_eci_m(kep: KeplerElements, dt_s: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Positions of circular orbits with J2 secular drift, in the inertial frame of the elements.
+
+    Parameters
+    ----------
+    kep : KeplerElements
+        Elements of ``S`` satellites at ``kep.epoch``.
+    dt_s : ndarray, shape (T,)
+        Seconds since ``kep.epoch``.
+
+    Returns
+    -------
+    ndarray, shape (T, S, 3)
+        Positions [m] in the equatorial inertial frame (treated as TEME).
+    """
+    raan_dot, u_dot = j2_rates(kep.a_m, kep.inc_rad)
+    dt = np.asarray(dt_s, dtype=np.float64)[:, None]
+    raan = kep.raan_rad + raan_dot * dt
+    u = kep.u_rad + u_dot * dt
+    cu, su = np.cos(u), np.sin(u)
+    cr, sr = np.cos(raan), np.sin(raan)
+    ci, si = np.cos(kep.inc_rad), np.sin(kep.inc_rad)
+    r = np.empty((*u.shape, 3))
+    r[..., 0] = cu * cr - su * ci * sr
+    r[..., 1] = cu * sr + su * ci * cr
+    r[..., 2] = su * si
+    r *= kep.a_m[:, None]
+    return r
+
+
+def satrecs_from_elements(elements: ElementSet) -> SatrecArray:
+    """Initialise SGP4 for every record (WGS72 constants, as the TLEs were fitted with).
+
+    Raises
+    ------
+    TLEFormatError
+        If sgp4 rejects a record, naming its line.
+    """
+    sats: list[Satrec] = []
+    for rec in elements.records:
+        try:
+            if rec.line1 is not None and rec.line2 is not None:
+                sat = Satrec.twoline2rv(rec.line1, rec.line2, WGS72)
+            else:
+                sat = Satrec()
+                sgp4_omm.initialize(sat, dict(rec.omm or {}))
+        except (ValueError, KeyError) as exc:
+            raise TLEFormatError(elements.source, rec.line_no, f"sgp4 rejects it: {exc}") from exc
+        sats.append(sat)
+    return SatrecArray(sats)
+
+
+def _split_jd(
+    epoch: datetime, t_s: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Exact whole Julian date of ``epoch``'s day plus float fractions (sgp4's ``(jd, fr)``)."""
+    jd0, fr0 = jday(epoch.year, epoch.month, epoch.day, 0, 0, 0.0)
+    sec = epoch.hour * 3600 + epoch.minute * 60 + epoch.second + epoch.microsecond * 1e-6
+    fr = fr0 + (sec + np.asarray(t_s, dtype=np.float64)) / 86_400.0
+    whole = np.floor(fr)
+    return jd0 + whole, fr - whole
+
+
+def propagate_sgp4_teme_m(
+    satrecs: SatrecArray, epoch: datetime, t_s: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.uint8]]:
+    """SGP4 positions in TEME.
+
+    Parameters
+    ----------
+    satrecs : SatrecArray
+        ``S`` satellites.
+    epoch : datetime
+        UTC time of ``t_s == 0``.
+    t_s : ndarray, shape (T,)
+        Offsets [s].
+
+    Returns
+    -------
+    r_teme_m : ndarray, shape (T, S, 3)
+        Positions [m]; NaN where SGP4 failed.
+    error : ndarray of uint8, shape (T, S)
+        sgp4's error code, 0 on success (see :data:`SGP4_ERRORS`).
+    """
+    jd, fr = _split_jd(epoch, t_s)
+    err, r_km, _v = satrecs.sgp4(jd, fr)
+    r_teme_m = np.ascontiguousarray(np.transpose(r_km, (1, 0, 2))) * 1e3
+    error = np.ascontiguousarray(err.T).astype(np.uint8)
+    r_teme_m[error != 0] = np.nan
+    return r_teme_m, error
+
+
+class Propagator:
+    """Positions of one constellation in ECEF, chunk by chunk.
+
+    Parameters
+    ----------
+    constellation : Constellation
+        What to propagate.
+    epoch : datetime
+        UTC time of ``t_s == 0`` (the scenario's start).
+    dut1_s : float
+        UT1 - UTC [s] for Earth rotation (IERS Bulletin A; within +-0.9 s). Defaults to 0, as
+        satgenpy/pyephem assume; 0.1 s of UT1 error moves a ground point by up to 46 m.
+    """
+
+    def __init__(self, constellation: Constellation, epoch: datetime, *, dut1_s: float = 0.0):
+        self.constellation = constellation
+        self.epoch = epoch
+        self.dut1_s = dut1_s
+        self._satrecs: SatrecArray | None = None
+        if constellation.kepler is None:
+            if constellation.elements is None:
+                raise StarmeshError(f"constellation {constellation.name!r} has no elements")
+            self._satrecs = satrecs_from_elements(constellation.elements)
+
+    def gmst_rad(self, t_s: NDArray[np.float64]) -> NDArray[np.float64]:
+        """GMST at the offsets ``t_s``, shape ``(T,)``."""
+        base_s = (self.epoch - J2000_UTC).total_seconds() + self.dut1_s
+        return gmst82_rad((base_s + np.asarray(t_s, dtype=np.float64)) / 86_400.0)
+
+    def positions_ecef_m(
+        self, t_s: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """ECEF positions at offsets ``t_s``.
+
+        Parameters
+        ----------
+        t_s : ndarray, shape (T,)
+            Seconds since the scenario epoch.
+
+        Returns
+        -------
+        r_ecef_m : ndarray, shape (T, S, 3)
+            Positions [m]; NaN for satellites SGP4 could not propagate.
+        ok : ndarray of bool, shape (T, S)
+            False where propagation failed.
+        """
+        t_s = np.asarray(t_s, dtype=np.float64)
+        kep = self.constellation.kepler
+        if kep is not None:
+            dt = t_s + (self.epoch - kep.epoch).total_seconds()
+            r_eci = propagate_kepler_eci_m(kep, dt)
+            ok = np.ones(r_eci.shape[:2], dtype=bool)
+        else:
+            assert self._satrecs is not None
+            r_eci, err = propagate_sgp4_teme_m(self._satrecs, self.epoch, t_s)
+            ok = err == 0
+        return teme_to_ecef(r_eci, self.gmst_rad(t_s)), ok
+
+
+def orbital_periods_s(a_m: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
+    """Keplerian period ``2 pi sqrt(a^3 / mu)`` [s] of orbits of radius ``a_m``."""
+    a = np.asarray(a_m, dtype=np.float64)
+    return 2.0 * np.pi * np.sqrt(a**3 / MU_EARTH_M3_S2)

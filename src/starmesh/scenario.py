@@ -1,0 +1,337 @@
+"""Scenarios: pydantic models of a TOML scenario file, built-in scenarios, and error messages.
+
+No physics here: this module only validates and resolves names (presets, built-in scenarios).
+Field names carry their units; ranges are enforced; unknown keys are errors that list the valid
+keys, so typos never pass silently.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+from .constellation import PRESETS
+from .errors import ScenarioError, StarmeshError
+from .timegrid import parse_utc
+
+#: Built-in scenarios, in the order ``starmesh scenarios`` lists them; the first is the default.
+BUILTIN_SCENARIOS = ("ukraine", "hypatia-starlink-550")
+DEFAULT_SCENARIO = BUILTIN_SCENARIOS[0]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        # A clearer message than pydantic's "Extra inputs are not permitted": name the valid keys.
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in cls.model_fields]
+            if unknown:
+                valid = ", ".join(cls.model_fields)
+                raise ValueError(f"unknown key {unknown[0]!r}; valid keys here: {valid}")
+        return data
+
+
+class TimeSpec(_Model):
+    """When and how finely to simulate."""
+
+    start_utc: str = Field("2026-05-13T00:00:00Z", description="ISO 8601 UTC start time")
+    duration_s: float = Field(3600.0, gt=0, le=31 * 86400.0, description="simulated span [s]")
+    step_s: float = Field(1.0, gt=0, le=86400.0, description="time step [s]")
+
+    @model_validator(mode="after")
+    def _check(self) -> TimeSpec:
+        try:
+            parse_utc(self.start_utc)
+        except StarmeshError as exc:
+            raise ValueError(f"start_utc: {exc}") from None
+        if self.step_s > self.duration_s:
+            raise ValueError(
+                f"step_s ({self.step_s:g}) is larger than duration_s ({self.duration_s:g}): "
+                "make the step at most the duration"
+            )
+        return self
+
+
+class ShellSpec(_Model):
+    """One Walker shell."""
+
+    name: str | None = None
+    planes: int = Field(ge=1, le=1000)
+    sats_per_plane: int = Field(ge=1, le=1000)
+    phasing: int = Field(0, ge=0)
+    altitude_km: float = Field(ge=160.0, le=50000.0)
+    inclination_deg: float = Field(ge=0.0, le=180.0)
+    pattern: Literal["delta", "star"] = "delta"
+    mean_motion_rev_day: float | None = Field(None, gt=0.0, le=20.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ShellSpec:
+        if self.phasing >= self.planes:
+            raise ValueError(
+                f"phasing must be in [0, planes - 1] = [0, {self.planes - 1}], got {self.phasing}"
+            )
+        return self
+
+
+class ConstellationSpec(_Model):
+    """Exactly one of ``preset``, ``shells`` or ``tle_file``."""
+
+    preset: str | None = None
+    shells: list[ShellSpec] | None = None
+    tle_file: str | None = None
+    skip_bad_tle: bool = False
+    layout: Literal["walker", "hypatia"] = "walker"
+
+    @model_validator(mode="after")
+    def _check(self) -> ConstellationSpec:
+        given = [k for k in ("preset", "shells", "tle_file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of preset, shells or tle_file"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(
+                f"unknown preset {self.preset!r}: use one of {', '.join(sorted(PRESETS))}"
+            )
+        if self.layout == "hypatia":
+            if self.shells is None:
+                raise ValueError("layout='hypatia' needs explicit shells with mean_motion_rev_day")
+            for s in self.shells:
+                if s.mean_motion_rev_day is None:
+                    raise ValueError(
+                        "layout='hypatia' needs mean_motion_rev_day on every shell "
+                        "(Hypatia's Starlink 550 km shell uses 15.19)"
+                    )
+        return self
+
+
+class SiteSpec(_Model):
+    """A ground site: a city name, a Starlink gateway name, or explicit coordinates."""
+
+    name: str | None = None
+    city: str | None = None
+    gateway: str | None = None
+    lat_deg: float | None = Field(None, ge=-90.0, le=90.0)
+    lon_deg: float | None = Field(None, ge=-180.0, le=180.0)
+    alt_m: float = Field(0.0, ge=-500.0, le=9000.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> SiteSpec:
+        has_pos = self.lat_deg is not None or self.lon_deg is not None
+        given = sum([self.city is not None, self.gateway is not None, has_pos])
+        if given != 1:
+            raise ValueError("give exactly one of city, gateway, or lat_deg and lon_deg")
+        if has_pos and (self.lat_deg is None or self.lon_deg is None or self.name is None):
+            raise ValueError("a site by coordinates needs name, lat_deg and lon_deg")
+        return self
+
+
+def _str_or_table(value: Any) -> str:
+    return "name" if isinstance(value, str) else "table"
+
+
+#: A site entry: a plain name, or a table (one branch is chosen up front so that errors are
+#: reported for that branch only).
+SiteEntry = Annotated[
+    Annotated[str, Tag("name")] | Annotated[SiteSpec, Tag("table")],
+    Discriminator(_str_or_table),
+]
+
+
+class GroundSpec(_Model):
+    """The ground segment. Plain strings are city names (gateways: Starlink gateway names)."""
+
+    terminals: list[SiteEntry] = []
+    terminal_dataset: Literal["hypatia-top100"] | None = None
+    gateways: list[SiteEntry] = []
+    pops: list[SiteEntry] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> GroundSpec:
+        if not self.terminals and self.terminal_dataset is None:
+            raise ValueError('no terminals: add terminals = ["Kyiv", ...] or terminal_dataset')
+        return self
+
+
+class LinksSpec(_Model):
+    """Which links exist."""
+
+    isl: Literal["plus-grid", "none"] = "plus-grid"
+    isl_max_range_km: float | None = Field(None, gt=0.0, le=100000.0)
+    gsl_rule: Literal["elevation", "max-range"] = "elevation"
+    min_elevation_deg: float = Field(25.0, ge=0.0, lt=90.0)
+    gsl_max_range_km: float | None = Field(None, gt=0.0, le=100000.0)
+    fibre_route_factor: float = Field(1.5, ge=1.0, le=10.0)
+    gateway_pop: Literal["nearest", "all"] = "nearest"
+
+    @model_validator(mode="after")
+    def _check(self) -> LinksSpec:
+        if self.gsl_rule == "max-range" and self.gsl_max_range_km is None:
+            raise ValueError("gsl_rule='max-range' needs gsl_max_range_km (Hypatia: 1089.686)")
+        return self
+
+
+PairRule = Literal["terminal-to-nearest-pop", "all-terminal-pairs"]
+
+
+class RoutingSpec(_Model):
+    """What to route, and how."""
+
+    modes: list[Literal["isl", "bent-pipe"]] = Field(
+        default_factory=lambda: ["isl"],
+        min_length=1,  # type: ignore[arg-type]
+    )
+    pairs: Annotated[
+        Annotated[PairRule, Tag("name")] | Annotated[list[tuple[str, str]], Tag("table")],
+        Discriminator(_str_or_table),
+    ] = "terminal-to-nearest-pop"
+
+    @model_validator(mode="after")
+    def _check(self) -> RoutingSpec:
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"modes has duplicates: {self.modes}")
+        if isinstance(self.pairs, list) and not self.pairs:
+            raise ValueError("pairs is empty: list [src, dst] site names or use a rule")
+        return self
+
+
+class RunSpec(_Model):
+    """Execution settings (they never change results)."""
+
+    chunk_steps: int | None = Field(None, ge=1, le=100000)
+    dut1_s: float = Field(0.0, ge=-0.9, le=0.9)
+
+
+class Scenario(_Model):
+    """A complete scenario."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=80)
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    time: TimeSpec = Field(default_factory=TimeSpec)
+    constellation: ConstellationSpec
+    ground: GroundSpec
+    links: LinksSpec = Field(default_factory=LinksSpec)
+    routing: RoutingSpec = Field(default_factory=RoutingSpec)
+    run: RunSpec = Field(default_factory=RunSpec)
+
+
+# --- Loading ---------------------------------------------------------------------------------
+
+
+def builtin_text(name: str) -> str:
+    """TOML text of a built-in scenario."""
+    if name not in BUILTIN_SCENARIOS:
+        raise ScenarioError(
+            "scenario",
+            f"no built-in scenario {name!r}: use one of {', '.join(BUILTIN_SCENARIOS)} "
+            "(starmesh scenarios lists them)",
+        )
+    return (files("starmesh") / "scenarios" / f"{name}.toml").read_text(encoding="utf-8")
+
+
+def builtin_description(name: str) -> str:
+    """First description line of a built-in scenario."""
+    data = tomllib.loads(builtin_text(name))
+    return str(data.get("description", "")).strip().splitlines()[0]
+
+
+def parse_scenario(data: dict[str, Any], *, base_dir: Path | None = None) -> Scenario:
+    """Validate a scenario mapping.
+
+    Relative ``tle_file`` paths are resolved against ``base_dir``.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        On any invalid field (see :func:`format_validation_error`).
+    """
+    scenario = Scenario.model_validate(data)
+    tle = scenario.constellation.tle_file
+    if tle is not None and base_dir is not None and not Path(tle).is_absolute():
+        cons = scenario.constellation.model_copy(update={"tle_file": str(base_dir / tle)})
+        scenario = scenario.model_copy(update={"constellation": cons})
+    return scenario
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a scenario from a TOML file or by built-in name.
+
+    Raises
+    ------
+    ScenarioError
+        Missing file, unreadable TOML.
+    pydantic.ValidationError
+        Invalid content.
+    """
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ScenarioError(
+                "scenario",
+                f"file {str(path)!r} not found: check the path, or name a built-in "
+                f"({', '.join(BUILTIN_SCENARIOS)})",
+            )
+        text = path.read_text(encoding="utf-8")
+        base = path.resolve().parent
+        where = str(path)
+    else:
+        text = builtin_text(str(name_or_path))
+        base = None
+        where = f"built-in {name_or_path}"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError("scenario", f"{where} is not valid TOML: {exc}") from None
+    return parse_scenario(data, base_dir=base)
+
+
+_RANGE_WORDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """One ``field: message`` line per validation error, with the bad value and the fix."""
+    lines = []
+    for err in exc.errors():
+        loc = ""
+        for part in err["loc"]:
+            if isinstance(part, int):
+                loc += f"[{part}]"
+            elif part in ("name", "table"):
+                continue
+            else:
+                loc += ("." if loc else "") + str(part)
+        loc = loc or "scenario"
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        ctx = err.get("ctx") or {}
+        bound = next(((k, v) for k, v in ctx.items() if k in _RANGE_WORDS), None)
+        if bound is not None:
+            msg = f"must be {_RANGE_WORDS[bound[0]]} {bound[1]}"
+        if err["type"] == "missing":
+            msg = "required key is missing: add it"
+        value = err.get("input")
+        show = not isinstance(value, dict | list) and err["type"] != "missing"
+        if show and not (isinstance(value, float) and math.isnan(value)) and "got" not in msg:
+            msg += f", got {value!r}"
+        lines.append(f"{loc}: {msg}")
+    # pydantic reports every branch of a union; keep the distinct lines only.
+    return list(dict.fromkeys(lines))

@@ -1,0 +1,276 @@
+"""Link builders: +Grid ISLs, GSLs by true elevation (or Hypatia's slant-range rule), fibre.
+
+Fixed structure (``isl_edges (E, 2)``) is kept apart from per-step state (``isl_up (T, E)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from .constants import WGS84_A_M, WGS84_B_M
+from .constellation import Constellation
+from .frames import elevation_rad, great_circle_m, slant_range_m
+
+
+def plus_grid_edges(constellation: Constellation) -> NDArray[np.int32]:
+    """+Grid ISLs of every Walker shell: each satellite links to its in-plane neighbours and to
+    the same slot in the adjacent planes.
+
+    Links never cross shells. Across the seam (last plane -> plane 0) satellite ``j`` links to
+    slot ``j + shift`` of plane 0, with the shift from :meth:`WalkerShell.seam_shift`; Walker star
+    shells have no seam links. A shell of ``S`` satellites with ``P >= 3`` planes and ``>= 3``
+    satellites per plane has exactly ``2 S`` links (degree 4) unless it is a star shell.
+
+    Returns
+    -------
+    ndarray of int32, shape (E, 2)
+        Satellite index pairs, ``a < b``, sorted, no duplicates.
+    """
+    pairs: list[NDArray[np.int64]] = []
+    for lay in constellation.shells:
+        shell = lay.shell
+        n_p, n_s = shell.n_planes, shell.sats_per_plane
+        plane, slot = (x.astype(np.int64) for x in shell.plane_slot())
+        idx = lay.offset + plane * n_s + slot
+        if n_s > 1:
+            pairs.append(np.stack([idx, lay.offset + plane * n_s + (slot + 1) % n_s], axis=1))
+        if n_p > 1:
+            inner = plane < n_p - 1
+            pairs.append(np.stack([idx[inner], idx[inner] + n_s], axis=1))
+            shift = shell.seam_shift()
+            if shift is not None:
+                last = plane == n_p - 1
+                pairs.append(np.stack([idx[last], lay.offset + (slot[last] + shift) % n_s], axis=1))
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int32)
+    e = np.concatenate(pairs)
+    e = np.sort(e, axis=1)
+    e = e[e[:, 0] != e[:, 1]]
+    e = np.unique(e, axis=0)
+    return e.astype(np.int32)
+
+
+def isl_lengths_m(r_ecef_m: NDArray[np.float64], edges: NDArray[np.int32]) -> NDArray[np.float64]:
+    """Length of every ISL at every step.
+
+    Parameters
+    ----------
+    r_ecef_m : ndarray, shape (T, S, 3)
+    edges : ndarray, shape (E, 2)
+
+    Returns
+    -------
+    ndarray, shape (T, E)
+        Lengths [m]; NaN where an endpoint has no position.
+    """
+    d = r_ecef_m[:, edges[:, 0], :] - r_ecef_m[:, edges[:, 1], :]
+    return np.sqrt(np.einsum("tei,tei->te", d, d))
+
+
+def max_isl_range_m(
+    altitude_m: float, grazing_altitude_m: float = 80e3, earth_radius_m: float = 6_378_135.0
+) -> float:
+    """Longest line of sight between two satellites at ``altitude_m`` that stays above
+    ``grazing_altitude_m`` (Hypatia's rule: ISLs do not dip below 80 km).
+
+    ``2 sqrt((R + h)^2 - (R + h_g)^2)``; Hypatia uses the WGS72 radius 6,378,135 m.
+    """
+    return 2.0 * float(
+        np.sqrt((earth_radius_m + altitude_m) ** 2 - (earth_radius_m + grazing_altitude_m) ** 2)
+    )
+
+
+@dataclass(frozen=True)
+class GslRule:
+    """Which satellites a ground site may link to.
+
+    Parameters
+    ----------
+    min_elevation_rad : float or None
+        True elevation mask above the site's geodetic horizon.
+    max_range_m : float or None
+        Maximum slant range (Hypatia's rule: Starlink 1,089,686 m). Exactly one of the two.
+    """
+
+    min_elevation_rad: float | None = None
+    max_range_m: float | None = None
+
+    def search_radius_m(self, r_sat_max_m: float) -> float:
+        """A slant range that no admissible link exceeds (the KD-tree query radius)."""
+        if self.max_range_m is not None:
+            return self.max_range_m
+        assert self.min_elevation_rad is not None
+        # The geodetic vertical differs from the geocentric one by < 0.2 deg; take a 0.5 deg
+        # looser elevation and the smallest Earth radius so the bound is safe for every site.
+        e = max(self.min_elevation_rad - np.radians(0.5), 0.0)
+        return float(slant_range_m(e, r_sat_max_m, WGS84_B_M - 500.0)) + 1.0
+
+
+@dataclass(frozen=True)
+class GslCandidates:
+    """Ground-satellite links in one chunk, as flat arrays of length ``L``.
+
+    Attributes
+    ----------
+    t_idx : ndarray of int32, shape (L,)
+        Step within the chunk.
+    site_idx, sat_idx : ndarray of int32, shape (L,)
+    length_m : ndarray of float64, shape (L,)
+    """
+
+    t_idx: NDArray[np.int32]
+    site_idx: NDArray[np.int32]
+    sat_idx: NDArray[np.int32]
+    length_m: NDArray[np.float64]
+
+
+def find_gsls(
+    r_ecef_m: NDArray[np.float64],
+    ok: NDArray[np.bool_],
+    site_r_m: NDArray[np.float64],
+    site_up: NDArray[np.float64],
+    rule: GslRule,
+) -> GslCandidates:
+    """All admissible ground-satellite links of a chunk.
+
+    Candidates come from one KD-tree over the chunk's ``T * S`` satellite positions, queried with
+    the sites' fixed ECEF positions and a safe slant-range bound, so only nearby pairs are ever
+    tested (``G * S * T`` elevation tests would dominate for the full Starlink constellation).
+
+    Parameters
+    ----------
+    r_ecef_m : ndarray, shape (T, S, 3)
+    ok : ndarray of bool, shape (T, S)
+        Satellites with a valid position.
+    site_r_m, site_up : ndarray, shape (G, 3)
+        Site positions [m] and unit geodetic verticals.
+    rule : GslRule
+
+    Returns
+    -------
+    GslCandidates
+        Sorted by ``(t_idx, site_idx, sat_idx)``.
+    """
+    n_s = r_ecef_m.shape[1]
+    flat = r_ecef_m.reshape(-1, 3)
+    valid = ok.reshape(-1)
+    pts_idx = np.flatnonzero(valid)
+    empty = GslCandidates(
+        np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0)
+    )
+    if pts_idx.size == 0 or site_r_m.shape[0] == 0:
+        return empty
+    pts = flat[pts_idx]
+    r_max = float(np.sqrt((pts**2).sum(axis=1)).max())
+    radius = rule.search_radius_m(max(r_max, WGS84_A_M))
+    sat_tree = cKDTree(pts)
+    site_tree = cKDTree(site_r_m)
+    coo = site_tree.sparse_distance_matrix(sat_tree, radius, output_type="ndarray")
+    g = coo["i"].astype(np.int64)
+    flat_idx = pts_idx[coo["j"]]
+    dist = coo["v"].astype(np.float64)
+    if rule.max_range_m is not None:
+        keep = dist <= rule.max_range_m
+    else:
+        assert rule.min_elevation_rad is not None
+        el = elevation_rad(site_r_m[g], site_up[g], flat[flat_idx])
+        keep = el >= rule.min_elevation_rad
+    g, flat_idx, dist = g[keep], flat_idx[keep], dist[keep]
+    t_idx, sat_idx = np.divmod(flat_idx, n_s)
+    order = np.lexsort((sat_idx, g, t_idx))
+    return GslCandidates(
+        t_idx=t_idx[order].astype(np.int32),
+        site_idx=g[order].astype(np.int32),
+        sat_idx=sat_idx[order].astype(np.int32),
+        length_m=dist[order],
+    )
+
+
+def fibre_links(
+    lat_rad: NDArray[np.float64],
+    lon_rad: NDArray[np.float64],
+    gateway_idx: NDArray[np.int64],
+    pop_idx: NDArray[np.int64],
+    *,
+    route_factor: float,
+    policy: str = "nearest",
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Terrestrial fibre from gateways to PoPs.
+
+    Parameters
+    ----------
+    lat_rad, lon_rad : ndarray, shape (G,)
+        Site coordinates.
+    gateway_idx, pop_idx : ndarray of int
+        Site indices of gateways and PoPs.
+    route_factor : float
+        Fibre route length over great-circle distance (>= 1).
+    policy : {"nearest", "all"}
+        Each gateway backhauls to its nearest PoP, or to every PoP.
+
+    Returns
+    -------
+    gw, pop : ndarray of int64, shape (F,)
+        Site indices of each link's ends.
+    length_m : ndarray, shape (F,)
+        Fibre route length [m] (great circle x route factor).
+    """
+    if gateway_idx.size == 0 or pop_idx.size == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0)
+    gc = great_circle_m(
+        lat_rad[gateway_idx][:, None],
+        lon_rad[gateway_idx][:, None],
+        lat_rad[pop_idx][None, :],
+        lon_rad[pop_idx][None, :],
+    )
+    if policy == "nearest":
+        j = np.argmin(gc, axis=1)
+        gw = gateway_idx
+        pop = pop_idx[j]
+        length = gc[np.arange(gateway_idx.size), j]
+    else:
+        gw = np.repeat(gateway_idx, pop_idx.size)
+        pop = np.tile(pop_idx, gateway_idx.size)
+        length = gc.reshape(-1)
+    return gw, pop, length * route_factor
+
+
+def nearest_k_edges(
+    r_ecef_m: NDArray[np.float64], ok: NDArray[np.bool_], *, k: int, max_range_m: float
+) -> NDArray[np.int32]:
+    """ISLs for satellites without a plane/slot layout (TLE sets): each satellite links to its
+    ``k`` nearest neighbours within ``max_range_m`` at one instant.
+
+    The union of the neighbour relations is taken, so a satellite has at least ``min(k,
+    neighbours in range)`` links and sometimes a few more. The structure is then fixed for the run
+    and each link is up while its length stays within range.
+
+    Parameters
+    ----------
+    r_ecef_m : ndarray, shape (S, 3)
+        Positions at the instant that fixes the structure [m].
+    ok : ndarray of bool, shape (S,)
+        Satellites with a valid position.
+
+    Returns
+    -------
+    ndarray of int32, shape (E, 2)
+        Sorted pairs ``a < b``.
+    """
+    idx = np.flatnonzero(ok)
+    if idx.size < 2 or k < 1:
+        return np.zeros((0, 2), dtype=np.int32)
+    tree = cKDTree(r_ecef_m[idx])
+    kk = min(k + 1, idx.size)
+    _d, j = tree.query(r_ecef_m[idx], k=kk, distance_upper_bound=max_range_m)
+    a = np.repeat(np.arange(idx.size), kk - 1)
+    b = j[:, 1:].reshape(-1)
+    good = b < idx.size
+    e = np.stack([idx[a[good]], idx[b[good]]], axis=1)
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    return e[e[:, 0] != e[:, 1]].astype(np.int32)
