@@ -189,15 +189,17 @@ class LinksSpec(_Model):
 
 
 PairRule = Literal["terminal-to-nearest-pop", "all-terminal-pairs"]
+Mode = Literal["isl", "bent-pipe"]
+
+
+def _default_modes() -> list[Mode]:
+    return ["isl"]
 
 
 class RoutingSpec(_Model):
     """What to route, and how."""
 
-    modes: list[Literal["isl", "bent-pipe"]] = Field(
-        default_factory=lambda: ["isl"],
-        min_length=1,  # type: ignore[arg-type]
-    )
+    modes: list[Mode] = Field(default_factory=_default_modes, min_length=1)
     pairs: Annotated[
         Annotated[PairRule, Tag("name")] | Annotated[list[tuple[str, str]], Tag("table")],
         Discriminator(_str_or_table),

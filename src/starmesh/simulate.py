@@ -32,6 +32,7 @@ from .elements import ElementSet, load_elements
 from .errors import RunFolderError, ScenarioError
 from .ground import (
     Site,
+    SiteKind,
     Sites,
     gateway_by_name,
     hypatia_cities,
@@ -86,7 +87,7 @@ class RunPlan:
 # --- Plan ------------------------------------------------------------------------------------
 
 
-def _resolve_site(entry: SiteEntry, kind: str, where: str) -> Site:
+def _resolve_site(entry: SiteEntry, kind: SiteKind, where: str) -> Site:
     try:
         if isinstance(entry, str):
             if kind == "gateway":
@@ -106,14 +107,7 @@ def _resolve_site(entry: SiteEntry, kind: str, where: str) -> Site:
             )
     except ScenarioError as exc:
         raise ScenarioError(where, exc.message) from None
-    return Site(
-        site.name,
-        kind,
-        site.lat_deg,
-        site.lon_deg,
-        site.alt_m,  # type: ignore[arg-type]
-        site.approximate,
-    )
+    return Site(site.name, kind, site.lat_deg, site.lon_deg, site.alt_m, site.approximate)
 
 
 def _build_sites(scenario: Scenario) -> Sites:
