@@ -99,6 +99,13 @@ class GslRule:
     min_elevation_rad: float | None = None
     max_range_m: float | None = None
 
+    def __post_init__(self) -> None:
+        if (self.min_elevation_rad is None) == (self.max_range_m is None):
+            raise ValueError(
+                "GslRule needs exactly one of min_elevation_rad and max_range_m, got "
+                f"{self.min_elevation_rad!r} and {self.max_range_m!r}"
+            )
+
     def search_radius_m(self, r_sat_max_m: float) -> float:
         """A slant range that no admissible link exceeds (the KD-tree query radius)."""
         if self.max_range_m is not None:
@@ -106,7 +113,9 @@ class GslRule:
         assert self.min_elevation_rad is not None
         # The geodetic vertical differs from the geocentric one by < 0.2 deg; take a 0.5 deg
         # looser elevation and the smallest Earth radius so the bound is safe for every site.
-        e = max(self.min_elevation_rad - np.radians(0.5), 0.0)
+        # The loosened angle may be negative (a 0 deg mask): the formula holds there too, and
+        # clamping it at 0 would drop the margin and miss satellites on the poleward horizon.
+        e = self.min_elevation_rad - np.radians(0.5)
         return float(slant_range_m(e, r_sat_max_m, WGS84_B_M - 500.0)) + 1.0
 
 

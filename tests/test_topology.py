@@ -1,0 +1,634 @@
+"""Tests of starmesh.topology: +Grid ISLs, nearest-k ISLs, GSLs and fibre, against brute force
+and closed forms."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from starmesh.constants import EARTH_MEAN_RADIUS_M, WGS84_A_M
+from starmesh.constellation import Constellation, Pattern, WalkerShell, preset_shells
+from starmesh.frames import elevation_rad, geodetic_to_ecef, slant_range_m, up_vectors
+from starmesh.propagation import Propagator
+from starmesh.topology import (
+    GslCandidates,
+    GslRule,
+    fibre_links,
+    find_gsls,
+    isl_lengths_m,
+    max_isl_range_m,
+    nearest_k_edges,
+    plus_grid_edges,
+)
+
+ONE_MM = 1e-3
+ONE_M = 1.0
+EPOCH = datetime(2025, 3, 1, tzinfo=UTC)
+#: Hypatia's Starlink 550 km ISL limit (satgenpy ``main_starlink_550.py``: 2 sqrt((R + h)^2 -
+#: (R + 80 km)^2) with R = 6,378,135 m), and its GSL limit sqrt(940,700^2 + 550,000^2) m.
+HYPATIA_MAX_ISL_M = 5_016_591.233
+HYPATIA_MAX_GSL_M = 1_089_686.4181956202
+
+
+def shell(
+    planes: int,
+    per: int,
+    phasing: int,
+    *,
+    alt_km: float = 550.0,
+    inc: float = 53.0,
+    pattern: Pattern = "delta",
+    name: str = "s",
+) -> WalkerShell:
+    return WalkerShell(name, planes, per, phasing, alt_km * 1e3, inc, pattern)
+
+
+def edge_set(edges: NDArray[np.int32]) -> set[tuple[int, int]]:
+    return {(int(a), int(b)) for a, b in edges}
+
+
+def check_edge_array(edges: NDArray[np.int32], n_sats: int) -> None:
+    """int32 pairs a < b, sorted, no duplicates, endpoints in range."""
+    assert edges.dtype == np.int32
+    assert edges.ndim == 2 and edges.shape[1] == 2
+    assert np.all(edges[:, 0] < edges[:, 1])
+    assert np.all((edges >= 0) & (edges < n_sats))
+    assert len(edge_set(edges)) == len(edges)
+    order = np.lexsort((edges[:, 1], edges[:, 0]))
+    np.testing.assert_array_equal(order, np.arange(len(edges)))
+
+
+def expected_plus_grid(
+    p_n: int, n: int, shift: int | None, offset: int = 0
+) -> set[tuple[int, int]]:
+    """+Grid written out slot by slot: in-plane ring, plane p slot j to plane p + 1 slot j,
+    and across the seam last plane slot j to plane 0 slot (j + shift) mod n."""
+    want: set[tuple[int, int]] = set()
+
+    def add(a: int, b: int) -> None:
+        want.add((offset + min(a, b), offset + max(a, b)))
+
+    for p in range(p_n):
+        for j in range(n):
+            add(p * n + j, p * n + (j + 1) % n)
+            if p < p_n - 1:
+                add(p * n + j, (p + 1) * n + j)
+            elif shift is not None:
+                add(p * n + j, (j + shift) % n)
+    return want
+
+
+# --- +Grid ------------------------------------------------------------------------------------
+
+
+@st.composite
+def walker_pnf(draw: st.DrawFn) -> tuple[int, int, int]:
+    p = draw(st.integers(3, 9))
+    n = draw(st.integers(3, 9))
+    return p, n, draw(st.integers(0, p - 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(walker_pnf())
+def test_plus_grid_delta_shell(pnf: tuple[int, int, int]) -> None:
+    p_n, n, f = pnf
+    constellation = Constellation.from_shells("w", [shell(p_n, n, f)], epoch=EPOCH)
+    s = p_n * n
+    edges = plus_grid_edges(constellation)
+    check_edge_array(edges, s)
+    assert len(edges) == 2 * s
+    np.testing.assert_array_equal(np.bincount(edges.ravel(), minlength=s), np.full(s, 4))
+    assert edge_set(edges) == expected_plus_grid(p_n, n, f)
+    # Every seam link: last plane slot j <-> plane 0 slot (j + F) mod N.
+    for j in range(n):
+        assert ((j + f) % n, (p_n - 1) * n + j) in edge_set(edges) or (
+            (p_n - 1) * n + j,
+            (j + f) % n,
+        ) in edge_set(edges)
+    # Every cross-plane link, the seam included, joins satellites whose arguments of latitude
+    # differ by the same Walker offset 2 pi F / S, so the seam is no different from the others.
+    raan, u = constellation.shells[0].shell.angles_rad()
+    plane = np.arange(s) // n
+    a, b = edges[:, 0], edges[:, 1]
+    cross = plane[a] != plane[b]
+    lo = np.where(plane[b] == (plane[a] + 1) % p_n, a, b)[cross]
+    hi = np.where(plane[b] == (plane[a] + 1) % p_n, b, a)[cross]
+    assert np.all(plane[hi] == (plane[lo] + 1) % p_n)
+    du = np.mod(u[hi] - u[lo] - 2 * math.pi * f / s + math.pi, 2 * math.pi) - math.pi
+    assert np.abs(du).max() < 1e-12
+    draan = np.mod(raan[hi] - raan[lo] - 2 * math.pi / p_n + math.pi, 2 * math.pi) - math.pi
+    assert np.abs(draan).max() < 1e-12
+
+
+@settings(max_examples=30, deadline=None)
+@given(walker_pnf())
+def test_plus_grid_star_shell_has_no_seam(pnf: tuple[int, int, int]) -> None:
+    p_n, n, f = pnf
+    star = shell(p_n, n, f, inc=87.9, pattern="star")
+    constellation = Constellation.from_shells("w", [star], epoch=EPOCH)
+    s = p_n * n
+    edges = plus_grid_edges(constellation)
+    check_edge_array(edges, s)
+    assert len(edges) == 2 * s - n
+    assert edge_set(edges) == expected_plus_grid(p_n, n, None)
+    degree = np.bincount(edges.ravel(), minlength=s).reshape(p_n, n)
+    assert np.all(degree[[0, -1]] == 3)
+    assert np.all(degree[1:-1] == 4)
+
+
+def test_plus_grid_hypatia_layout_seam_has_no_shift() -> None:
+    """satgenpy's +Grid links the last plane's slot j to slot j of plane 0."""
+    hyp = WalkerShell("h", 6, 5, 0, 550e3, 53.0, layout="hypatia", mean_motion_rev_day=15.19)
+    constellation = Constellation.from_shells("h", [hyp], epoch=EPOCH)
+    edges = plus_grid_edges(constellation)
+    assert edge_set(edges) == expected_plus_grid(6, 5, 0)
+    assert len(edges) == 60
+
+
+def test_plus_grid_multi_shell_never_crosses_shells() -> None:
+    shells = [
+        shell(5, 7, 2, name="a"),
+        shell(3, 3, 0, alt_km=560.0, inc=97.6, name="b"),
+        shell(4, 6, 1, alt_km=1200.0, inc=87.9, pattern="star", name="c"),
+        shell(8, 4, 7, alt_km=570.0, inc=70.0, name="d"),
+    ]
+    constellation = Constellation.from_shells("multi", shells, epoch=EPOCH)
+    edges = plus_grid_edges(constellation)
+    check_edge_array(edges, constellation.n_sats)
+    sizes = [sh.n_sats for sh in shells]
+    bounds = np.cumsum([0, *sizes])
+    shell_of = np.repeat(np.arange(len(shells)), sizes)
+    np.testing.assert_array_equal(shell_of[edges[:, 0]], shell_of[edges[:, 1]])
+    want: set[tuple[int, int]] = set()
+    for sh, off in zip(shells, bounds[:-1].tolist(), strict=True):
+        want |= expected_plus_grid(sh.n_planes, sh.sats_per_plane, sh.seam_shift(), off)
+    assert edge_set(edges) == want
+    assert len(edges) == 2 * sum(sizes) - shells[2].sats_per_plane
+
+
+def test_plus_grid_starlink_gen1() -> None:
+    constellation = Constellation.from_shells(
+        "starlink-gen1", preset_shells("starlink-gen1"), epoch=EPOCH
+    )
+    assert constellation.n_sats == 4408
+    edges = plus_grid_edges(constellation)
+    check_edge_array(edges, 4408)
+    assert len(edges) == 2 * 4408
+    np.testing.assert_array_equal(np.bincount(edges.ravel()), np.full(4408, 4))
+
+
+# --- ISL lengths ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("planes", "per", "phasing"), [(24, 16, 1), (72, 22, 39)], ids=["24x16", "starlink-550"]
+)
+def test_isl_lengths_over_time(planes: int, per: int, phasing: int) -> None:
+    """In-plane ISLs keep the chord 2 a sin(pi / N); cross-plane ISLs breathe but stay within
+    Hypatia's 550 km limit."""
+    constellation = Constellation.walker_delta(
+        planes=planes, sats_per_plane=per, phasing=phasing, altitude_m=550e3, inclination_deg=53.0
+    )
+    a_m = WGS84_A_M + 550e3
+    period = constellation.shells[0].shell.period_s
+    t_s = np.concatenate([np.linspace(0.0, period, 25), [86_400.0]])
+    r, ok = Propagator(constellation, EPOCH).positions_ecef_m(t_s)
+    assert ok.all()
+    edges = plus_grid_edges(constellation)
+    length = isl_lengths_m(r, edges)
+    assert length.shape == (t_s.size, len(edges))
+    plane = np.arange(constellation.n_sats) // per
+    in_plane = plane[edges[:, 0]] == plane[edges[:, 1]]
+    assert in_plane.sum() == constellation.n_sats
+    assert np.abs(length[:, in_plane] - 2 * a_m * math.sin(math.pi / per)).max() < ONE_MM
+    cross = length[:, ~in_plane]
+    assert np.all(cross.max(axis=0) - cross.min(axis=0) > 1e3)
+    assert cross.max() <= max_isl_range_m(550e3)
+    assert cross.min() > 0.0
+    # Brute force for one step.
+    k = 7
+    want = np.linalg.norm(r[k, edges[:, 0]] - r[k, edges[:, 1]], axis=1)
+    assert np.abs(length[k] - want).max() < ONE_MM
+
+
+def test_max_isl_range_hypatia() -> None:
+    got = max_isl_range_m(550e3)
+    assert abs(got - HYPATIA_MAX_ISL_M) < ONE_MM
+    # Geometric meaning: the chord's midpoint grazes 80 km above the (WGS72) sphere.
+    for h in [340e3, 550e3, 1200e3]:
+        length = max_isl_range_m(h)
+        r = 6_378_135.0 + h
+        assert abs(math.sqrt(r**2 - (length / 2) ** 2) - (6_378_135.0 + 80e3)) < ONE_MM
+    assert max_isl_range_m(550e3, grazing_altitude_m=550e3) == 0.0
+
+
+# --- GSLs -------------------------------------------------------------------------------------
+
+# A few dozen sites from pole to pole; heights from below sea level to a high plateau.
+SITE_LAT_DEG = [
+    -90.0,
+    -89.9,
+    -77.85,
+    -70.0,
+    -60.0,
+    -45.0,
+    -33.9,
+    -20.0,
+    -5.0,
+    0.0,
+    0.0,
+    5.0,
+    14.6,
+    25.0,
+    35.7,
+    45.0,
+    45.0,
+    50.45,
+    52.2,
+    55.0,
+    60.0,
+    64.15,
+    69.6,
+    71.3,
+    78.2,
+    82.5,
+    89.9,
+    90.0,
+]
+SITE_LON_DEG = [
+    0.0,
+    45.0,
+    166.7,
+    -60.0,
+    10.0,
+    170.0,
+    18.4,
+    -45.0,
+    120.0,
+    0.0,
+    -179.9,
+    80.0,
+    121.0,
+    55.0,
+    139.7,
+    -100.0,
+    7.0,
+    30.5,
+    21.0,
+    -3.0,
+    24.9,
+    -21.9,
+    18.9,
+    -156.8,
+    15.6,
+    -62.3,
+    -30.0,
+    0.0,
+]
+SITE_H_M = [
+    2835.0,
+    0.0,
+    10.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    -400.0,
+    40.0,
+    0.0,
+    0.0,
+    170.0,
+    100.0,
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    3.0,
+    0.0,
+    30.0,
+    0.0,
+    0.0,
+]
+
+
+def gsl_scene() -> tuple[
+    NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]
+]:
+    """A 53-degree and a polar shell over four steps, and the sites above."""
+    shells = [shell(20, 12, 3, name="mid"), shell(8, 15, 1, alt_km=1200.0, inc=97.6, name="polar")]
+    constellation = Constellation.from_shells("gsl", shells, epoch=EPOCH)
+    r, ok = Propagator(constellation, EPOCH).positions_ecef_m(
+        np.array([0.0, 300.0, 1700.0, 5000.0])
+    )
+    lat, lon = np.radians(SITE_LAT_DEG), np.radians(SITE_LON_DEG)
+    return r, ok, geodetic_to_ecef(lat, lon, np.array(SITE_H_M)), up_vectors(lat, lon)
+
+
+def as_set(gsl: GslCandidates) -> set[tuple[int, int, int]]:
+    return set(zip(gsl.t_idx.tolist(), gsl.site_idx.tolist(), gsl.sat_idx.tolist(), strict=True))
+
+
+def check_candidates(
+    gsl: GslCandidates, r: NDArray[np.float64], site_r: NDArray[np.float64]
+) -> None:
+    """Sorted by (t, site, sat), int32 indices, lengths equal to the site-satellite distance."""
+    for x in (gsl.t_idx, gsl.site_idx, gsl.sat_idx):
+        assert x.dtype == np.int32
+    order = np.lexsort((gsl.sat_idx, gsl.site_idx, gsl.t_idx))
+    np.testing.assert_array_equal(order, np.arange(order.size))
+    assert len(as_set(gsl)) == gsl.t_idx.size
+    want = np.linalg.norm(r[gsl.t_idx, gsl.sat_idx] - site_r[gsl.site_idx], axis=1)
+    assert np.abs(gsl.length_m - want).max() < ONE_MM
+
+
+@pytest.mark.parametrize(
+    "min_el_deg",
+    [
+        0.0,  # the loosened search angle goes negative: must keep the poleward horizon
+        10.0,
+        25.0,
+        40.0,
+    ],
+)
+def test_find_gsls_elevation_equals_brute_force(min_el_deg: float) -> None:
+    r, ok, site_r, up = gsl_scene()
+    min_el = math.radians(min_el_deg)
+    gsl = find_gsls(r, ok, site_r, up, GslRule(min_elevation_rad=min_el))
+    el = elevation_rad(site_r[None, :, None, :], up[None, :, None, :], r[:, None, :, :])
+    want = {tuple(x) for x in np.argwhere(el >= min_el).tolist()}
+    assert as_set(gsl) == want
+    assert len(want) > 50
+    check_candidates(gsl, r, site_r)
+    # The polar shell serves the poles.
+    polar_sites = np.flatnonzero(np.abs(SITE_LAT_DEG) > 80.0)
+    if min_el_deg <= 25.0:
+        assert np.isin(gsl.site_idx, polar_sites).any()
+
+
+def poleward_satellite(
+    lat_deg: float, alt_km: float, el_deg: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]:
+    """Site at (lat, 0) and a satellite at altitude ``alt_km`` seen due poleward at geodetic
+    elevation ``el_deg``, where the geodetic vertical makes the slant range longest.
+
+    Returns site position (1, 3), up (1, 3), satellite position (3,) and the slant range.
+    """
+    lat, lon = np.radians([lat_deg]), np.zeros(1)
+    site_r, up = geodetic_to_ecef(lat, lon), up_vectors(lat, lon)
+    poleward = math.copysign(1.0, lat_deg) * np.array([-math.sin(lat[0]), 0.0, math.cos(lat[0])])
+    e = math.radians(el_deg)
+    direction = math.cos(e) * poleward + math.sin(e) * up[0]
+    # Distance along the direction to the orbit sphere: |site + d direction| = a + h.
+    b = float(site_r[0] @ direction)
+    c = float(site_r[0] @ site_r[0]) - (WGS84_A_M + alt_km * 1e3) ** 2
+    d = -b + math.sqrt(b * b - c)
+    sat = site_r[0] + d * direction
+    assert abs(elevation_rad(site_r[0], up[0], sat) - e) < 1e-9
+    return site_r, up, sat, d
+
+
+@pytest.mark.parametrize("min_el_deg", [0.6, 10.0, 25.0, 40.0])
+@pytest.mark.parametrize(("lat_deg", "alt_km"), [(60.0, 550.0), (-60.0, 550.0), (45.0, 1200.0)])
+def test_find_gsls_keeps_satellite_just_above_mask_poleward(
+    lat_deg: float, alt_km: float, min_el_deg: float
+) -> None:
+    """0.01 deg above the mask, due poleward: in; 0.01 deg below: out."""
+    for el_deg, want in [(min_el_deg + 0.01, [0]), (min_el_deg - 0.01, [])]:
+        site_r, up, sat, d = poleward_satellite(lat_deg, alt_km, el_deg)
+        rule = GslRule(min_elevation_rad=math.radians(min_el_deg))
+        gsl = find_gsls(sat[None, None], np.ones((1, 1), bool), site_r, up, rule)
+        assert gsl.sat_idx.tolist() == want
+        assert np.abs(gsl.length_m - d).max(initial=0.0) < ONE_MM
+
+
+@pytest.mark.parametrize(("lat_deg", "alt_km"), [(60.0, 550.0), (-60.0, 550.0), (45.0, 1200.0)])
+def test_find_gsls_zero_mask_keeps_satellite_on_polar_horizon(
+    lat_deg: float, alt_km: float
+) -> None:
+    """A satellite 0.01 deg above the geodetic horizon, due poleward, passes a 0 deg mask."""
+    site_r, up, sat, d = poleward_satellite(lat_deg, alt_km, 0.01)
+    gsl = find_gsls(
+        sat[None, None], np.ones((1, 1), bool), site_r, up, GslRule(min_elevation_rad=0.0)
+    )
+    assert gsl.sat_idx.tolist() == [0]
+    assert abs(gsl.length_m[0] - d) < ONE_MM
+
+
+@pytest.mark.parametrize("max_range_m", [HYPATIA_MAX_GSL_M, 2_500e3])
+def test_find_gsls_max_range_equals_brute_force(max_range_m: float) -> None:
+    r, ok, site_r, up = gsl_scene()
+    gsl = find_gsls(r, ok, site_r, up, GslRule(max_range_m=max_range_m))
+    dist = np.linalg.norm(r[:, None, :, :] - site_r[None, :, None, :], axis=-1)
+    want = {tuple(x) for x in np.argwhere(dist <= max_range_m).tolist()}
+    assert as_set(gsl) == want
+    assert len(want) > 20
+    check_candidates(gsl, r, site_r)
+    assert gsl.length_m.max() <= max_range_m
+
+
+@pytest.mark.parametrize("nan_positions", [False, True], ids=["kept", "nan"])
+def test_find_gsls_skips_satellites_without_position(nan_positions: bool) -> None:
+    r, ok, site_r, up = gsl_scene()
+    rng = np.random.default_rng(7)
+    ok = ok & (rng.random(ok.shape) > 0.3)
+    if nan_positions:
+        r = r.copy()
+        r[~ok] = np.nan
+    rule = GslRule(min_elevation_rad=math.radians(10.0))
+    gsl = find_gsls(r, ok, site_r, up, rule)
+    assert ok[gsl.t_idx, gsl.sat_idx].all()
+    full = find_gsls(*gsl_scene(), rule)
+    kept = {x for x in as_set(full) if ok[x[0], x[2]]}
+    assert as_set(gsl) == kept
+    assert len(kept) < len(as_set(full))
+    none = find_gsls(r, np.zeros_like(ok), site_r, up, rule)
+    assert none.t_idx.size == none.length_m.size == 0
+
+
+@pytest.mark.parametrize("lat_deg", [0.0, 30.0, 53.0, 89.0, -65.0])
+def test_gsl_to_satellite_overhead(lat_deg: float) -> None:
+    """A satellite h above the site along its vertical is at 90 deg elevation, h away."""
+    heights = np.array([550e3, 1200e3])
+    lat, lon = np.radians([lat_deg]), np.radians([25.0])
+    site_r, up = geodetic_to_ecef(lat, lon), up_vectors(lat, lon)
+    sats = site_r + heights[:, None] * up
+    gsl = find_gsls(
+        sats[None], np.ones((1, 2), bool), site_r, up, GslRule(min_elevation_rad=math.radians(25.0))
+    )
+    np.testing.assert_array_equal(gsl.sat_idx, [0, 1])
+    assert np.abs(gsl.length_m - heights).max() < ONE_M
+    assert np.abs(elevation_rad(site_r, up, sats) - math.pi / 2).max() < 1e-7
+
+
+def test_gsl_overhead_at_equator() -> None:
+    """Satellite on the x axis at a + h, site at (a, 0, 0): the GSL is h long."""
+    h = 550e3
+    site_r = geodetic_to_ecef(np.zeros(1), np.zeros(1))
+    np.testing.assert_allclose(site_r, [[WGS84_A_M, 0.0, 0.0]], rtol=0, atol=ONE_MM)
+    sat = np.array([[[WGS84_A_M + h, 0.0, 0.0]]])
+    gsl = find_gsls(
+        sat,
+        np.ones((1, 1), bool),
+        site_r,
+        up_vectors(np.zeros(1), np.zeros(1)),
+        GslRule(min_elevation_rad=math.radians(25.0)),
+    )
+    assert gsl.length_m.size == 1
+    assert abs(gsl.length_m[0] - h) < ONE_M
+
+
+def test_slant_range_closed_form() -> None:
+    """A point built at slant range d(e) along elevation e lies on the orbit sphere, at e."""
+    big_r = WGS84_A_M
+    orbit_r = np.array([big_r + 550e3, big_r + 1200e3])[:, None]
+    e = np.radians([0.0, 10.0, 25.0, 40.0, 89.9, 90.0])[None, :]
+    d = slant_range_m(e, orbit_r, big_r)
+    assert d.shape == (2, 6)
+    point = np.stack([big_r + d * np.sin(e), d * np.cos(e), np.zeros_like(d)], axis=-1)
+    assert np.abs(np.linalg.norm(point, axis=-1) - orbit_r).max() < ONE_MM
+    site = np.array([big_r, 0.0, 0.0])
+    got_e = elevation_rad(site, np.array([1.0, 0.0, 0.0]), point)
+    assert np.abs(got_e - e).max() < 1e-9
+    np.testing.assert_allclose(d[:, -1], orbit_r[:, 0] - big_r, rtol=0, atol=ONE_MM)
+    np.testing.assert_allclose(d[:, 0], np.sqrt(orbit_r[:, 0] ** 2 - big_r**2), rtol=0, atol=ONE_MM)
+    # Scalar input, and the search radius of the elevation rule covers it.
+    d25 = float(slant_range_m(math.radians(25.0), big_r + 550e3, big_r))
+    assert abs(d25 - float(d[0, 2])) < ONE_MM
+    assert GslRule(min_elevation_rad=math.radians(25.0)).search_radius_m(big_r + 550e3) > d25
+
+
+@pytest.mark.parametrize("min_el_deg", [0.0, 25.0])
+def test_gsl_elevation_threshold_at_equator(min_el_deg: float) -> None:
+    """At the equator the geodetic vertical is radial, so a satellite built at elevation
+    e +- 1e-6 rad from the closed form is just in or just out."""
+    min_el = math.radians(min_el_deg)
+    r_orbit = WGS84_A_M + 550e3
+    e = np.array([min_el + 1e-6, min_el - 1e-6])
+    d = slant_range_m(e, r_orbit, WGS84_A_M)
+    sats = np.stack([WGS84_A_M + d * np.sin(e), d * np.cos(e), np.zeros(2)], axis=-1)
+    site_r = geodetic_to_ecef(np.zeros(1), np.zeros(1))
+    gsl = find_gsls(
+        sats[None],
+        np.ones((1, 2), bool),
+        site_r,
+        up_vectors(np.zeros(1), np.zeros(1)),
+        GslRule(min_elevation_rad=min_el),
+    )
+    np.testing.assert_array_equal(gsl.sat_idx, [0])
+    assert abs(gsl.length_m[0] - d[0]) < ONE_MM
+
+
+# --- Nearest-k ISLs ---------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 60),
+    k=st.integers(1, 6),
+    range_km=st.floats(300.0, 6000.0),
+)
+def test_nearest_k_edges_equals_brute_force(seed: int, n: int, k: int, range_km: float) -> None:
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n, 3))
+    r = v / np.linalg.norm(v, axis=1, keepdims=True) * rng.uniform(6.9e6, 7.6e6, size=(n, 1))
+    ok = rng.random(n) > 0.1
+    max_range = range_km * 1e3
+    edges = nearest_k_edges(r, ok, k=k, max_range_m=max_range)
+    check_edge_array(edges, n)
+    idx = np.flatnonzero(ok)
+    dist = np.linalg.norm(r[:, None] - r[None, :], axis=-1)
+    want: set[tuple[int, int]] = set()
+    for i in idx:
+        others = idx[idx != i]
+        near = others[np.argsort(dist[i, others])][:k]
+        want |= {(min(i, j), max(i, j)) for j in near.tolist() if dist[i, j] <= max_range}
+    assert edge_set(edges) == want
+    if len(edges):
+        assert ok[edges].all()
+        assert dist[edges[:, 0], edges[:, 1]].max() <= max_range
+    degree = np.bincount(edges.ravel(), minlength=n)
+    in_range = (dist <= max_range)[np.ix_(idx, idx)].sum(axis=1) - 1
+    assert np.all(degree[idx] >= np.minimum(k, in_range))
+
+
+# --- Fibre ------------------------------------------------------------------------------------
+
+
+def sphere_distance_m(
+    lat1: NDArray[np.float64],
+    lon1: NDArray[np.float64],
+    lat2: NDArray[np.float64],
+    lon2: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Great circle on the mean sphere from the angle between unit vectors (atan2 form)."""
+
+    def unit(lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
+
+    a, b = unit(lat1, lon1), unit(lat2, lon2)
+    a, b = np.broadcast_arrays(a, b)
+    cross = np.linalg.norm(np.cross(a, b), axis=-1)
+    return EARTH_MEAN_RADIUS_M * np.arctan2(cross, np.einsum("...i,...i->...", a, b))
+
+
+def test_fibre_links_nearest_and_all() -> None:
+    rng = np.random.default_rng(2025)
+    n = 40
+    lat = np.radians(rng.uniform(30.0, 70.0, n))
+    lon = np.radians(rng.uniform(-20.0, 50.0, n))
+    kinds = rng.choice(np.array(["terminal", "gateway", "pop"]), size=n, p=[0.3, 0.5, 0.2])
+    gw_idx = np.flatnonzero(kinds == "gateway")
+    pop_idx = np.flatnonzero(kinds == "pop")
+    assert gw_idx.size > 5 and pop_idx.size > 2
+    factor = 1.3
+    gc = sphere_distance_m(
+        lat[gw_idx, None], lon[gw_idx, None], lat[None, pop_idx], lon[None, pop_idx]
+    )
+
+    gw, pop, length = fibre_links(lat, lon, gw_idx, pop_idx, route_factor=factor)
+    np.testing.assert_array_equal(gw, gw_idx)
+    np.testing.assert_array_equal(pop, pop_idx[np.argmin(gc, axis=1)])
+    assert np.abs(length - gc.min(axis=1) * factor).max() < ONE_MM
+
+    gw, pop, length = fibre_links(lat, lon, gw_idx, pop_idx, route_factor=factor, policy="all")
+    assert len(gw) == gw_idx.size * pop_idx.size
+    got = {(int(g), int(p)): float(x) for g, p, x in zip(gw, pop, length, strict=True)}
+    assert set(got) == {(int(g), int(p)) for g in gw_idx for p in pop_idx}
+    for i, g in enumerate(gw_idx.tolist()):
+        for j, p in enumerate(pop_idx.tolist()):
+            assert abs(got[g, p] - gc[i, j] * factor) < ONE_MM
+
+    for empty in [(gw_idx[:0], pop_idx), (gw_idx, pop_idx[:0])]:
+        gw, pop, length = fibre_links(lat, lon, *empty, route_factor=factor)
+        assert gw.size == pop.size == length.size == 0
+
+
+def test_fibre_link_closed_form() -> None:
+    """A quarter of the equator is pi R / 2; a gateway at a PoP gets a zero-length link."""
+    lat = np.zeros(3)
+    lon = np.radians([0.0, 90.0, 0.0])
+    gw, pop, length = fibre_links(lat, lon, np.array([1, 2]), np.array([0]), route_factor=1.5)
+    np.testing.assert_array_equal(gw, [1, 2])
+    np.testing.assert_array_equal(pop, [0, 0])
+    assert abs(length[0] - 1.5 * math.pi * EARTH_MEAN_RADIUS_M / 2) < ONE_MM
+    assert length[1] == 0.0
+
+
+def test_gsl_rule_needs_exactly_one_criterion() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        GslRule()
+    with pytest.raises(ValueError, match="exactly one"):
+        GslRule(min_elevation_rad=0.4, max_range_m=1e6)
