@@ -148,6 +148,11 @@ def test_run_with_tle_swaps_the_constellation(tmp_path):
     resolved = tomllib.loads((out / "scenario.toml").read_text())
     assert resolved["constellation"]["tle_file"].endswith("sats.tle")
     assert resolved["links"]["isl"] == "nearest-k"
+    # The resolved scenario runs again, alone, to the same routes.
+    again = tmp_path / "again"
+    res = runner.invoke(app, ["run", str(out / "scenario.toml"), "--out", str(again), "-q"])
+    assert res.exit_code == 0, res.output
+    assert pq.read_table(again / "rtt.parquet").equals(pq.read_table(out / "rtt.parquet"))
 
 
 BAD = {
@@ -268,6 +273,16 @@ def test_unknown_builtin_lists_the_known_ones():
     res = runner.invoke(app, ["show", "ukrain"])
     assert res.exit_code == 1
     assert "ukraine" in res.output and "hypatia-starlink-550" in res.output
+
+
+def test_top_cities_dataset(tmp_path):
+    text = SMALL.replace('terminals = ["Kyiv", "Lviv"]', 'terminal_dataset = "top-cities:12"')
+    res = runner.invoke(app, ["validate", str(_write(tmp_path, text))])
+    assert res.exit_code == 0, res.output
+    assert "14 sites, 12 pairs" in res.output
+    bad = SMALL.replace('terminals = ["Kyiv", "Lviv"]', 'terminal_dataset = "top-cities:x"')
+    res = runner.invoke(app, ["validate", str(_write(tmp_path, bad, "bad.toml"))])
+    assert res.exit_code == 1 and "ground: terminal_dataset must be" in res.output
 
 
 def test_builtin_text_is_the_shipped_file():

@@ -159,12 +159,24 @@ class GroundSpec(_Model):
     """The ground segment. Plain strings are city names (gateways: Starlink gateway names)."""
 
     terminals: list[SiteEntry] = []
-    terminal_dataset: Literal["hypatia-top100"] | None = None
+    terminal_dataset: str | None = Field(
+        None,
+        description="'hypatia-top100' (Hypatia's 100 cities) or 'top-cities:N' (the N most "
+        "populous GeoNames cities)",
+    )
     gateways: list[SiteEntry] = []
     pops: list[SiteEntry] = []
 
     @model_validator(mode="after")
     def _check(self) -> GroundSpec:
+        ds = self.terminal_dataset
+        if ds is not None and ds != "hypatia-top100":
+            n = ds.removeprefix("top-cities:")
+            if not (ds.startswith("top-cities:") and n.isdigit() and 1 <= int(n) <= 5000):
+                raise ValueError(
+                    f"terminal_dataset must be 'hypatia-top100' or 'top-cities:N' with N in "
+                    f"[1, 5000], got {ds!r}"
+                )
         if not self.terminals and self.terminal_dataset is None:
             raise ValueError('no terminals: add terminals = ["Kyiv", ...] or terminal_dataset')
         return self
@@ -173,7 +185,8 @@ class GroundSpec(_Model):
 class LinksSpec(_Model):
     """Which links exist."""
 
-    isl: Literal["plus-grid", "none"] = "plus-grid"
+    isl: Literal["plus-grid", "nearest-k", "none"] = "plus-grid"
+    isl_k: int = Field(4, ge=1, le=16)
     isl_max_range_km: float | None = Field(None, gt=0.0, le=100000.0)
     gsl_rule: Literal["elevation", "max-range"] = "elevation"
     min_elevation_deg: float = Field(25.0, ge=0.0, lt=90.0)

@@ -38,6 +38,7 @@ from .ground import (
     hypatia_cities,
     nearest,
     resolve_city,
+    top_cities,
 )
 from .propagation import Propagator
 from .routing import Routes, RoutingProblem, fibre_delay_s, shortest_routes, snapshot_graph
@@ -117,6 +118,8 @@ def _build_sites(scenario: Scenario) -> Sites:
         sites.append(_resolve_site(e, "terminal", f"ground.terminals[{i}]"))
     if g.terminal_dataset == "hypatia-top100":
         sites.extend(hypatia_cities())
+    elif g.terminal_dataset is not None:
+        sites.extend(top_cities(int(g.terminal_dataset.removeprefix("top-cities:"))))
     for i, e in enumerate(g.gateways):
         sites.append(_resolve_site(e, "gateway", f"ground.gateways[{i}]"))
     for i, e in enumerate(g.pops):
@@ -214,11 +217,12 @@ def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
         isl_range = max_isl_range_m(500e3)
     if links.isl == "none":
         isl_edges = np.zeros((0, 2), np.int32)
-    elif constellation.shells:
+    elif links.isl == "plus-grid" and constellation.shells:
         isl_edges = plus_grid_edges(constellation)
     else:
+        # nearest-k, or +Grid asked of satellites without a plane/slot layout (TLE sets).
         r0, ok0 = propagator.positions_ecef_m(grid.t_s(0, 1))
-        isl_edges = nearest_k_edges(r0[0], ok0[0], k=4, max_range_m=isl_range)
+        isl_edges = nearest_k_edges(r0[0], ok0[0], k=links.isl_k, max_range_m=isl_range)
     if links.gsl_rule == "max-range":
         assert links.gsl_max_range_km is not None
         rule = GslRule(max_range_m=links.gsl_max_range_km * 1e3)
