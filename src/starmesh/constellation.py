@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .constants import MU_EARTH_M3_S2, WGS84_A_M
-from .elements import ElementSet
+from .elements import ElementSet, tle_checksum
 from .errors import ScenarioError
 from .timegrid import parse_utc
 
@@ -288,11 +288,6 @@ class Constellation:
         )
 
 
-def _tle_checksum(line68: str) -> int:
-    """TLE checksum: sum of digits, '-' counts 1, modulo 10."""
-    return sum(int(c) if c.isdigit() else (1 if c == "-" else 0) for c in line68) % 10
-
-
 def _hypatia_tle_lines(layouts: list[ShellLayout]) -> list[str]:
     """satgenpy's ``generate_tles_from_scratch_manual`` layout, as 3LE lines.
 
@@ -326,8 +321,8 @@ def _hypatia_tle_lines(layouts: list[ShellLayout]) -> list[str]:
                     f"{shell.mean_motion_rev_day:2.8f}".rjust(11),
                 )
                 lines.append(f"{shell.name} {number - 1}")
-                lines.append(l1 + str(_tle_checksum(l1)))
-                lines.append(l2 + str(_tle_checksum(l2)))
+                lines.append(l1 + str(tle_checksum(l1)))
+                lines.append(l2 + str(tle_checksum(l2)))
     return lines
 
 
