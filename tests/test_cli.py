@@ -287,3 +287,11 @@ def test_top_cities_dataset(tmp_path):
 
 def test_builtin_text_is_the_shipped_file():
     assert 'name = "ukraine"' in builtin_text("ukraine")
+
+
+def test_hypatia_layout_rejects_walker_phasing(tmp_path):
+    text = builtin_text("hypatia-starlink-550").replace("phasing = 0", "phasing = 39")
+    res = runner.invoke(app, ["validate", str(_write(tmp_path, text))])
+    assert res.exit_code == 1
+    assert "constellation: layout='hypatia' has no Walker phasing" in res.output
+    assert "got 39" in res.output

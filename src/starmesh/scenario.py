@@ -119,6 +119,14 @@ class ConstellationSpec(_Model):
                         "layout='hypatia' needs mean_motion_rev_day on every shell "
                         "(Hypatia's Starlink 550 km shell uses 15.19)"
                     )
+                if s.phasing != 0:
+                    # satgenpy advances odd planes by half a slot instead of Walker phasing;
+                    # the orbit comes from mean_motion_rev_day (altitude_km only sets the
+                    # default ISL range).
+                    raise ValueError(
+                        f"layout='hypatia' has no Walker phasing (odd planes are advanced half "
+                        f"a slot): set phasing = 0, got {s.phasing}"
+                    )
         return self
 
 
