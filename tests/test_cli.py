@@ -64,6 +64,7 @@ def test_run_writes_the_run_folder_contract(tmp_path):
     res = runner.invoke(app, ["run", str(_write(tmp_path, SMALL)), "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [
+        "isls.parquet",
         "rtt.parquet",
         "scenario.toml",
         "sites.parquet",

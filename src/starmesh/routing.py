@@ -210,3 +210,110 @@ def space_delay_s(length_m: NDArray[np.float64]) -> NDArray[np.float64]:
 def fibre_delay_s(length_m: NDArray[np.float64]) -> NDArray[np.float64]:
     """One-way delay over fibre of the given route length, at ``c / 1.467`` [s]."""
     return np.asarray(length_m, dtype=np.float64) * FIBRE_GROUP_INDEX / C_M_S
+
+
+@dataclass(frozen=True)
+class ChunkGraph:
+    """The directed graph of a chunk of steps: fixed CSR structure, weights set per step.
+
+    Every edge that exists at any step of the chunk has a CSR position; at a step where it is
+    absent its weight is ``inf``. Keeping the structure fixed lets the shortest-path trees of one
+    step be updated to the next (:func:`starmesh._sssp.sssp_update`).
+
+    Attributes
+    ----------
+    indptr : ndarray of int64, shape (N + 1,)
+    indices, edge_src : ndarray of int32, shape (M,)
+        Head and tail node of each CSR position.
+    pos_isl : ndarray of int64, shape (E, 2)
+        Positions of ``a -> b`` and ``b -> a`` for each ISL (empty without ISLs).
+    pos_gsl : ndarray of int64, shape (L, 2)
+        Positions of ``site out -> sat`` and ``sat -> site in`` for each GSL of ``gsl_keys``.
+    base_w : ndarray of float64, shape (M,)
+        Weights that do not change (fibre), ``inf`` elsewhere.
+    """
+
+    indptr: NDArray[np.int64]
+    indices: NDArray[np.int32]
+    edge_src: NDArray[np.int32]
+    pos_isl: NDArray[np.int64]
+    pos_gsl: NDArray[np.int64]
+    base_w: NDArray[np.float64]
+
+    def weights(
+        self, isl_delay_s: NDArray[np.float64] | None, gsl_delay_s: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Edge weights of one step.
+
+        Parameters
+        ----------
+        isl_delay_s : ndarray, shape (E,) or None
+            One-way ISL delays (``inf`` or NaN when down).
+        gsl_delay_s : ndarray, shape (L,)
+            One-way delay of every GSL of the chunk at this step (``inf`` when absent).
+        """
+        w = self.base_w.copy()
+        if isl_delay_s is not None and self.pos_isl.size:
+            d = np.where(np.isfinite(isl_delay_s), np.maximum(isl_delay_s, _MIN_DELAY_S), np.inf)
+            w[self.pos_isl[:, 0]] = d
+            w[self.pos_isl[:, 1]] = d
+        g = np.where(np.isfinite(gsl_delay_s), np.maximum(gsl_delay_s, _MIN_DELAY_S), np.inf)
+        w[self.pos_gsl[:, 0]] = g
+        w[self.pos_gsl[:, 1]] = g
+        return w
+
+
+def build_chunk_graph(
+    problem: RoutingProblem,
+    gsl_site: NDArray[np.int64],
+    gsl_sat: NDArray[np.int64],
+    *,
+    with_isl: bool,
+) -> ChunkGraph:
+    """CSR structure for every link that exists at some step of a chunk.
+
+    Parameters
+    ----------
+    problem : RoutingProblem
+    gsl_site, gsl_sat : ndarray of int64, shape (L,)
+        The distinct ground-satellite links of the chunk (sites with ``problem.gsl_site``).
+    with_isl : bool
+        Include the ISLs (``isl`` mode) or not (``bent-pipe``).
+    """
+    parts_src: list[NDArray[np.int64]] = []
+    parts_dst: list[NDArray[np.int64]] = []
+    e = problem.isl_edges.shape[0] if with_isl else 0
+    if e:
+        a = problem.isl_edges[:, 0].astype(np.int64)
+        b = problem.isl_edges[:, 1].astype(np.int64)
+        parts_src += [a, b]
+        parts_dst += [b, a]
+    n_l = gsl_site.size
+    parts_src += [problem.out_node(gsl_site), gsl_sat.astype(np.int64)]
+    parts_dst += [gsl_sat.astype(np.int64), problem.in_node(gsl_site)]
+    n_f = problem.fibre_gw.size
+    if n_f:
+        parts_src += [problem.in_node(problem.fibre_gw), problem.out_node(problem.fibre_pop)]
+        parts_dst += [problem.in_node(problem.fibre_pop), problem.out_node(problem.fibre_gw)]
+    src = np.concatenate(parts_src)
+    dst = np.concatenate(parts_dst)
+    order = np.lexsort((dst, src))
+    pos = np.empty_like(order)
+    pos[order] = np.arange(order.size)
+    n = problem.n_nodes
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    base_w = np.full(order.size, np.inf)
+    off = 2 * e + 2 * n_l
+    if n_f:
+        fw = np.maximum(problem.fibre_delay_s, _MIN_DELAY_S)
+        base_w[pos[off : off + n_f]] = fw
+        base_w[pos[off + n_f : off + 2 * n_f]] = fw
+    return ChunkGraph(
+        indptr=indptr,
+        indices=dst[order].astype(np.int32),
+        edge_src=src[order].astype(np.int32),
+        pos_isl=np.stack([pos[:e], pos[e : 2 * e]], axis=1),
+        pos_gsl=np.stack([pos[2 * e : 2 * e + n_l], pos[2 * e + n_l : off]], axis=1),
+        base_w=base_w,
+    )

@@ -221,6 +221,11 @@ class RoutingSpec(_Model):
     """What to route, and how."""
 
     modes: list[Mode] = Field(default_factory=_default_modes, min_length=1)
+    forwarding_state: bool = Field(
+        False,
+        description="write every node's next hop towards every pair endpoint (fstate.parquet, "
+        "as deltas) for export to Hypatia's ns-3 simulator",
+    )
     pairs: Annotated[
         Annotated[PairRule, Tag("name")] | Annotated[list[tuple[str, str]], Tag("table")],
         Discriminator(_str_or_table),

@@ -27,6 +27,7 @@ import tomli_w
 from numpy.typing import NDArray
 
 from . import __version__
+from ._sssp import sssp_full, sssp_update, walk_paths
 from .constellation import Constellation, WalkerShell, preset_shells
 from .elements import ElementSet, load_elements
 from .errors import RunFolderError, ScenarioError
@@ -41,7 +42,13 @@ from .ground import (
     top_cities,
 )
 from .propagation import Propagator
-from .routing import Routes, RoutingProblem, fibre_delay_s, shortest_routes, snapshot_graph
+from .routing import (
+    ChunkGraph,
+    RoutingProblem,
+    build_chunk_graph,
+    fibre_delay_s,
+    space_delay_s,
+)
 from .scenario import Scenario, SiteEntry
 from .timegrid import TimeGrid, parse_utc
 from .topology import (
@@ -278,7 +285,12 @@ def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
 
 @dataclass(frozen=True)
 class ChunkResult:
-    """Routes of steps ``start .. stop - 1`` for every mode; arrays shaped ``(M, T, P)``."""
+    """Routes of steps ``start .. stop - 1`` for every mode; arrays shaped ``(M, T, P)``.
+
+    ``fstate`` holds, per mode, the forwarding-state entries that changed at each step (all of
+    them at the run's first step) as ``(t_s, node, dst, next_hop)`` arrays, when the scenario asks
+    for forwarding state.
+    """
 
     start: int
     stop: int
@@ -288,6 +300,60 @@ class ChunkResult:
     src_sat: NDArray[np.int32]
     dst_sat: NDArray[np.int32]
     changed: NDArray[np.bool_]
+    fstate: dict[str, tuple[NDArray[Any], ...]] | None = None
+
+
+@dataclass(frozen=True)
+class _Orientation:
+    """Which sites root the shortest-path trees, and how each pair is read from them."""
+
+    roots: NDArray[np.int64]  # site indices, (K,)
+    row: NDArray[np.int64]  # tree of each pair, (P,)
+    target: NDArray[np.int64]  # node whose path is walked, (P,)
+    reverse: bool  # trees are rooted at the pairs' destinations
+
+
+def _orientation(plan: RunPlan) -> _Orientation:
+    p = plan.problem
+    src, dst = p.pair_src, p.pair_dst
+    if plan.scenario.routing.forwarding_state:
+        # Forwarding state needs a tree rooted at every destination: every pair endpoint.
+        roots = np.unique(np.concatenate([src, dst]))
+        reverse = True
+    else:
+        reverse = np.unique(dst).size < np.unique(src).size
+        roots = np.unique(dst if reverse else src)
+    root_side, far_side = (dst, src) if reverse else (src, dst)
+    return _Orientation(
+        roots=roots,
+        row=np.searchsorted(roots, root_side).astype(np.int64),
+        target=p.in_node(far_side),
+        reverse=reverse,
+    )
+
+
+def fstate_nodes(plan: RunPlan) -> NDArray[np.int64]:
+    """Node ids that carry forwarding state: every satellite, then every site with GSLs.
+
+    Ids follow Hypatia's numbering: satellites ``0 .. S-1``, ground site ``g`` is ``S + g``.
+    """
+    p = plan.problem
+    return np.concatenate([np.arange(p.n_sats), p.n_sats + np.flatnonzero(p.gsl_site)])
+
+
+def _next_hops(
+    plan: RunPlan, orient: _Orientation, pedge: NDArray[np.int64], graph: ChunkGraph
+) -> NDArray[np.int32]:
+    """Next hop of every forwarding node towards every root, shape ``(K, Nf)``, -1 if none."""
+    p = plan.problem
+    s, g = p.n_sats, p.n_sites
+    nodes = fstate_nodes(plan)
+    # A site forwards from its in-node (where paths towards it arrive when read from the root).
+    graph_node = np.where(nodes < s, nodes, nodes + g)
+    e = pedge[:, graph_node]
+    nh = np.where(e >= 0, graph.edge_src[np.maximum(e, 0)], -1).astype(np.int64)
+    nh = np.where(nh >= s + g, nh - g, nh)  # an in-node (gateway via fibre) -> its site id
+    return nh.astype(np.int32)
 
 
 def compute_chunk(
@@ -295,8 +361,10 @@ def compute_chunk(
 ) -> ChunkResult:
     """Propagate, build links and route steps ``start .. stop - 1``.
 
-    The step before ``start`` is routed as well (and dropped) so that path changes at the
-    chunk's first step are detected; chunks are therefore independent of each other.
+    The step before ``start`` is routed as well (and dropped) so that path and forwarding
+    changes at the chunk's first step are detected; chunks are therefore independent of each
+    other. Within the chunk the graph structure is fixed and each step's shortest-path trees are
+    updated from the previous step's (:mod:`starmesh._sssp`).
     """
     prop = propagator or Propagator(
         plan.constellation, plan.grid.epoch, dut1_s=plan.scenario.run.dut1_s
@@ -309,41 +377,73 @@ def compute_chunk(
     if plan.isl_edges.size:
         length = isl_lengths_m(r, plan.isl_edges)
         both = ok[:, plan.isl_edges[:, 0]] & ok[:, plan.isl_edges[:, 1]]
-        isl_delay = np.where(
-            both & (length <= plan.isl_max_range_m), length / 299_792_458.0, np.inf
-        )
+        isl_delay = np.where(both & (length <= plan.isl_max_range_m), space_delay_s(length), np.inf)
     else:
         isl_delay = np.full((n_t, 0), np.inf)
     gsl_sites = np.flatnonzero(problem.gsl_site)
     gsl = find_gsls(r, ok, plan.sites.r_ecef_m[gsl_sites], plan.sites.up[gsl_sites], plan.gsl_rule)
     bounds = np.searchsorted(gsl.t_idx, np.arange(n_t + 1))
-    site_of = gsl_sites[gsl.site_idx].astype(np.int32)
-    gsl_delay = gsl.length_m / 299_792_458.0
-    n_m, n_p = len(plan.modes), problem.pair_src.size
+    key = gsl_sites[gsl.site_idx].astype(np.int64) * problem.n_sats + gsl.sat_idx
+    links, link_of = np.unique(key, return_inverse=True)
+    gsl_delay = space_delay_s(gsl.length_m)
+    orient = _orientation(plan)
+    roots = problem.out_node(orient.roots)
+    n_m, n_p, n_k = len(plan.modes), problem.pair_src.size, roots.size
     shape = (n_m, n_t, n_p)
     rtt = np.empty(shape)
     hops = np.empty(shape, np.int16)
-    s_sat = np.empty(shape, np.int32)
-    d_sat = np.empty(shape, np.int32)
+    near_target = np.empty(shape, np.int32)
+    near_root = np.empty(shape, np.int32)
     phash = np.empty(shape, np.uint64)
+    want_fstate = plan.scenario.routing.forwarding_state
+    fstate: dict[str, tuple[NDArray[Any], ...]] = {}
     for m, mode in enumerate(plan.modes):
+        graph = build_chunk_graph(
+            problem, links // problem.n_sats, links % problem.n_sats, with_isl=mode == "isl"
+        )
+        dist = np.empty((n_k, problem.n_nodes))
+        pedge = np.empty((n_k, problem.n_nodes), np.int64)
+        prev_nh: NDArray[np.int32] | None = None
+        rows: list[tuple[NDArray[Any], ...]] = []
         for k in range(n_t):
             a, b = bounds[k], bounds[k + 1]
-            graph = snapshot_graph(
-                problem,
-                isl_delay_s=isl_delay[k] if mode == "isl" else None,
-                gsl_site=site_of[a:b],
-                gsl_sat=gsl.sat_idx[a:b],
-                gsl_delay_s=gsl_delay[a:b],
+            gsl_w = np.full(links.size, np.inf)
+            gsl_w[link_of[a:b]] = gsl_delay[a:b]
+            w = graph.weights(isl_delay[k] if mode == "isl" else None, gsl_w)
+            if k == 0:
+                sssp_full(graph.indptr, graph.indices, w, roots, dist, pedge)
+            else:
+                sssp_update(graph.indptr, graph.indices, graph.edge_src, w, roots, dist, pedge)
+            rtt[m, k] = 2.0 * dist[orient.row, orient.target]
+            walk_paths(
+                graph.edge_src,
+                pedge,
+                dist,
+                orient.row,
+                orient.target,
+                problem.n_sats,
+                hops[m, k],
+                near_target[m, k],
+                near_root[m, k],
+                phash[m, k],
             )
-            routes: Routes = shortest_routes(problem, graph)
-            rtt[m, k] = 2.0 * routes.delay_s
-            hops[m, k] = routes.hops
-            s_sat[m, k] = routes.src_sat
-            d_sat[m, k] = routes.dst_sat
-            phash[m, k] = routes.path_hash
+            if want_fstate:
+                nh = _next_hops(plan, orient, pedge, graph)
+                if k >= start - lo:
+                    rows.append(
+                        _fstate_rows(
+                            plan, orient, t_all[k], nh, prev_nh if (prev_nh is not None) else None
+                        )
+                    )
+                prev_nh = nh
+        if want_fstate:
+            fstate[mode] = tuple(np.concatenate(col) for col in zip(*rows, strict=True))
     changed = np.zeros(shape, dtype=bool)
     changed[:, 1:] = phash[:, 1:] != phash[:, :-1]
+    if orient.reverse:
+        src_sat, dst_sat = near_target, near_root
+    else:
+        src_sat, dst_sat = near_root, near_target
     drop = start - lo
     return ChunkResult(
         start=start,
@@ -351,10 +451,28 @@ def compute_chunk(
         t_s=t_all[drop:],
         rtt_s=rtt[:, drop:],
         hops=hops[:, drop:],
-        src_sat=s_sat[:, drop:],
-        dst_sat=d_sat[:, drop:],
+        src_sat=src_sat[:, drop:],
+        dst_sat=dst_sat[:, drop:],
         changed=changed[:, drop:],
+        fstate=fstate if want_fstate else None,
     )
+
+
+def _fstate_rows(
+    plan: RunPlan,
+    orient: _Orientation,
+    t_s: float,
+    nh: NDArray[np.int32],
+    prev: NDArray[np.int32] | None,
+) -> tuple[NDArray[Any], ...]:
+    """Entries ``(t_s, node, dst, next_hop)`` of one step: all of them, or those that changed."""
+    nodes = fstate_nodes(plan).astype(np.int32)
+    dst_nodes = (plan.problem.n_sats + orient.roots).astype(np.int32)
+    mask = nh != prev if prev is not None else np.ones(nh.shape, bool)
+    # A site has no forwarding entry towards itself.
+    mask &= nodes[None, :] != dst_nodes[:, None]
+    k_idx, n_idx = np.nonzero(mask)
+    return (np.full(k_idx.size, t_s), nodes[n_idx], dst_nodes[k_idx], nh[k_idx, n_idx])
 
 
 # --- Writing ---------------------------------------------------------------------------------
@@ -400,6 +518,37 @@ def chunk_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
         },
         schema=RTT_SCHEMA,
     )
+
+
+FSTATE_SCHEMA = pa.schema(
+    [
+        ("t_s", pa.float64()),
+        ("mode", pa.string()),
+        ("node", pa.int32()),
+        ("dst", pa.int32()),
+        ("next_hop", pa.int32()),
+    ]
+)
+
+
+def fstate_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
+    """Forwarding-state entries of one chunk (all at the run's first step, then changes)."""
+    assert res.fstate is not None
+    parts = []
+    for mode, (t_s, node, dst, nh) in res.fstate.items():
+        parts.append(
+            pa.table(
+                {
+                    "t_s": t_s,
+                    "mode": pa.array([mode]).take(np.zeros(t_s.size, np.int64)),
+                    "node": node,
+                    "dst": dst,
+                    "next_hop": nh,
+                },
+                schema=FSTATE_SCHEMA,
+            )
+        )
+    return pa.concat_tables(parts)
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -590,8 +739,9 @@ def run_plan(
 ) -> dict[str, Any]:
     """Run a plan into the folder ``out``.
 
-    Writes ``scenario.toml`` (resolved), ``sites.parquet``, ``rtt.parquet/part-*.parquet`` (one
-    file per chunk, written atomically) and ``summary.json``.
+    Writes ``scenario.toml`` (resolved), ``sites.parquet``, ``isls.parquet``,
+    ``rtt.parquet/part-*.parquet`` (one file per chunk, written atomically), with
+    ``forwarding_state`` also ``fstate.parquet/part-*.parquet``, and ``summary.json``.
 
     Parameters
     ----------
@@ -623,14 +773,24 @@ def run_plan(
             }
         ),
     )
+    _atomic_write_table(
+        out / "isls.parquet",
+        pa.table({"a": plan.isl_edges[:, 0], "b": plan.isl_edges[:, 1]}),
+    )
     rtt_dir = out / "rtt.parquet"
     rtt_dir.mkdir()
+    fstate_dir = out / "fstate.parquet"
+    if plan.scenario.routing.forwarding_state:
+        fstate_dir.mkdir()
     prop = Propagator(plan.constellation, plan.grid.epoch, dut1_s=plan.scenario.run.dut1_s)
     store = SeriesStore(len(plan.modes), plan.problem.pair_src.size, plan.grid.n_steps, out)
     try:
         for i, (a, b) in enumerate(plan.grid.chunks(plan.chunk_steps)):
             res = compute_chunk(plan, a, b, prop)
-            _atomic_write_table(rtt_dir / f"part-{i:06d}.parquet", chunk_table(plan, res))
+            name = f"part-{i:06d}.parquet"
+            if res.fstate is not None:
+                _atomic_write_table(fstate_dir / name, fstate_table(plan, res))
+            _atomic_write_table(rtt_dir / name, chunk_table(plan, res))
             store.add(res)
             if on_progress is not None:
                 on_progress(b - a)

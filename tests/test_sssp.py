@@ -1,0 +1,112 @@
+"""The compiled shortest-path kernels against scipy's Dijkstra, step after step."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import dijkstra
+
+from starmesh._sssp import sssp_full, sssp_update, walk_paths
+
+
+def _random_structure(rng: np.random.Generator, n: int, m: int):
+    src = rng.integers(0, n, m)
+    dst = rng.integers(0, n, m)
+    keep = src != dst
+    pairs = np.unique(np.stack([src[keep], dst[keep]], axis=1), axis=0)
+    # Symmetric, as starmesh's graphs are.
+    pairs = np.unique(np.concatenate([pairs, pairs[:, ::-1]]), axis=0)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    pairs = pairs[order]
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=n), out=indptr[1:])
+    return indptr, pairs[:, 1].astype(np.int32), pairs[:, 0].astype(np.int32)
+
+
+def _oracle(indptr, indices, w, roots):
+    n = indptr.size - 1
+    finite = np.isfinite(w)
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    g = csr_array((w[finite], (rows[finite], indices[finite])), shape=(n, n))
+    return dijkstra(g, directed=True, indices=roots)
+
+
+def _check_tree(indptr, indices, edge_src, w, roots, dist, pedge):
+    # Every tree edge is a real edge into its node, and distances add up along it exactly.
+    for k, r in enumerate(roots):
+        assert dist[k, r] == 0.0 and pedge[k, r] == -1
+        reach = np.flatnonzero(np.isfinite(dist[k]))
+        for v in reach:
+            if v == r:
+                continue
+            e = pedge[k, v]
+            assert e >= 0 and indices[e] == v
+            assert dist[k, v] == dist[k, edge_src[e]] + w[e]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(5, 60))
+def test_full_and_update_equal_dijkstra_over_many_steps(seed, n):
+    rng = np.random.default_rng(seed)
+    indptr, indices, edge_src = _random_structure(rng, n, 3 * n)
+    m = indices.size
+    roots = np.unique(rng.integers(0, n, min(n, 6))).astype(np.int64)
+    w = rng.uniform(0.5, 2.0, m)
+    dist = np.empty((roots.size, n))
+    pedge = np.empty((roots.size, n), np.int64)
+    sssp_full(indptr, indices, w, roots, dist, pedge)
+    np.testing.assert_array_equal(dist, _oracle(indptr, indices, w, roots))
+    _check_tree(indptr, indices, edge_src, w, roots, dist, pedge)
+    for _step in range(8):
+        # Small drifts (as between time steps), some big jumps, edges vanishing and returning.
+        w = w * rng.uniform(0.97, 1.03, m)
+        jump = rng.random(m) < 0.05
+        w[jump] = rng.uniform(0.5, 2.0, jump.sum())
+        w[rng.random(m) < 0.08] = np.inf
+        back = ~np.isfinite(w) & (rng.random(m) < 0.5)
+        w[back] = rng.uniform(0.5, 2.0, back.sum())
+        sssp_update(indptr, indices, edge_src, w, roots, dist, pedge)
+        np.testing.assert_array_equal(dist, _oracle(indptr, indices, w, roots))
+        _check_tree(indptr, indices, edge_src, w, roots, dist, pedge)
+
+
+def test_update_keeps_the_route_on_exact_ties():
+    # Square 0-1-3 and 0-2-3 with equal lengths: the update must not switch routes.
+    edges = [(0, 1), (0, 2), (1, 3), (2, 3)]
+    pairs = sorted(edges + [(b, a) for a, b in edges])
+    src = np.array([p[0] for p in pairs])
+    indices = np.array([p[1] for p in pairs], np.int32)
+    indptr = np.zeros(5, np.int64)
+    np.cumsum(np.bincount(src, minlength=4), out=indptr[1:])
+    w = np.ones(len(pairs))
+    roots = np.array([0])
+    dist = np.empty((1, 4))
+    pedge = np.empty((1, 4), np.int64)
+    sssp_full(indptr, indices, w, roots, dist, pedge)
+    before = src[pedge[0, 3]]
+    sssp_update(indptr, indices, src.astype(np.int32), w.copy(), roots, dist, pedge)
+    assert src[pedge[0, 3]] == before and dist[0, 3] == 2.0
+
+
+def test_walk_paths_counts_hops_and_satellites():
+    # Path 4 -> 0 -> 1 -> 5 where nodes 0..3 are satellites and 4, 5 are sites.
+    pairs = sorted([(4, 0), (0, 4), (0, 1), (1, 0), (1, 5), (5, 1)])
+    src = np.array([p[0] for p in pairs], np.int32)
+    indices = np.array([p[1] for p in pairs], np.int32)
+    indptr = np.zeros(7, np.int64)
+    np.cumsum(np.bincount(src, minlength=6), out=indptr[1:])
+    w = np.ones(len(pairs))
+    roots = np.array([4])
+    dist = np.empty((1, 6))
+    pedge = np.empty((1, 6), np.int64)
+    sssp_full(indptr, indices, w, roots, dist, pedge)
+    hops = np.empty(2, np.int16)
+    near_t = np.empty(2, np.int32)
+    near_r = np.empty(2, np.int32)
+    h = np.empty(2, np.uint64)
+    walk_paths(src, pedge, dist, np.array([0, 0]), np.array([5, 3]), 4, hops, near_t, near_r, h)
+    assert hops.tolist() == [3, -1]
+    assert near_t.tolist() == [1, -1] and near_r.tolist() == [0, -1]
+    assert h[0] != 0 and h[1] == 0
