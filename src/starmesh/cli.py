@@ -79,12 +79,17 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _override(scenario: Scenario, **time: float | None) -> Scenario:
-    updates = {k: v for k, v in time.items() if v is not None}
-    if not updates:
+def _override(
+    scenario: Scenario, *, time: dict[str, float | None], run: dict[str, int | None]
+) -> Scenario:
+    """Apply command-line overrides and validate the result like a scenario file."""
+    t = {k: v for k, v in time.items() if v is not None}
+    r = {k: v for k, v in run.items() if v is not None}
+    if not t and not r:
         return scenario
     data = scenario.model_dump(mode="json", exclude_none=True)
-    data["time"].update(updates)
+    data["time"].update(t)
+    data["run"].update(r)
     return parse_scenario(data)
 
 
@@ -154,12 +159,20 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite a non-empty run folder.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Routing threads (default: every core)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
 ) -> None:
     """Run a scenario: propagate, build links, route every pair at every step, write the run
     folder (scenario.toml, rtt.parquet, summary.json) and print the summary."""
     with _errors():
-        sc = _override(load_scenario(scenario), duration_s=duration_s, step_s=step_s)
+        sc = _override(
+            load_scenario(scenario),
+            time={"duration_s": duration_s, "step_s": step_s},
+            run={"workers": workers},
+        )
         elements = load_elements(tle, skip_bad=skip_bad_tle) if tle is not None else None
         if elements is not None and elements.skipped and not quiet:
             err_console.print(

@@ -209,6 +209,12 @@ class LinksSpec(_Model):
         return self
 
 
+def _all_count_or_list(value: Any) -> str:
+    if isinstance(value, str):
+        return "name"
+    return "count" if isinstance(value, int) else "table"
+
+
 PairRule = Literal["terminal-to-nearest-pop", "all-terminal-pairs"]
 Mode = Literal["isl", "bent-pipe"]
 
@@ -221,6 +227,16 @@ class RoutingSpec(_Model):
     """What to route, and how."""
 
     modes: list[Mode] = Field(default_factory=_default_modes, min_length=1)
+    series_pairs: Annotated[
+        Annotated[Literal["all"], Tag("name")]
+        | Annotated[int, Tag("count")]
+        | Annotated[list[tuple[str, str]], Tag("table")],
+        Discriminator(_all_count_or_list),
+    ] = Field(
+        "all",
+        description="pairs whose full RTT series go to rtt.parquet: 'all', N (a seeded random "
+        "choice of N pairs), or a list of [src, dst]; summary.json covers every pair",
+    )
     forwarding_state: bool = Field(
         False,
         description="write every node's next hop towards every pair endpoint (fstate.parquet, "
@@ -233,6 +249,8 @@ class RoutingSpec(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> RoutingSpec:
+        if isinstance(self.series_pairs, int) and self.series_pairs < 0:
+            raise ValueError(f"series_pairs must be >= 0, got {self.series_pairs}")
         if len(set(self.modes)) != len(self.modes):
             raise ValueError(f"modes has duplicates: {self.modes}")
         if isinstance(self.pairs, list) and not self.pairs:
@@ -244,6 +262,9 @@ class RunSpec(_Model):
     """Execution settings (they never change results)."""
 
     chunk_steps: int | None = Field(None, ge=1, le=100000)
+    workers: int | None = Field(
+        None, ge=1, le=256, description="threads for routing (default: all cores)"
+    )
     dut1_s: float = Field(0.0, ge=-0.9, le=0.9)
 
 
@@ -342,7 +363,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         for part in err["loc"]:
             if isinstance(part, int):
                 loc += f"[{part}]"
-            elif part in ("name", "table"):
+            elif part in ("name", "table", "count"):
                 continue
             else:
                 loc += ("." if loc else "") + str(part)

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,6 +82,7 @@ class RunPlan:
     gsl_rule: GslRule
     modes: tuple[str, ...]
     chunk_steps: int
+    series_idx: NDArray[np.int64]
 
     @property
     def pair_names(self) -> tuple[list[str], list[str]]:
@@ -193,6 +195,37 @@ def _pairs(scenario: Scenario, sites: Sites) -> tuple[NDArray[np.int64], NDArray
     return terminals[iu].astype(np.int64), terminals[ju].astype(np.int64)
 
 
+def _series(
+    scenario: Scenario, sites: Sites, src: NDArray[np.int64], dst: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Indices of the pairs whose full RTT series are written."""
+    want = scenario.routing.series_pairs
+    n_p = src.size
+    if want == "all":
+        return np.arange(n_p, dtype=np.int64)
+    if isinstance(want, int):
+        if want > n_p:
+            raise ScenarioError(
+                "routing.series_pairs", f"asks for {want} pairs but the run has {n_p}: lower it"
+            )
+        rng = np.random.default_rng(scenario.seed)
+        return np.sort(rng.choice(n_p, size=want, replace=False)).astype(np.int64)
+    index = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(src, dst, strict=True))}
+    out = []
+    for i, (a, b) in enumerate(want):
+        try:
+            key = (sites.index(a), sites.index(b))
+        except ScenarioError as exc:
+            raise ScenarioError(f"routing.series_pairs[{i}]", exc.message) from None
+        j = index.get(key, index.get(key[::-1]))
+        if j is None:
+            raise ScenarioError(
+                f"routing.series_pairs[{i}]", f"({a!r}, {b!r}) is not one of the routed pairs"
+            )
+        out.append(j)
+    return np.unique(np.array(out, np.int64))
+
+
 def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
     """Resolve a scenario into a :class:`RunPlan`; every input error is raised here.
 
@@ -266,7 +299,9 @@ def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
     chunk = scenario.run.chunk_steps or max(
         1, min(600, _CHUNK_POSITION_BYTES // (24 * max(constellation.n_sats, 1)))
     )
+    series_idx = _series(scenario, sites, src, dst)
     return RunPlan(
+        series_idx=series_idx,
         scenario=scenario,
         grid=grid,
         constellation=constellation,
@@ -494,13 +529,15 @@ RTT_SCHEMA = pa.schema(
 
 def chunk_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
     """Rows of one chunk, ordered by time, then mode, then pair; nulls where unreachable."""
-    n_m, n_t, n_p = res.rtt_s.shape
+    n_m, n_t, _n_p = res.rtt_s.shape
     src_names, dst_names = plan.pair_names
-    pair = np.tile(np.arange(n_p), n_t * n_m)
+    sel = plan.series_idx
+    n_p = sel.size
+    pair = np.tile(sel, n_t * n_m)
     mode_idx = np.tile(np.repeat(np.arange(n_m), n_p), n_t)
 
     def rows(x: NDArray[Any]) -> NDArray[Any]:
-        return np.ascontiguousarray(np.transpose(x, (1, 0, 2))).reshape(-1)
+        return np.ascontiguousarray(np.transpose(x[:, :, sel], (1, 0, 2))).reshape(-1)
 
     rtt = rows(res.rtt_s) * 1e3
     unreachable = ~np.isfinite(rtt)
@@ -567,66 +604,77 @@ def _atomic_write_table(path: Path, table: pa.Table) -> None:
 
 
 class SeriesStore:
-    """RTT series of every (mode, pair), shape ``(M, P, T)`` float32 [s], for exact statistics.
+    """RTT series of every (mode, pair), ``(M, P, T)`` float32 [s], for exact statistics.
 
-    Held in memory when small, else in a scratch file (removed by :meth:`close`), so that a
-    day-long run does not hold the day in memory.
+    Held in memory when small. Otherwise each chunk is appended to an unnamed scratch file (it
+    vanishes with the process, however that ends) and read back a block of pairs at a time, so a
+    day-long run's memory does not grow with its duration.
     """
 
     def __init__(self, n_m: int, n_p: int, n_t: int, scratch_dir: Path) -> None:
-        shape = (n_m, n_p, n_t)
-        self._file: Path | None = None
+        self.shape = (n_m, n_p, n_t)
+        self._mem: NDArray[np.float32] | None = None
+        self._file: Any = None
+        self._chunks: list[tuple[int, int, int]] = []
         if 4 * n_m * n_p * n_t > _SERIES_IN_MEMORY_BYTES:
-            fd, name = tempfile.mkstemp(prefix=".series-", suffix=".f32", dir=scratch_dir)
-            os.close(fd)
-            self._file = Path(name)
-            self.data: NDArray[np.float32] = np.memmap(name, np.float32, "w+", shape=shape)
+            self._file = tempfile.TemporaryFile(dir=scratch_dir)
         else:
-            self.data = np.empty(shape, np.float32)
+            self._mem = np.empty(self.shape, np.float32)
         self.changes = np.zeros((n_m, n_p), np.int64)
         self.rtt_min = np.full((n_m, n_p), np.inf)
         self.rtt_max = np.full((n_m, n_p), -np.inf)
 
     def add(self, res: ChunkResult) -> None:
         """Record one chunk."""
-        self.data[:, :, res.start : res.stop] = np.transpose(res.rtt_s, (0, 2, 1))
+        block = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)), dtype=np.float32)
+        if self._mem is not None:
+            self._mem[:, :, res.start : res.stop] = block
+        else:
+            offset = self._file.seek(0, os.SEEK_END)
+            self._file.write(block.tobytes())
+            self._chunks.append((res.start, res.stop, offset))
         self.changes += res.changed.sum(axis=1)
-        finite = np.where(np.isfinite(res.rtt_s), res.rtt_s, np.nan)
-        with np.errstate(all="ignore"):
-            if np.isfinite(finite).any():
-                self.rtt_min = np.fmin(
-                    self.rtt_min, np.nanmin(np.where(np.isnan(finite), np.inf, finite), axis=1)
-                )
-                self.rtt_max = np.fmax(
-                    self.rtt_max, np.nanmax(np.where(np.isnan(finite), -np.inf, finite), axis=1)
-                )
+        with np.errstate(invalid="ignore"):
+            reach = np.isfinite(res.rtt_s)
+            self.rtt_min = np.minimum(self.rtt_min, np.where(reach, res.rtt_s, np.inf).min(axis=1))
+            self.rtt_max = np.maximum(self.rtt_max, np.where(reach, res.rtt_s, -np.inf).max(axis=1))
+
+    def rows(self, m: int, p0: int, p1: int) -> NDArray[np.float64]:
+        """Series of pairs ``p0 .. p1 - 1`` of mode ``m``, shape ``(p1 - p0, T)`` [s]."""
+        _n_m, n_p, n_t = self.shape
+        if self._mem is not None:
+            return self._mem[m, p0:p1].astype(np.float64)
+        out = np.empty((p1 - p0, n_t))
+        for a, b, offset in self._chunks:
+            tc = b - a
+            self._file.seek(offset + 4 * tc * (m * n_p + p0))
+            raw = self._file.read(4 * tc * (p1 - p0))
+            out[:, a:b] = np.frombuffer(raw, np.float32).reshape(p1 - p0, tc)
+        return out
 
     def close(self) -> None:
         """Drop the scratch file."""
         if self._file is not None:
-            del self.data
-            self._file.unlink(missing_ok=True)
+            self._file.close()
 
 
 def summarize(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
     """Per (mode, pair) statistics: min/median/p95/max RTT [ms], availability, path changes."""
     src_names, dst_names = plan.pair_names
-    _n_m, n_p, n_t = store.data.shape
+    _n_m, n_p, n_t = store.shape
     out: list[dict[str, Any]] = []
     block = max(1, (64 * 2**20) // (8 * max(n_t, 1)))
     for m, mode in enumerate(plan.modes):
         for b0 in range(0, n_p, block):
-            x = np.asarray(store.data[m, b0 : b0 + block], dtype=np.float64)
+            x = store.rows(m, b0, min(b0 + block, n_p))
             finite = np.isfinite(x)
             avail = finite.sum(axis=1) / n_t
-            x = np.where(finite, x, np.nan)
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    med = np.nanmedian(x, axis=1)
-                    p95 = np.nanpercentile(x, 95, axis=1)
+            x[~finite] = np.nan
+            with warnings.catch_warnings():
+                # All-unreachable pairs: nan statistics, reported as null below.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(x, axis=1)
+                p95 = np.nanpercentile(x, 95, axis=1)
             for j in range(x.shape[0]):
                 p = b0 + j
                 reach = avail[j] > 0
@@ -715,6 +763,16 @@ def resolved_scenario(plan: RunPlan) -> dict[str, Any]:
 # --- Run -------------------------------------------------------------------------------------
 
 
+def set_workers(workers: int | None) -> int:
+    """Threads the routing kernels use (None: every core numba sees); returns the number set."""
+    import numba
+
+    most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    n = max(1, min(most if workers is None else workers, most))
+    numba.set_num_threads(n)
+    return n
+
+
 def prepare_run_dir(out: Path, *, force: bool) -> None:
     """Create ``out``; refuse a non-empty folder unless ``force`` (then empty it)."""
     if out.exists():
@@ -756,6 +814,7 @@ def run_plan(
     dict
         The summary (as written to ``summary.json``).
     """
+    set_workers(plan.scenario.run.workers)
     prepare_run_dir(out, force=force)
     resolved = tomli_w.dumps(resolved_scenario(plan)).encode()
     _atomic_write_bytes(out / "scenario.toml", resolved)
