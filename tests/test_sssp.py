@@ -59,7 +59,10 @@ def test_full_and_update_equal_dijkstra_over_many_steps(seed, n):
     sssp_full(indptr, indices, w, roots, dist, pedge)
     np.testing.assert_array_equal(dist, _oracle(indptr, indices, w, roots))
     _check_tree(indptr, indices, edge_src, w, roots, dist, pedge)
-    for _step in range(8):
+    for step in range(8):
+        if step == 3:
+            # No change at all: every tree must report zero changes.
+            assert (sssp_update(indptr, indices, edge_src, w, roots, dist, pedge) == 0).all()
         # Small drifts (as between time steps), some big jumps, edges vanishing and returning.
         w = w * rng.uniform(0.97, 1.03, m)
         jump = rng.random(m) < 0.05
@@ -67,8 +70,13 @@ def test_full_and_update_equal_dijkstra_over_many_steps(seed, n):
         w[rng.random(m) < 0.08] = np.inf
         back = ~np.isfinite(w) & (rng.random(m) < 0.5)
         w[back] = rng.uniform(0.5, 2.0, back.sum())
-        sssp_update(indptr, indices, edge_src, w, roots, dist, pedge)
+        before = pedge.copy()
+        changes = sssp_update(indptr, indices, edge_src, w, roots, dist, pedge)
         np.testing.assert_array_equal(dist, _oracle(indptr, indices, w, roots))
+        # A tree reported unchanged is edge for edge the tree it was (callers skip its paths).
+        same = changes == 0
+        np.testing.assert_array_equal(pedge[same], before[same])
+        assert (changes[(pedge != before).any(axis=1)] > 0).all()
         _check_tree(indptr, indices, edge_src, w, roots, dist, pedge)
 
 
@@ -106,7 +114,10 @@ def test_walk_paths_counts_hops_and_satellites():
     near_t = np.empty(2, np.int32)
     near_r = np.empty(2, np.int32)
     h = np.empty(2, np.uint64)
-    walk_paths(src, pedge, dist, np.array([0, 0]), np.array([5, 3]), 4, hops, near_t, near_r, h)
+    todo = np.ones(2, bool)
+    walk_paths(
+        src, pedge, dist, np.array([0, 0]), np.array([5, 3]), 4, hops, near_t, near_r, h, todo
+    )
     assert hops.tolist() == [3, -1]
     assert near_t.tolist() == [1, -1] and near_r.tolist() == [0, -1]
     assert h[0] != 0 and h[1] == 0

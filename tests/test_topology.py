@@ -362,10 +362,11 @@ def check_candidates(
         40.0,
     ],
 )
-def test_find_gsls_elevation_equals_brute_force(min_el_deg: float) -> None:
+@pytest.mark.parametrize("method", ["kdtree", "dense"])
+def test_find_gsls_elevation_equals_brute_force(min_el_deg: float, method: str) -> None:
     r, ok, site_r, up = gsl_scene()
     min_el = math.radians(min_el_deg)
-    gsl = find_gsls(r, ok, site_r, up, GslRule(min_elevation_rad=min_el))
+    gsl = find_gsls(r, ok, site_r, up, GslRule(min_elevation_rad=min_el), method=method)
     el = elevation_rad(site_r[None, :, None, :], up[None, :, None, :], r[:, None, :, :])
     want = {tuple(x) for x in np.argwhere(el >= min_el).tolist()}
     assert as_set(gsl) == want
@@ -401,14 +402,15 @@ def poleward_satellite(
 
 @pytest.mark.parametrize("min_el_deg", [0.6, 10.0, 25.0, 40.0])
 @pytest.mark.parametrize(("lat_deg", "alt_km"), [(60.0, 550.0), (-60.0, 550.0), (45.0, 1200.0)])
+@pytest.mark.parametrize("method", ["kdtree", "dense"])
 def test_find_gsls_keeps_satellite_just_above_mask_poleward(
-    lat_deg: float, alt_km: float, min_el_deg: float
+    lat_deg: float, alt_km: float, min_el_deg: float, method: str
 ) -> None:
     """0.01 deg above the mask, due poleward: in; 0.01 deg below: out."""
     for el_deg, want in [(min_el_deg + 0.01, [0]), (min_el_deg - 0.01, [])]:
         site_r, up, sat, d = poleward_satellite(lat_deg, alt_km, el_deg)
         rule = GslRule(min_elevation_rad=math.radians(min_el_deg))
-        gsl = find_gsls(sat[None, None], np.ones((1, 1), bool), site_r, up, rule)
+        gsl = find_gsls(sat[None, None], np.ones((1, 1), bool), site_r, up, rule, method=method)
         assert gsl.sat_idx.tolist() == want
         assert np.abs(gsl.length_m - d).max(initial=0.0) < ONE_MM
 
@@ -427,9 +429,10 @@ def test_find_gsls_zero_mask_keeps_satellite_on_polar_horizon(
 
 
 @pytest.mark.parametrize("max_range_m", [HYPATIA_MAX_GSL_M, 2_500e3])
-def test_find_gsls_max_range_equals_brute_force(max_range_m: float) -> None:
+@pytest.mark.parametrize("method", ["kdtree", "dense"])
+def test_find_gsls_max_range_equals_brute_force(max_range_m: float, method: str) -> None:
     r, ok, site_r, up = gsl_scene()
-    gsl = find_gsls(r, ok, site_r, up, GslRule(max_range_m=max_range_m))
+    gsl = find_gsls(r, ok, site_r, up, GslRule(max_range_m=max_range_m), method=method)
     dist = np.linalg.norm(r[:, None, :, :] - site_r[None, :, None, :], axis=-1)
     want = {tuple(x) for x in np.argwhere(dist <= max_range_m).tolist()}
     assert as_set(gsl) == want

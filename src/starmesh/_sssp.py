@@ -77,7 +77,9 @@ def _relax_from_heap(
     hk: NDArray[np.float64],
     hv: NDArray[np.int64],
     n: int,
-) -> None:
+) -> int:
+    # Returns how many times a node's parent edge was replaced.
+    changes = 0
     while n > 0:
         key = hk[0]
         u = hv[0]
@@ -89,8 +91,11 @@ def _relax_from_heap(
             v = indices[e]
             if nd < dist[v]:
                 dist[v] = nd
+                if pedge[v] != e:
+                    changes += 1
                 pedge[v] = e
                 n = _push(hk, hv, n, nd, v)
+    return changes
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
@@ -159,7 +164,8 @@ def sssp_update(
     Returns
     -------
     ndarray of int64, shape (K,)
-        Number of nodes relabelled per root (work done beyond the O(N + M) check).
+        Per root, how many tree edges changed (nodes cut off or given a new parent); 0 means
+        the tree, and so every path in it, is the same as before.
     """
     n_nodes = indptr.size - 1
     m = indices.size
@@ -194,6 +200,8 @@ def sssp_update(
                 e = p[u]
                 if e < 0 or base == _INF or w[e] == _INF:
                     base = _INF
+                    if e >= 0:
+                        work[k] += 1
                     p[u] = -1
                 else:
                     base = base + w[e]
@@ -211,9 +219,8 @@ def sssp_update(
                 if du + w[e] < d[indices[e]]:
                     n = _push(hk, hv, n, du, u)
                     break
-        work[k] = n
         # 3. Relax from the seeds only.
-        _relax_from_heap(indptr, indices, w, d, p, hk, hv, n)
+        work[k] += _relax_from_heap(indptr, indices, w, d, p, hk, hv, n)
     return work
 
 
@@ -229,6 +236,7 @@ def walk_paths(
     near_target: NDArray[np.int32],
     near_root: NDArray[np.int32],
     path_hash: NDArray[np.uint64],
+    todo: NDArray[np.bool_],
 ) -> None:
     """Walk each pair's path from its target back to its tree's root.
 
@@ -244,9 +252,14 @@ def walk_paths(
     hops, near_target, near_root, path_hash : ndarray, shape (P,)
         Outputs: links on the path; the satellites nearest the target and the root (-1 if
         none); a hash of the node sequence (0 if unreachable, hops -1).
+    todo : ndarray of bool, shape (P,)
+        Pairs to walk; the outputs of the others are left as they are (pairs whose tree did
+        not change keep their path).
     """
     mul = np.uint64(1_000_003)
     for i in nb.prange(target.size):
+        if not todo[i]:
+            continue
         k = row[i]
         v = target[i]
         if dist[k, v] == _INF:

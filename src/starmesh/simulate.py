@@ -447,8 +447,15 @@ def compute_chunk(
             w = graph.weights(isl_delay[k] if mode == "isl" else None, gsl_w)
             if k == 0:
                 sssp_full(graph.indptr, graph.indices, w, roots, dist, pedge)
+                todo = np.ones(n_p, bool)
             else:
-                sssp_update(graph.indptr, graph.indices, graph.edge_src, w, roots, dist, pedge)
+                changes = sssp_update(
+                    graph.indptr, graph.indices, graph.edge_src, w, roots, dist, pedge
+                )
+                # Pairs in unchanged trees keep last step's path: copy instead of walking.
+                todo = changes[orient.row] > 0
+                for arr in (hops, near_target, near_root, phash):
+                    arr[m, k] = arr[m, k - 1]
             rtt[m, k] = 2.0 * dist[orient.row, orient.target]
             walk_paths(
                 graph.edge_src,
@@ -461,6 +468,7 @@ def compute_chunk(
                 near_target[m, k],
                 near_root[m, k],
                 phash[m, k],
+                todo,
             )
             if want_fstate:
                 nh = _next_hops(plan, orient, pedge, graph)

@@ -6,6 +6,7 @@ Fixed structure (``isl_edges (E, 2)``) is kept apart from per-step state (``isl_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -137,18 +138,29 @@ class GslCandidates:
     length_m: NDArray[np.float64]
 
 
+#: Above this many site-satellite pairs per step, candidates come from a KD-tree rather than
+#: from a dense product (which is then the bottleneck).
+DENSE_GSL_MAX_PAIRS = 2_000_000
+
+
 def find_gsls(
     r_ecef_m: NDArray[np.float64],
     ok: NDArray[np.bool_],
     site_r_m: NDArray[np.float64],
     site_up: NDArray[np.float64],
     rule: GslRule,
+    *,
+    method: Literal["auto", "kdtree", "dense"] = "auto",
 ) -> GslCandidates:
     """All admissible ground-satellite links of a chunk.
 
-    Candidates come from one KD-tree over the chunk's ``T * S`` satellite positions, queried with
-    the sites' fixed ECEF positions and a safe slant-range bound, so only nearby pairs are ever
-    tested (``G * S * T`` elevation tests would dominate for the full Starlink constellation).
+    Candidates are the satellites within a safe slant-range bound of a site
+    (:meth:`GslRule.search_radius_m`); only they get the exact elevation (or range) test. With
+    many sites and satellites the candidates come from one KD-tree over the chunk's ``T * S``
+    satellite positions, queried with the sites' fixed positions, so that ``G * S * T``
+    pairs are never formed. With few (``G * S`` up to :data:`DENSE_GSL_MAX_PAIRS`, e.g. 100 cities
+    and Starlink Gen1) one BLAS product of positions per block of steps is faster than building
+    the tree. Both give the same candidates, hence the same links.
 
     Parameters
     ----------
@@ -158,36 +170,59 @@ def find_gsls(
     site_r_m, site_up : ndarray, shape (G, 3)
         Site positions [m] and unit geodetic verticals.
     rule : GslRule
+    method : {"auto", "kdtree", "dense"}
+        How candidates are found.
 
     Returns
     -------
     GslCandidates
         Sorted by ``(t_idx, site_idx, sat_idx)``.
     """
-    n_s = r_ecef_m.shape[1]
+    n_t, n_s, _ = r_ecef_m.shape
+    n_g = site_r_m.shape[0]
     flat = r_ecef_m.reshape(-1, 3)
     valid = ok.reshape(-1)
-    pts_idx = np.flatnonzero(valid)
     empty = GslCandidates(
         np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0)
     )
-    if pts_idx.size == 0 or site_r_m.shape[0] == 0:
+    if not valid.any() or n_g == 0:
         return empty
-    pts = flat[pts_idx]
-    r_max = float(np.sqrt((pts**2).sum(axis=1)).max())
+    r2 = np.einsum("ij,ij->i", flat, flat)
+    r_max = float(np.sqrt(r2[valid].max()))
     radius = rule.search_radius_m(max(r_max, WGS84_A_M))
-    sat_tree = cKDTree(pts)
-    site_tree = cKDTree(site_r_m)
-    coo = site_tree.sparse_distance_matrix(sat_tree, radius, output_type="ndarray")
-    g = coo["i"].astype(np.int64)
-    flat_idx = pts_idx[coo["j"]]
-    dist = coo["v"].astype(np.float64)
+    if method == "auto":
+        method = "dense" if n_g * n_s <= DENSE_GSL_MAX_PAIRS else "kdtree"
+    if method == "kdtree":
+        pts_idx = np.flatnonzero(valid)
+        coo = cKDTree(site_r_m).sparse_distance_matrix(
+            cKDTree(flat[pts_idx]), radius, output_type="ndarray"
+        )
+        g = coo["i"].astype(np.int64)
+        flat_idx = pts_idx[coo["j"]]
+    else:
+        # |r - s|^2 = |r|^2 + |s|^2 - 2 r.s, over blocks of steps of about 4 M pairs.
+        g2 = np.einsum("ij,ij->i", site_r_m, site_r_m)
+        # A 1 m slack for the rounding of the expansion; the exact test follows.
+        bound = (radius + 1.0) ** 2
+        step_block = max(1, 4_000_000 // max(n_s * n_g, 1))
+        gs, fs = [], []
+        for t0 in range(0, n_t, step_block):
+            a, b = t0 * n_s, min(t0 + step_block, n_t) * n_s
+            d2 = r2[a:b, None] + g2[None, :] - 2.0 * (flat[a:b] @ site_r_m.T)
+            f, gg = np.nonzero((d2 <= bound) & valid[a:b, None])
+            gs.append(gg)
+            fs.append(f + a)
+        g = np.concatenate(gs).astype(np.int64)
+        flat_idx = np.concatenate(fs).astype(np.int64)
+    diff = flat[flat_idx] - site_r_m[g]
+    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    keep = dist <= radius
     if rule.max_range_m is not None:
-        keep = dist <= rule.max_range_m
+        keep &= dist <= rule.max_range_m
     else:
         assert rule.min_elevation_rad is not None
         el = elevation_rad(site_r_m[g], site_up[g], flat[flat_idx])
-        keep = el >= rule.min_elevation_rad
+        keep &= el >= rule.min_elevation_rad
     g, flat_idx, dist = g[keep], flat_idx[keep], dist[keep]
     t_idx, sat_idx = np.divmod(flat_idx, n_s)
     order = np.lexsort((sat_idx, g, t_idx))
