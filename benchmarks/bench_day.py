@@ -36,8 +36,7 @@ def scenario(hours: float, workers: int | None) -> dict[str, Any]:
     return {
         "name": "w2-starlink-gen1-day",
         "seed": 0,
-        "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": hours * 3600.0,
-                 "step_s": 1.0},
+        "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": hours * 3600.0, "step_s": 1.0},
         "constellation": {"preset": "starlink-gen1"},
         "ground": {"terminal_dataset": "hypatia-top100"},
         "links": {"isl": "plus-grid", "min_elevation_deg": 25.0},
@@ -60,21 +59,25 @@ def main() -> None:
         out_mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
     wall = time.perf_counter() - t0
     steps = plan.grid.n_steps
-    print(json.dumps({
-        "bench": "day",
-        "workload": "W2 starlink-gen1, 100 cities, 4950 pairs, 1 s steps",
-        "hours": args.hours,
-        "steps": steps,
-        "pairs": int(plan.problem.pair_src.size),
-        "series_pairs": int(plan.series_idx.size),
-        "workers": set_workers(args.workers),
-        "wall_s": round(wall, 1),
-        "steps_per_s": round(steps / wall, 1),
-        "projected_day_wall_s": round(wall * 86400 / steps, 0),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "output_mb": round(out_mb, 1),
-        "machine": machine(),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "day",
+                "workload": "W2 starlink-gen1, 100 cities, 4950 pairs, 1 s steps",
+                "hours": args.hours,
+                "steps": steps,
+                "pairs": int(plan.problem.pair_src.size),
+                "series_pairs": int(plan.series_idx.size),
+                "workers": set_workers(args.workers),
+                "wall_s": round(wall, 1),
+                "steps_per_s": round(steps / wall, 1),
+                "projected_day_wall_s": round(wall * 86400 / steps, 0),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "output_mb": round(out_mb, 1),
+                "machine": machine(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -55,19 +55,23 @@ def main() -> None:
     wall = time.perf_counter() - t0
     steps = plan.grid.n_steps
     pairs = int(plan.problem.pair_src.size)
-    print(json.dumps({
-        "bench": "run",
-        "scenario": sc.name,
-        "sats": plan.constellation.n_sats,
-        "steps": steps,
-        "pairs": pairs,
-        "modes": len(plan.modes),
-        "wall_s": round(wall, 2),
-        "steps_per_s": round(steps / wall, 1),
-        "routes_per_s": round(steps * pairs * len(plan.modes) / wall),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "machine": machine(),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "run",
+                "scenario": sc.name,
+                "sats": plan.constellation.n_sats,
+                "steps": steps,
+                "pairs": pairs,
+                "modes": len(plan.modes),
+                "wall_s": round(wall, 2),
+                "steps_per_s": round(steps / wall, 1),
+                "routes_per_s": round(steps * pairs * len(plan.modes) / wall),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "machine": machine(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
