@@ -296,3 +296,34 @@ def test_hypatia_layout_rejects_walker_phasing(tmp_path):
     assert res.exit_code == 1
     assert "constellation: layout='hypatia' has no Walker phasing" in res.output
     assert "got 39" in res.output
+
+
+def test_export_hypatia_end_to_end(tmp_path):
+    satgen = pytest.importorskip("satgen")
+    text = builtin_text("hypatia-starlink-550").replace("duration_s = 200.0", "duration_s = 1.0")
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["run", str(_write(tmp_path, text)), "--out", str(run), "-q"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "hyp"
+    res = runner.invoke(app, ["export", "hypatia", str(run), str(out)])
+    assert res.exit_code == 0, res.output
+    assert "dynamic_state_update_interval_ns=100000000" in res.output
+    tles = satgen.read_tles(str(out / "tles.txt"))
+    assert tles["n_orbits"] == 72 and tles["n_sats_per_orbit"] == 22
+    assert len(satgen.read_ground_stations_extended(str(out / "ground_stations.txt"))) == 100
+    fstates = sorted((out / "dynamic_state_100ms_for_1s").glob("fstate_*.txt"))
+    assert len(fstates) == 10
+    first = fstates[0].read_text().splitlines()
+    assert len(first) == 1584 * 100 + 100 * 99
+
+
+def test_export_hypatia_refuses_a_run_without_forwarding_state(tmp_path):
+    run = tmp_path / "run"
+    res = runner.invoke(
+        app, ["run", str(_write(tmp_path, SMALL)), "--out", str(run), "-q", "--duration-s", "2"]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["export", "hypatia", str(run), str(tmp_path / "x")])
+    assert res.exit_code == 1
+    assert "forwarding_state = true" in res.output
+    assert not (tmp_path / "x").exists()

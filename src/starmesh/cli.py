@@ -250,5 +250,35 @@ def validate(
         )
 
 
+export_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Write a run folder in another tool's format."
+)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("hypatia")
+def export_hypatia_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (with forwarding state).")],
+    out_dir: Annotated[Path, typer.Argument(help="New folder for Hypatia's files.")],
+) -> None:
+    """Write a run as Hypatia's satellite network state (satgenpy's files) for its ns-3
+    simulator: tles.txt, isls.txt, ground_stations.txt, gsl_interfaces_info.txt,
+    description.txt and dynamic_state_<ms>ms_for_<s>s/fstate_<t_ns>.txt."""
+    from .io import export_hypatia
+
+    with _errors():
+        info = export_hypatia(run_dir, out_dir)
+        out_console.print(
+            f"wrote {out_dir}: {info['n_sats']} satellites, {info['n_ground_stations']} ground "
+            f"stations, {info['n_steps']} steps of {info['step_ms']} ms\n"
+            f"ns-3: satellite_network_dir={out_dir} "
+            f"satellite_network_routes_dir={info['dynamic_state_dir']} "
+            f"dynamic_state_update_interval_ns={info['dynamic_state_update_interval_ns']} "
+            f"simulation_end_time_ns<={info['simulation_end_time_ns']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
