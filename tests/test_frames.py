@@ -122,3 +122,11 @@ def test_slant_range_at_zenith_is_altitude():
 def test_great_circle_quarter_meridian():
     d = frames.great_circle_m(0.0, 0.0, np.pi / 2, 0.0)
     assert float(d) == pytest.approx(np.pi / 2 * 6_371_008.8, rel=1e-12)
+
+
+def test_geodetic_on_another_ellipsoid():
+    # libastro's ellipsoid (pyephem; earth_model = "pyephem"): pole at a (1 - f), equator at a.
+    a, f = 6_378_160.0, 1.0 / 298.25
+    r = frames.geodetic_to_ecef(np.radians([0.0, 90.0]), np.zeros(2), [0.0, 0.0], a_m=a, f=f)
+    np.testing.assert_allclose(r[0], [a, 0, 0], atol=ONE_UM)
+    np.testing.assert_allclose(r[1], [0, 0, a * (1 - f)], atol=ONE_UM)

@@ -159,3 +159,82 @@ def test_scratch_file_statistics_equal_in_memory(base_run, tmp_path, monkeypatch
     summary2, _df2 = _run(tmp_path, {**BASE, "run": {"chunk_steps": 7}})
     assert summary2["pairs"] == summary["pairs"]
     assert not list((tmp_path / "r").glob(".*"))  # no scratch file left behind
+
+
+def test_forwarding_state_deltas_replay_to_shortest_paths(tmp_path):
+    from scipy.sparse.csgraph import dijkstra
+
+    from starmesh.propagation import Propagator
+    from starmesh.routing import snapshot_graph, space_delay_s
+    from starmesh.simulate import fstate_nodes
+    from starmesh.topology import find_gsls, isl_lengths_m
+
+    data = {
+        "name": "fstate",
+        "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 600.0, "step_s": 50.0},
+        "constellation": {
+            "shells": [
+                {
+                    "planes": 10,
+                    "sats_per_plane": 10,
+                    "phasing": 1,
+                    "altitude_km": 1100.0,
+                    "inclination_deg": 60.0,
+                }
+            ]
+        },
+        "ground": {"terminals": ["Kyiv", "Madrid", "Cairo", "Moscow", "Oslo"]},
+        "links": {"min_elevation_deg": 10.0},
+        "routing": {"pairs": "all-terminal-pairs", "forwarding_state": True},
+        "run": {"chunk_steps": 5},
+    }
+    plan = build_plan(parse_scenario(data))
+    run_plan(plan, tmp_path / "r")
+    fs = pq.read_table(tmp_path / "r" / "fstate.parquet").to_pandas()
+    p = plan.problem
+    s_, g_ = p.n_sats, p.n_sites
+    nodes = fstate_nodes(plan)
+    state: dict[tuple[int, int], int] = {}
+    prop = Propagator(plan.constellation, plan.grid.epoch)
+    t_all = plan.grid.t_s()
+    r, ok = prop.positions_ecef_m(t_all)
+    length = isl_lengths_m(r, plan.isl_edges)
+    gsl = find_gsls(r, ok, plan.sites.r_ecef_m, plan.sites.up, plan.gsl_rule)
+    checked = reachable = 0
+    for k, t in enumerate(t_all):
+        for row in fs[fs["t_s"] == t].itertuples():
+            state[(row.node, row.dst)] = row.next_hop
+        assert len(state) == nodes.size * g_ - g_  # every node towards every other site
+        isl_d = np.where(length[k] <= plan.isl_max_range_m, space_delay_s(length[k]), np.inf)
+        sel = gsl.t_idx == k
+        graph = snapshot_graph(
+            p,
+            isl_delay_s=isl_d,
+            gsl_site=gsl.site_idx[sel],
+            gsl_sat=gsl.sat_idx[sel],
+            gsl_delay_s=space_delay_s(gsl.length_m[sel]),
+        )
+        # Distance from every node to each destination site = from the site's out-node (the
+        # graph is symmetric), read at satellites and at other sites' in-nodes.
+        dist = dijkstra(graph, directed=True, indices=p.out_node(np.arange(g_)))
+        w = graph.toarray()
+
+        def gnode(n: int, *, arriving: bool) -> int:
+            return n if n < s_ else n + (g_ if arriving else 0)
+
+        for (node, dst), nh in state.items():
+            d = dst - s_
+            here = dist[d, gnode(node, arriving=True)]
+            checked += 1
+            if not np.isfinite(here):
+                assert nh == -1
+                continue
+            reachable += 1
+            assert nh >= 0
+            # The hop goes towards the destination by one link and lands on a shortest path.
+            # (A satellite's last hop arrives at the destination's in-node, S + G + d.)
+            hop_w = w[gnode(node, arriving=False), gnode(nh, arriving=True)]
+            there = 0.0 if nh - s_ == d else dist[d, gnode(nh, arriving=True)]
+            assert hop_w > 0
+            assert here == pytest.approx(hop_w + there, rel=1e-12)
+    assert reachable > 0.5 * checked

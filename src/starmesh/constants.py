@@ -32,3 +32,11 @@ OMEGA_EARTH_RAD_S = 7.292115e-5
 
 #: Seconds per day.
 DAY_S = 86_400.0
+
+#: SGP4's Earth radius [km] (WGS72, the constants TLEs are fitted with).
+SGP4_WGS72_RADIUS_KM = 6378.135
+#: libastro's (pyephem's) Earth radius [km] and flattening: pyephem scales SGP4's output, which
+#: is in Earth radii, by this radius, and puts observers on this ellipsoid (libastro astro.h,
+#: earthsat.c). Only starmesh's ``earth_model = "pyephem"`` uses them, to reproduce satgenpy.
+LIBASTRO_EARTH_RADIUS_KM = 6378.16
+LIBASTRO_FLATTENING = 1.0 / 298.25

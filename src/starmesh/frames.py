@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .constants import EARTH_MEAN_RADIUS_M, WGS84_A_M, WGS84_B_M, WGS84_E2
+from .constants import EARTH_MEAN_RADIUS_M, WGS84_A_M, WGS84_B_M, WGS84_E2, WGS84_F
 
 _ARCSEC_RAD = np.pi / (180.0 * 3600.0)
 
@@ -102,9 +102,14 @@ def teme_to_ecef(
 
 
 def geodetic_to_ecef(
-    lat_rad: ArrayLike, lon_rad: ArrayLike, h_m: ArrayLike = 0.0
+    lat_rad: ArrayLike,
+    lon_rad: ArrayLike,
+    h_m: ArrayLike = 0.0,
+    *,
+    a_m: float = WGS84_A_M,
+    f: float = WGS84_F,
 ) -> NDArray[np.float64]:
-    """WGS84 geodetic coordinates to ECEF.
+    """Geodetic coordinates to ECEF (WGS84 unless another ellipsoid is given).
 
     Parameters
     ----------
@@ -112,6 +117,8 @@ def geodetic_to_ecef(
         Geodetic latitude and longitude [rad].
     h_m : array_like, shape (G,)
         Height above the ellipsoid [m].
+    a_m, f : float
+        Semi-major axis [m] and flattening of the ellipsoid.
 
     Returns
     -------
@@ -121,11 +128,12 @@ def geodetic_to_ecef(
     lat = np.asarray(lat_rad, dtype=np.float64)
     lon = np.asarray(lon_rad, dtype=np.float64)
     h = np.asarray(h_m, dtype=np.float64)
+    e2 = f * (2.0 - f)
     sl, cl = np.sin(lat), np.cos(lat)
-    n = WGS84_A_M / np.sqrt(1.0 - WGS84_E2 * sl**2)
+    n = a_m / np.sqrt(1.0 - e2 * sl**2)
     x = (n + h) * cl * np.cos(lon)
     y = (n + h) * cl * np.sin(lon)
-    z = (n * (1.0 - WGS84_E2) + h) * sl
+    z = (n * (1.0 - e2) + h) * sl
     return np.stack(np.broadcast_arrays(x, y, z), axis=-1)
 
 

@@ -36,6 +36,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .constants import WGS84_A_M, WGS84_F
 from .errors import ScenarioError, UnknownSiteError
 from .frames import geodetic_to_ecef, great_circle_m, up_vectors
 
@@ -257,12 +258,16 @@ class Sites:
         object.__setattr__(self, "_index", index)
 
     @classmethod
-    def from_sites(cls, sites: Sequence[Site]) -> Sites:
+    def from_sites(
+        cls, sites: Sequence[Site], *, a_m: float = WGS84_A_M, f: float = WGS84_F
+    ) -> Sites:
         """Stack sites into arrays, in the given order.
 
         Parameters
         ----------
         sites : sequence of Site, length G
+        a_m, f : float
+            Ellipsoid of the coordinates (WGS84 unless told otherwise).
 
         Returns
         -------
@@ -282,7 +287,7 @@ class Sites:
             lat_rad=lat_rad,
             lon_rad=lon_rad,
             alt_m=alt_m,
-            r_ecef_m=geodetic_to_ecef(lat_rad, lon_rad, alt_m).reshape(-1, 3),
+            r_ecef_m=geodetic_to_ecef(lat_rad, lon_rad, alt_m, a_m=a_m, f=f).reshape(-1, 3),
             up=up_vectors(lat_rad, lon_rad).reshape(-1, 3),
         )
 

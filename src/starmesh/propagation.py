@@ -173,12 +173,23 @@ class Propagator:
     dut1_s : float
         UT1 - UTC [s] for Earth rotation (IERS Bulletin A; within +-0.9 s). Defaults to 0, as
         satgenpy/pyephem assume; 0.1 s of UT1 error moves a ground point by up to 46 m.
+    scale : float
+        Factor on every position: 1, or pyephem's 6378.16 / 6378.135 to reproduce satgenpy
+        (pyephem turns SGP4's Earth radii into km with its own radius).
     """
 
-    def __init__(self, constellation: Constellation, epoch: datetime, *, dut1_s: float = 0.0):
+    def __init__(
+        self,
+        constellation: Constellation,
+        epoch: datetime,
+        *,
+        dut1_s: float = 0.0,
+        scale: float = 1.0,
+    ):
         self.constellation = constellation
         self.epoch = epoch
         self.dut1_s = dut1_s
+        self.scale = scale
         self._satrecs: SatrecArray | None = None
         if constellation.kepler is None:
             if constellation.elements is None:
@@ -217,7 +228,10 @@ class Propagator:
             assert self._satrecs is not None
             r_eci, err = propagate_sgp4_teme_m(self._satrecs, self.epoch, t_s)
             ok = err == 0
-        return teme_to_ecef(r_eci, self.gmst_rad(t_s)), ok
+        r = teme_to_ecef(r_eci, self.gmst_rad(t_s))
+        if self.scale != 1.0:
+            r *= self.scale
+        return r, ok
 
 
 def orbital_periods_s(a_m: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:

@@ -274,6 +274,11 @@ class Scenario(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=80)
     description: str = ""
     seed: int = Field(0, ge=0)
+    earth_model: Literal["wgs84", "pyephem"] = Field(
+        "wgs84",
+        description="'wgs84', or 'pyephem' to reproduce satgenpy (pyephem's 6378.16 km Earth: "
+        "satellites scaled by 6378.16/6378.135, sites on its 1/298.25 ellipsoid)",
+    )
     time: TimeSpec = Field(default_factory=TimeSpec)
     constellation: ConstellationSpec
     ground: GroundSpec

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from . import __version__
 from ._sssp import sssp_full, sssp_update, walk_paths
+from .constants import LIBASTRO_EARTH_RADIUS_KM, LIBASTRO_FLATTENING, SGP4_WGS72_RADIUS_KM
 from .constellation import Constellation, WalkerShell, preset_shells
 from .elements import ElementSet, load_elements
 from .errors import RunFolderError, ScenarioError
@@ -133,7 +134,19 @@ def _build_sites(scenario: Scenario) -> Sites:
         sites.append(_resolve_site(e, "gateway", f"ground.gateways[{i}]"))
     for i, e in enumerate(g.pops):
         sites.append(_resolve_site(e, "pop", f"ground.pops[{i}]"))
+    if scenario.earth_model == "pyephem":
+        return Sites.from_sites(sites, a_m=LIBASTRO_EARTH_RADIUS_KM * 1e3, f=LIBASTRO_FLATTENING)
     return Sites.from_sites(sites)
+
+
+def make_propagator(
+    scenario: Scenario, constellation: Constellation, epoch: datetime
+) -> Propagator:
+    """The scenario's propagator (Earth model and UT1 applied)."""
+    scale = 1.0
+    if scenario.earth_model == "pyephem":
+        scale = LIBASTRO_EARTH_RADIUS_KM / SGP4_WGS72_RADIUS_KM
+    return Propagator(constellation, epoch, dut1_s=scenario.run.dut1_s, scale=scale)
 
 
 def _build_constellation(scenario: Scenario, tle: ElementSet | None) -> Constellation:
@@ -248,7 +261,7 @@ def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
     constellation = _build_constellation(scenario, tle)
     sites = _build_sites(scenario)
     links = scenario.links
-    propagator = Propagator(constellation, grid.epoch, dut1_s=scenario.run.dut1_s)
+    propagator = make_propagator(scenario, constellation, grid.epoch)
     if links.isl_max_range_km is not None:
         isl_range = links.isl_max_range_km * 1e3
     elif constellation.shells:
@@ -336,6 +349,7 @@ class ChunkResult:
     dst_sat: NDArray[np.int32]
     changed: NDArray[np.bool_]
     fstate: dict[str, tuple[NDArray[Any], ...]] | None = None
+    fstate_last: dict[str, NDArray[np.int32]] | None = None
 
 
 @dataclass(frozen=True)
@@ -377,22 +391,27 @@ def fstate_nodes(plan: RunPlan) -> NDArray[np.int64]:
 
 
 def _next_hops(
-    plan: RunPlan, orient: _Orientation, pedge: NDArray[np.int64], graph: ChunkGraph
+    plan: RunPlan, pedge: NDArray[np.int64], graph: ChunkGraph, rows: NDArray[np.int64]
 ) -> NDArray[np.int32]:
-    """Next hop of every forwarding node towards every root, shape ``(K, Nf)``, -1 if none."""
+    """Next hop of every forwarding node towards the roots ``rows``, shape ``(len(rows), Nf)``,
+    -1 if none."""
     p = plan.problem
     s, g = p.n_sats, p.n_sites
     nodes = fstate_nodes(plan)
     # A site forwards from its in-node (where paths towards it arrive when read from the root).
     graph_node = np.where(nodes < s, nodes, nodes + g)
-    e = pedge[:, graph_node]
+    e = pedge[rows][:, graph_node]
     nh = np.where(e >= 0, graph.edge_src[np.maximum(e, 0)], -1).astype(np.int64)
     nh = np.where(nh >= s + g, nh - g, nh)  # an in-node (gateway via fibre) -> its site id
     return nh.astype(np.int32)
 
 
 def compute_chunk(
-    plan: RunPlan, start: int, stop: int, propagator: Propagator | None = None
+    plan: RunPlan,
+    start: int,
+    stop: int,
+    propagator: Propagator | None = None,
+    fstate_prev: dict[str, NDArray[np.int32]] | None = None,
 ) -> ChunkResult:
     """Propagate, build links and route steps ``start .. stop - 1``.
 
@@ -400,10 +419,13 @@ def compute_chunk(
     changes at the chunk's first step are detected; chunks are therefore independent of each
     other. Within the chunk the graph structure is fixed and each step's shortest-path trees are
     updated from the previous step's (:mod:`starmesh._sssp`).
+
+    Forwarding-state deltas at ``start`` are taken against ``fstate_prev`` (the previous chunk's
+    last state, :attr:`ChunkResult.fstate_last`) when given: where two next hops tie exactly,
+    the recomputed step ``start - 1`` may pick the other one, and the delta must describe the
+    change from the state a reader of the earlier chunks holds.
     """
-    prop = propagator or Propagator(
-        plan.constellation, plan.grid.epoch, dut1_s=plan.scenario.run.dut1_s
-    )
+    prop = propagator or make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
     lo = max(start - 1, 0)
     t_all = plan.grid.t_s(lo, stop)
     r, ok = prop.positions_ecef_m(t_all)
@@ -432,6 +454,7 @@ def compute_chunk(
     phash = np.empty(shape, np.uint64)
     want_fstate = plan.scenario.routing.forwarding_state
     fstate: dict[str, tuple[NDArray[Any], ...]] = {}
+    fstate_last: dict[str, NDArray[np.int32]] = {}
     for m, mode in enumerate(plan.modes):
         graph = build_chunk_graph(
             problem, links // problem.n_sats, links % problem.n_sats, with_isl=mode == "isl"
@@ -471,16 +494,27 @@ def compute_chunk(
                 todo,
             )
             if want_fstate:
-                nh = _next_hops(plan, orient, pedge, graph)
+                # Next hops change only in trees that changed.
+                if prev_nh is None:
+                    redo = np.arange(n_k)
+                    nh = _next_hops(plan, pedge, graph, redo)
+                else:
+                    redo = np.flatnonzero(changes > 0)
+                    nh = prev_nh.copy()
+                    nh[redo] = _next_hops(plan, pedge, graph, redo)
                 if k >= start - lo:
+                    base = prev_nh
+                    if k == start - lo and start > 0 and fstate_prev is not None:
+                        base, redo = fstate_prev[mode], np.arange(n_k)
+                    first = start == 0 and k == 0
                     rows.append(
-                        _fstate_rows(
-                            plan, orient, t_all[k], nh, prev_nh if (prev_nh is not None) else None
-                        )
+                        _fstate_rows(plan, orient, t_all[k], nh, None if first else base, redo)
                     )
                 prev_nh = nh
         if want_fstate:
             fstate[mode] = tuple(np.concatenate(col) for col in zip(*rows, strict=True))
+            assert prev_nh is not None
+            fstate_last[mode] = prev_nh
     changed = np.zeros(shape, dtype=bool)
     changed[:, 1:] = phash[:, 1:] != phash[:, :-1]
     if orient.reverse:
@@ -498,6 +532,7 @@ def compute_chunk(
         dst_sat=dst_sat[:, drop:],
         changed=changed[:, drop:],
         fstate=fstate if want_fstate else None,
+        fstate_last=fstate_last if want_fstate else None,
     )
 
 
@@ -507,15 +542,18 @@ def _fstate_rows(
     t_s: float,
     nh: NDArray[np.int32],
     prev: NDArray[np.int32] | None,
+    rows: NDArray[np.int64],
 ) -> tuple[NDArray[Any], ...]:
-    """Entries ``(t_s, node, dst, next_hop)`` of one step: all of them, or those that changed."""
+    """Entries ``(t_s, node, dst, next_hop)`` of one step: all of them (``prev`` None), or those
+    that changed, which can only be in the trees ``rows``."""
     nodes = fstate_nodes(plan).astype(np.int32)
-    dst_nodes = (plan.problem.n_sats + orient.roots).astype(np.int32)
-    mask = nh != prev if prev is not None else np.ones(nh.shape, bool)
+    dst_nodes = (plan.problem.n_sats + orient.roots[rows]).astype(np.int32)
+    sub = nh[rows]
+    mask = sub != prev[rows] if prev is not None else np.ones(sub.shape, bool)
     # A site has no forwarding entry towards itself.
     mask &= nodes[None, :] != dst_nodes[:, None]
     k_idx, n_idx = np.nonzero(mask)
-    return (np.full(k_idx.size, t_s), nodes[n_idx], dst_nodes[k_idx], nh[k_idx, n_idx])
+    return (np.full(k_idx.size, t_s), nodes[n_idx], dst_nodes[k_idx], sub[k_idx, n_idx])
 
 
 # --- Writing ---------------------------------------------------------------------------------
@@ -849,11 +887,13 @@ def run_plan(
     fstate_dir = out / "fstate.parquet"
     if plan.scenario.routing.forwarding_state:
         fstate_dir.mkdir()
-    prop = Propagator(plan.constellation, plan.grid.epoch, dut1_s=plan.scenario.run.dut1_s)
+    prop = make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
     store = SeriesStore(len(plan.modes), plan.problem.pair_src.size, plan.grid.n_steps, out)
     try:
+        last: dict[str, NDArray[np.int32]] | None = None
         for i, (a, b) in enumerate(plan.grid.chunks(plan.chunk_steps)):
-            res = compute_chunk(plan, a, b, prop)
+            res = compute_chunk(plan, a, b, prop, fstate_prev=last)
+            last = res.fstate_last
             name = f"part-{i:06d}.parquet"
             if res.fstate is not None:
                 _atomic_write_table(fstate_dir / name, fstate_table(plan, res))
