@@ -65,6 +65,7 @@ def test_run_writes_the_run_folder_contract(tmp_path):
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [
         "isls.parquet",
+        "manifest.json",
         "rtt.parquet",
         "scenario.toml",
         "sites.parquet",

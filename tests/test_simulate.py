@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import tomllib
 from pathlib import Path
@@ -151,14 +150,16 @@ def test_workers_do_not_change_results(base_run, tmp_path):
     assert df1.equals(df)
 
 
-def test_scratch_file_statistics_equal_in_memory(base_run, tmp_path, monkeypatch):
-    # The package exports the function simulate(), which shadows the module's attribute name.
-    sim = importlib.import_module("starmesh.simulate")
-    _tmp, summary, _df = base_run
-    monkeypatch.setattr(sim, "_SERIES_IN_MEMORY_BYTES", 0)
-    summary2, _df2 = _run(tmp_path, {**BASE, "run": {"chunk_steps": 7}})
+@pytest.mark.parametrize("executor", ["serial", "processes"])
+def test_statistics_do_not_depend_on_chunks_or_executor(base_run, tmp_path, executor):
+    _tmp, summary, df = base_run
+    plan = build_plan(parse_scenario({**BASE, "run": {"chunk_steps": 7}}))
+    summary2 = run_plan(plan, tmp_path / "r", executor=executor)
     assert summary2["pairs"] == summary["pairs"]
-    assert not list((tmp_path / "r").glob(".*"))  # no scratch file left behind
+    assert pq.read_table(tmp_path / "r" / "rtt.parquet").to_pandas().equals(df)
+    # The per-chunk data behind the statistics is gone once summary.json is written.
+    assert not (tmp_path / "r" / ".partial").exists()
+    assert not [p for p in (tmp_path / "r").rglob("*") if p.name.startswith(".")]
 
 
 def test_forwarding_state_deltas_replay_to_shortest_paths(tmp_path):
@@ -238,3 +239,14 @@ def test_forwarding_state_deltas_replay_to_shortest_paths(tmp_path):
             assert hop_w > 0
             assert here == pytest.approx(hop_w + there, rel=1e-12)
     assert reachable > 0.5 * checked
+
+
+def test_resolving_a_resolved_scenario_is_idempotent(base_run):
+    import tomli_w
+
+    from starmesh.simulate import resolved_scenario
+
+    tmp, _summary, _df = base_run
+    text = (tmp / "r" / "scenario.toml").read_text()
+    again = resolved_scenario(build_plan(parse_scenario(tomllib.loads(text))))
+    assert tomli_w.dumps(again) == text

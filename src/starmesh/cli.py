@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,11 +31,12 @@ from .scenario import (
     Scenario,
     builtin_description,
     builtin_text,
+    expand_sweep,
     format_validation_error,
     load_scenario,
     parse_scenario,
 )
-from .simulate import build_plan, default_out_dir, run_plan
+from .simulate import build_plan, default_out_dir, run_plan, run_sweep
 
 app = typer.Typer(
     add_completion=False,
@@ -69,13 +71,15 @@ def _errors() -> Iterator[None]:
             raise
         for line in format_validation_error(exc):
             err_console.print(
-                f"[red]error:[/red] {line}", markup=True, highlight=False, soft_wrap=True
+                f"[red]error:[/red] {escape(line)}", markup=True, highlight=False, soft_wrap=True
             )
         raise typer.Exit(1) from None
     except StarmeshError as exc:
         if _State.verbose:
             raise
-        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None
 
 
@@ -161,13 +165,37 @@ def run(
     ] = False,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=1, help="Routing threads (default: every core)."),
+        typer.Option("--workers", min=1, help="Worker processes or threads (default: every core)."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Finish the interrupted run in this folder (its complete chunks are kept).",
+        ),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Compute chunks on Dask: 'local' starts a LocalCluster, or a scheduler "
+            "address tcp://HOST:PORT (needs starmesh[dask]).",
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
 ) -> None:
     """Run a scenario: propagate, build links, route every pair at every step, write the run
     folder (scenario.toml, rtt.parquet, summary.json) and print the summary."""
     with _errors():
+        if dask is not None and dask != "local" and not dask.startswith("tcp://"):
+            raise StarmeshError(f"--dask must be 'local' or tcp://HOST:PORT, got {dask!r}")
+        if resume is not None:
+            if not (resume / "scenario.toml").is_file():
+                raise StarmeshError(
+                    f"--resume {str(resume)!r}: no run folder there (no scenario.toml); "
+                    "give the folder of the interrupted run"
+                )
+            scenario, out = str(resume / "scenario.toml"), resume
         sc = _override(
             load_scenario(scenario),
             time={"duration_s": duration_s, "step_s": step_s},
@@ -190,16 +218,23 @@ def run(
                 highlight=False,
             )
         started = datetime.now(UTC)
-        summary = _run_with_progress(plan, folder, force=force, quiet=quiet)
+        summary = _run_with_progress(
+            plan,
+            folder,
+            quiet=quiet,
+            force=force,
+            resume=resume is not None,
+            executor=f"dask:{dask}" if dask == "local" else (dask or "auto"),
+        )
         wall = (datetime.now(UTC) - started).total_seconds()
         if not quiet:
             out_console.print(_summary_table(summary))
             err_console.print(f"done in {wall:.1f} s: {folder}", highlight=False)
 
 
-def _run_with_progress(plan: Any, folder: Path, *, force: bool, quiet: bool) -> dict[str, Any]:
+def _run_with_progress(plan: Any, folder: Path, *, quiet: bool, **kw: Any) -> dict[str, Any]:
     if quiet or not sys.stderr:
-        return run_plan(plan, folder, force=force)
+        return run_plan(plan, folder, **kw)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -212,7 +247,86 @@ def _run_with_progress(plan: Any, folder: Path, *, force: bool, quiet: bool) -> 
     ) as progress:
         task = progress.add_task("routing", total=plan.grid.n_steps)
         advance: Callable[[int], None] = lambda n: progress.advance(task, n)  # noqa: E731
-        return run_plan(plan, folder, force=force, on_progress=advance)
+        return run_plan(plan, folder, on_progress=advance, **kw)
+
+
+@app.command()
+def sweep(
+    file: Annotated[str, typer.Argument(help="Scenario TOML with a [sweep] table.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Sweep folder (default: runs/<scenario>-sweep-<time>)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a non-empty sweep folder.")
+    ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Finish the interrupted sweep in this folder."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Worker processes (default: every core)."),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option("--dask", help="'local' (a LocalCluster) or a scheduler tcp://HOST:PORT."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+) -> None:
+    """Run every variant of a scenario's [sweep] (grid of fields x seeds) and compare them:
+    one run folder per variant, sweep.parquet and sweep_summary.json."""
+    with _errors():
+        if dask is not None and dask != "local" and not dask.startswith("tcp://"):
+            raise StarmeshError(f"--dask must be 'local' or tcp://HOST:PORT, got {dask!r}")
+        if resume is not None:
+            file, out = str(resume / "sweep.toml"), resume
+            if not Path(file).is_file():
+                raise StarmeshError(
+                    f"--resume {str(resume)!r}: no sweep folder there (no sweep.toml)"
+                )
+        sc = load_scenario(file)
+        if workers is not None:
+            data = sc.model_dump(mode="json", exclude_none=True)
+            data["run"]["workers"] = workers
+            sc = parse_scenario(data)
+        variants = expand_sweep(sc)
+        folder = out or default_out_dir(f"{sc.name}-sweep", datetime.now(UTC))
+        total = sum(build_plan(v).grid.n_steps for _i, _p, v in variants)
+        kw: dict[str, Any] = {
+            "force": force,
+            "resume": resume is not None,
+            "executor": f"dask:{dask}" if dask == "local" else (dask or "auto"),
+        }
+        if quiet:
+            result = run_sweep(sc, folder, **kw)
+        else:
+            err_console.print(
+                f"[bold]{sc.name}[/bold]: {len(variants)} variants -> {folder}", highlight=False
+            )
+            with Progress(
+                TextColumn("sweep"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("steps"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+            ) as progress:
+                task = progress.add_task("sweep", total=total)
+                result = run_sweep(
+                    sc, folder, on_progress=lambda n: progress.advance(task, n), **kw
+                )
+        if not quiet:
+            rows = result["variants"]
+            table = Table(title=f"{sc.name}: sweep of {len(variants)} variants")
+            for col in rows[0]:
+                table.add_column(col, justify="right" if col not in ("variant", "mode") else "left")
+            for r in rows:
+                table.add_row(
+                    *[_fmt(v, ".4g") if isinstance(v, float) else str(v) for v in r.values()]
+                )
+            out_console.print(table)
 
 
 @app.command()
@@ -279,6 +393,51 @@ def export_hypatia_cmd(
             soft_wrap=True,
         )
 
+
+
+@export_app.command("czml")
+def export_czml_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder.")],
+    file: Annotated[Path, typer.Argument(help="CZML file to write (e.g. run.czml).")],
+    sample_step_s: Annotated[
+        float, typer.Option("--sample-step-s", help="Time between position samples [s].")
+    ] = 60.0,
+) -> None:
+    """Write a run as CZML for CesiumJS: satellites as sampled positions over the run,
+    ground sites as points."""
+    from .io.czml import export_czml
+
+    with _errors():
+        info = export_czml(run_dir, file, sample_step_s=sample_step_s)
+        out_console.print(
+            f"wrote {file}: {info['n_sats']} satellites x {info['n_samples']} samples, "
+            f"{info['n_sites']} ground sites",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by `starmesh run`.")],
+    pair: Annotated[
+        tuple[str, str] | None,
+        typer.Option("--pair", help="SRC DST: the pair whose path the globe shows first."),
+    ] = None,
+) -> None:
+    """(Re)write report.html in a run folder: an offline page with RTT, availability, a map
+    and an animated globe."""
+    from .report import write_report
+
+    with _errors():
+        started = datetime.now(UTC)
+        path = write_report(run_dir, pair=pair)
+        wall = (datetime.now(UTC) - started).total_seconds()
+        out_console.print(
+            f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {wall:.1f} s",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -7,6 +7,7 @@ keys, so typos never pass silently.
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from importlib.resources import files
@@ -268,6 +269,27 @@ class RunSpec(_Model):
     dut1_s: float = Field(0.0, ge=-0.9, le=0.9)
 
 
+class SweepSpec(_Model):
+    """A grid over scenario fields (dotted names, e.g. ``links.min_elevation_deg``) and seeds."""
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    seeds: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepSpec:
+        if not self.grid and not self.seeds:
+            raise ValueError(
+                'the sweep grid is empty: add e.g. grid = {"links.min_elevation_deg" = '
+                "[10.0, 25.0, 40.0]} or seeds = [0, 1, 2]"
+            )
+        for name, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid[{name!r}] has no values: list at least one")
+        if any(x < 0 for x in self.seeds):
+            raise ValueError(f"seeds must be >= 0, got {self.seeds}")
+        return self
+
+
 class Scenario(_Model):
     """A complete scenario."""
 
@@ -285,6 +307,7 @@ class Scenario(_Model):
     links: LinksSpec = Field(default_factory=LinksSpec)
     routing: RoutingSpec = Field(default_factory=RoutingSpec)
     run: RunSpec = Field(default_factory=RunSpec)
+    sweep: SweepSpec | None = None
 
 
 # --- Loading ---------------------------------------------------------------------------------
@@ -389,3 +412,80 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         lines.append(f"{loc}: {msg}")
     # pydantic reports every branch of a union; keep the distinct lines only.
     return list(dict.fromkeys(lines))
+
+
+# --- Sweeps ----------------------------------------------------------------------------------
+
+
+def _check_parameter(name: str) -> None:
+    """Raise a ScenarioError unless ``name`` is a dotted path to a scenario field."""
+    model: Any = Scenario
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields or part == "sweep":
+            where = ".".join(parts[:i]) or "the top level"
+            valid = ", ".join(f for f in fields if f != "sweep")
+            raise ScenarioError(
+                f"sweep.grid[{name!r}]",
+                f"unknown parameter: no field {part!r} at {where} (fields there: {valid})",
+            )
+        ann = fields[part].annotation
+        sub = next(
+            (
+                a
+                for a in (ann, *getattr(ann, "__args__", ()))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
+        if i < len(parts) - 1:
+            if sub is None:
+                raise ScenarioError(
+                    f"sweep.grid[{name!r}]", f"{'.'.join(parts[: i + 1])} has no sub-fields"
+                )
+            model = sub
+
+
+def expand_sweep(scenario: Scenario) -> list[tuple[str, dict[str, Any], Scenario]]:
+    """The variants of a scenario's sweep: ``(id, parameters, scenario)`` for every point of the
+    grid times every seed, in a fixed order.
+
+    Raises
+    ------
+    ScenarioError
+        No sweep, an empty grid, an unknown parameter, or a value a variant cannot take.
+    """
+    import itertools
+
+    sweep = scenario.sweep
+    if sweep is None:
+        raise ScenarioError("sweep", "the scenario has no [sweep] table: add one to sweep it")
+    for name in sweep.grid:
+        _check_parameter(name)
+    names = list(sweep.grid)
+    seeds = sweep.seeds or [scenario.seed]
+    base = scenario.model_dump(mode="json", exclude_none=True)
+    base.pop("sweep")
+    variants = []
+    for k, (values, seed) in enumerate(
+        itertools.product(itertools.product(*(sweep.grid[n] for n in names)), seeds)
+    ):
+        data = json.loads(json.dumps(base))
+        params: dict[str, Any] = dict(zip(names, values, strict=True))
+        params["seed"] = seed
+        for name, value in params.items():
+            node = data
+            *head, leaf = name.split(".")
+            for part in head:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        vid = f"v{k:03d}"
+        data["name"] = f"{scenario.name}-{vid}"
+        try:
+            variant = Scenario.model_validate(data)
+        except ValidationError as exc:
+            first = format_validation_error(exc)[0]
+            raise ScenarioError(f"sweep ({vid}: {params})", first) from None
+        variants.append((vid, params, variant))
+    return variants

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import tomli_w
 from numpy.typing import NDArray
 
@@ -33,6 +30,7 @@ from .constants import LIBASTRO_EARTH_RADIUS_KM, LIBASTRO_FLATTENING, SGP4_WGS72
 from .constellation import Constellation, WalkerShell, preset_shells
 from .elements import ElementSet, load_elements
 from .errors import RunFolderError, ScenarioError
+from .executors import Executor, make_executor
 from .ground import (
     Site,
     SiteKind,
@@ -43,6 +41,13 @@ from .ground import (
     resolve_city,
     top_cities,
 )
+from .io.runfolder import (
+    MANIFEST,
+    ChunkStore,
+    Manifest,
+    atomic_write_bytes,
+    atomic_write_table,
+)
 from .propagation import Propagator
 from .routing import (
     ChunkGraph,
@@ -51,7 +56,7 @@ from .routing import (
     fibre_delay_s,
     space_delay_s,
 )
-from .scenario import Scenario, SiteEntry
+from .scenario import Scenario, SiteEntry, expand_sweep
 from .timegrid import TimeGrid, parse_utc
 from .topology import (
     GslRule,
@@ -65,8 +70,6 @@ from .topology import (
 
 #: Positions held per chunk are kept near this size [bytes] when chunk_steps is not given.
 _CHUNK_POSITION_BYTES = 32 * 2**20
-#: Series of RTTs larger than this go to a scratch file on disk instead of memory [bytes].
-_SERIES_IN_MEMORY_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -349,6 +352,7 @@ class ChunkResult:
     dst_sat: NDArray[np.int32]
     changed: NDArray[np.bool_]
     fstate: dict[str, tuple[NDArray[Any], ...]] | None = None
+    fstate_base: dict[str, NDArray[np.int32]] | None = None
     fstate_last: dict[str, NDArray[np.int32]] | None = None
 
 
@@ -411,7 +415,6 @@ def compute_chunk(
     start: int,
     stop: int,
     propagator: Propagator | None = None,
-    fstate_prev: dict[str, NDArray[np.int32]] | None = None,
 ) -> ChunkResult:
     """Propagate, build links and route steps ``start .. stop - 1``.
 
@@ -420,10 +423,10 @@ def compute_chunk(
     other. Within the chunk the graph structure is fixed and each step's shortest-path trees are
     updated from the previous step's (:mod:`starmesh._sssp`).
 
-    Forwarding-state deltas at ``start`` are taken against ``fstate_prev`` (the previous chunk's
-    last state, :attr:`ChunkResult.fstate_last`) when given: where two next hops tie exactly,
-    the recomputed step ``start - 1`` may pick the other one, and the delta must describe the
-    change from the state a reader of the earlier chunks holds.
+    Forwarding-state deltas at ``start`` are taken against the recomputed step ``start - 1``,
+    returned as :attr:`ChunkResult.fstate_base`; where two next hops tie exactly it may differ
+    from the previous chunk's last state, so the writer restates the first delta against that
+    (:func:`reconcile_fstate`).
     """
     prop = propagator or make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
     lo = max(start - 1, 0)
@@ -455,6 +458,7 @@ def compute_chunk(
     want_fstate = plan.scenario.routing.forwarding_state
     fstate: dict[str, tuple[NDArray[Any], ...]] = {}
     fstate_last: dict[str, NDArray[np.int32]] = {}
+    fstate_base: dict[str, NDArray[np.int32]] = {}
     for m, mode in enumerate(plan.modes):
         graph = build_chunk_graph(
             problem, links // problem.n_sats, links % problem.n_sats, with_isl=mode == "isl"
@@ -502,13 +506,12 @@ def compute_chunk(
                     redo = np.flatnonzero(changes > 0)
                     nh = prev_nh.copy()
                     nh[redo] = _next_hops(plan, pedge, graph, redo)
+                if k == start - lo - 1:
+                    fstate_base[mode] = nh
                 if k >= start - lo:
-                    base = prev_nh
-                    if k == start - lo and start > 0 and fstate_prev is not None:
-                        base, redo = fstate_prev[mode], np.arange(n_k)
                     first = start == 0 and k == 0
                     rows.append(
-                        _fstate_rows(plan, orient, t_all[k], nh, None if first else base, redo)
+                        _fstate_rows(plan, orient, t_all[k], nh, None if first else prev_nh, redo)
                     )
                 prev_nh = nh
         if want_fstate:
@@ -532,6 +535,7 @@ def compute_chunk(
         dst_sat=dst_sat[:, drop:],
         changed=changed[:, drop:],
         fstate=fstate if want_fstate else None,
+        fstate_base=fstate_base if want_fstate and start > 0 else None,
         fstate_last=fstate_last if want_fstate else None,
     )
 
@@ -614,11 +618,10 @@ FSTATE_SCHEMA = pa.schema(
 )
 
 
-def fstate_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
+def fstate_table(plan: RunPlan, rows_by_mode: dict[str, tuple[NDArray[Any], ...]]) -> pa.Table:
     """Forwarding-state entries of one chunk (all at the run's first step, then changes)."""
-    assert res.fstate is not None
     parts = []
-    for mode, (t_s, node, dst, nh) in res.fstate.items():
+    for mode, (t_s, node, dst, nh) in rows_by_mode.items():
         parts.append(
             pa.table(
                 {
@@ -634,85 +637,48 @@ def fstate_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def reconcile_fstate(
+    plan: RunPlan, res: ChunkResult, mode: str, prev_last: NDArray[np.int32]
+) -> tuple[NDArray[Any], ...]:
+    """Forwarding-state rows of a chunk with its first step restated against ``prev_last``.
 
-
-def _atomic_write_table(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
-
-
-class SeriesStore:
-    """RTT series of every (mode, pair), ``(M, P, T)`` float32 [s], for exact statistics.
-
-    Held in memory when small. Otherwise each chunk is appended to an unnamed scratch file (it
-    vanishes with the process, however that ends) and read back a block of pairs at a time, so a
-    day-long run's memory does not grow with its duration.
+    ``compute_chunk`` takes the first step's changes against its own recomputation of the step
+    before; a reader of the earlier chunks holds ``prev_last``, the previous chunk's last state.
+    The two differ only where next hops tie exactly, but the file must describe the changes the
+    reader sees.
     """
-
-    def __init__(self, n_m: int, n_p: int, n_t: int, scratch_dir: Path) -> None:
-        self.shape = (n_m, n_p, n_t)
-        self._mem: NDArray[np.float32] | None = None
-        self._file: Any = None
-        self._chunks: list[tuple[int, int, int]] = []
-        if 4 * n_m * n_p * n_t > _SERIES_IN_MEMORY_BYTES:
-            self._file = tempfile.TemporaryFile(dir=scratch_dir)
-        else:
-            self._mem = np.empty(self.shape, np.float32)
-        self.changes = np.zeros((n_m, n_p), np.int64)
-        self.rtt_min = np.full((n_m, n_p), np.inf)
-        self.rtt_max = np.full((n_m, n_p), -np.inf)
-
-    def add(self, res: ChunkResult) -> None:
-        """Record one chunk."""
-        block = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)), dtype=np.float32)
-        if self._mem is not None:
-            self._mem[:, :, res.start : res.stop] = block
-        else:
-            offset = self._file.seek(0, os.SEEK_END)
-            self._file.write(block.tobytes())
-            self._chunks.append((res.start, res.stop, offset))
-        self.changes += res.changed.sum(axis=1)
-        with np.errstate(invalid="ignore"):
-            reach = np.isfinite(res.rtt_s)
-            self.rtt_min = np.minimum(self.rtt_min, np.where(reach, res.rtt_s, np.inf).min(axis=1))
-            self.rtt_max = np.maximum(self.rtt_max, np.where(reach, res.rtt_s, -np.inf).max(axis=1))
-
-    def rows(self, m: int, p0: int, p1: int) -> NDArray[np.float64]:
-        """Series of pairs ``p0 .. p1 - 1`` of mode ``m``, shape ``(p1 - p0, T)`` [s]."""
-        _n_m, n_p, n_t = self.shape
-        if self._mem is not None:
-            return self._mem[m, p0:p1].astype(np.float64)
-        out = np.empty((p1 - p0, n_t))
-        for a, b, offset in self._chunks:
-            tc = b - a
-            self._file.seek(offset + 4 * tc * (m * n_p + p0))
-            raw = self._file.read(4 * tc * (p1 - p0))
-            out[:, a:b] = np.frombuffer(raw, np.float32).reshape(p1 - p0, tc)
-        return out
-
-    def close(self) -> None:
-        """Drop the scratch file."""
-        if self._file is not None:
-            self._file.close()
+    assert res.fstate is not None and res.fstate_base is not None
+    t_s, node, dst, nh = res.fstate[mode]
+    first = t_s == res.t_s[0]
+    orient = _orientation(plan)
+    nodes = fstate_nodes(plan)
+    state = res.fstate_base[mode].copy()
+    rows = np.searchsorted(plan.problem.n_sats + orient.roots, dst[first])
+    cols = np.searchsorted(nodes, node[first])
+    state[rows, cols] = nh[first]
+    every = np.arange(orient.roots.size)
+    again = _fstate_rows(plan, orient, float(res.t_s[0]), state, prev_last, every)
+    rest = tuple(col[~first] for col in (t_s, node, dst, nh))
+    return tuple(np.concatenate([x, y]) for x, y in zip(again, rest, strict=True))
 
 
-def summarize(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
+def summarize(plan: RunPlan, store: ChunkStore) -> dict[str, Any]:
     """Per (mode, pair) statistics: min/median/p95/max RTT [ms], availability, path changes."""
     src_names, dst_names = plan.pair_names
-    _n_m, n_p, n_t = store.shape
+    n_m, n_p, n_t = len(plan.modes), plan.problem.pair_src.size, plan.grid.n_steps
+    changes = np.zeros((n_m, n_p), np.int64)
+    rtt_min = np.full((n_m, n_p), np.inf)
+    rtt_max = np.full((n_m, n_p), -np.inf)
+    for i in range(len(store.chunks)):
+        extra = store.extra(i)
+        changes += extra["changes"]
+        rtt_min = np.minimum(rtt_min, extra["rtt_min"])
+        rtt_max = np.maximum(rtt_max, extra["rtt_max"])
     out: list[dict[str, Any]] = []
     block = max(1, (64 * 2**20) // (8 * max(n_t, 1)))
     for m, mode in enumerate(plan.modes):
         for b0 in range(0, n_p, block):
-            x = store.rows(m, b0, min(b0 + block, n_p))
+            x = store.rows(m, b0, min(b0 + block, n_p), n_t)
             finite = np.isfinite(x)
             avail = finite.sum(axis=1) / n_t
             x[~finite] = np.nan
@@ -729,12 +695,12 @@ def summarize(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
                         "mode": mode,
                         "src": src_names[p],
                         "dst": dst_names[p],
-                        "rtt_min_ms": float(store.rtt_min[m, p] * 1e3) if reach else None,
+                        "rtt_min_ms": float(rtt_min[m, p] * 1e3) if reach else None,
                         "rtt_median_ms": float(med[j] * 1e3) if reach else None,
                         "rtt_p95_ms": float(p95[j] * 1e3) if reach else None,
-                        "rtt_max_ms": float(store.rtt_max[m, p] * 1e3) if reach else None,
+                        "rtt_max_ms": float(rtt_max[m, p] * 1e3) if reach else None,
                         "availability": float(avail[j]),
-                        "path_changes": int(store.changes[m, p]),
+                        "path_changes": int(changes[m, p]),
                     }
                 )
     return {
@@ -803,7 +769,11 @@ def resolved_scenario(plan: RunPlan) -> dict[str, Any]:
     src, dst = plan.pair_names
     data["routing"]["pairs"] = [[a, b] for a, b in zip(src, dst, strict=True)]
     data["run"]["chunk_steps"] = plan.chunk_steps
-    return data
+    # How many workers computed it changes nothing in the results: not part of the record.
+    data["run"].pop("workers", None)
+    # Canonical form (the model's field order), so that resolving a resolved scenario gives the
+    # same bytes: a resumed run recognises its folder by this hash.
+    return Scenario.model_validate(data).model_dump(mode="json", exclude_none=True)
 
 
 # --- Run -------------------------------------------------------------------------------------
@@ -834,88 +804,273 @@ def prepare_run_dir(out: Path, *, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _write_chunk(
+    plan: RunPlan,
+    out: Path,
+    index: int,
+    res: ChunkResult,
+    store: ChunkStore,
+    manifest: Manifest,
+    prev_last: dict[str, NDArray[np.int32]] | None,
+) -> None:
+    """Write one chunk's files atomically, then record the chunk in the manifest."""
+    name = f"part-{index:06d}.parquet"
+    files = []
+    extra: dict[str, Any] = {
+        "changes": res.changed.sum(axis=1),
+        "rtt_min": np.where(np.isfinite(res.rtt_s), res.rtt_s, np.inf).min(axis=1),
+        "rtt_max": np.where(np.isfinite(res.rtt_s), res.rtt_s, -np.inf).max(axis=1),
+    }
+    if res.fstate is not None:
+        assert res.fstate_last is not None
+        rows = dict(res.fstate)
+        if res.start > 0:
+            if prev_last is None:
+                raise RunFolderError(f"chunk {index} has no predecessor state to follow")
+            rows = {m: reconcile_fstate(plan, res, m, prev_last[m]) for m in res.fstate}
+        path = out / "fstate.parquet" / name
+        atomic_write_table(path, fstate_table(plan, rows))
+        files.append(path)
+        for mode, last in res.fstate_last.items():
+            extra[f"fstate_last:{mode}"] = last
+    path = out / "rtt.parquet" / name
+    atomic_write_table(path, chunk_table(plan, res))
+    files.append(path)
+    series = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)), dtype=np.float32)
+    files += store.write(index, series, extra)
+    manifest.record(index, files)
+
+
+def _fstate_last(plan: RunPlan, store: ChunkStore, index: int) -> dict[str, NDArray[np.int32]]:
+    extra = store.extra(index)
+    return {m: extra[f"fstate_last:{m}"] for m in plan.modes if f"fstate_last:{m}" in extra}
+
+
+@dataclass
+class _Target:
+    """One run folder being written: its plan, manifest, chunk store and chunks to compute."""
+
+    plan: RunPlan
+    out: Path
+    digest: str
+    manifest: Manifest
+    store: ChunkStore
+    chunks: list[tuple[int, int]]
+    todo: list[int]
+
+
+def _prepare(plan: RunPlan, out: Path, *, force: bool, resume: bool) -> _Target:
+    """Create (or reopen, to resume) a run folder and list the chunks still to compute."""
+    resolved = tomli_w.dumps(resolved_scenario(plan)).encode()
+    digest = hashlib.sha256(resolved).hexdigest()
+    chunks = list(plan.grid.chunks(plan.chunk_steps))
+    if resume:
+        manifest = Manifest.load(out)
+        if manifest.scenario_sha256 != digest or manifest.chunks != chunks:
+            raise RunFolderError(
+                f"cannot resume {str(out)!r}: it holds another scenario or chunking than "
+                "its scenario.toml now gives; start it again with --force"
+            )
+    else:
+        prepare_run_dir(out, force=force)
+        manifest = Manifest(out, digest, chunks)
+        atomic_write_bytes(out / "scenario.toml", resolved)
+        s = plan.sites
+        atomic_write_table(
+            out / "sites.parquet",
+            pa.table(
+                {
+                    "site_idx": np.arange(len(s), dtype=np.int32),
+                    "name": list(s.names),
+                    "kind": list(s.kinds),
+                    "lat_deg": np.degrees(s.lat_rad),
+                    "lon_deg": np.degrees(s.lon_rad),
+                    "alt_m": s.alt_m,
+                }
+            ),
+        )
+        atomic_write_table(
+            out / "isls.parquet", pa.table({"a": plan.isl_edges[:, 0], "b": plan.isl_edges[:, 1]})
+        )
+        manifest.save()
+    (out / "rtt.parquet").mkdir(exist_ok=True)
+    if plan.scenario.routing.forwarding_state:
+        (out / "fstate.parquet").mkdir(exist_ok=True)
+    todo = [i for i in range(len(chunks)) if not manifest.is_complete(i)]
+    return _Target(plan, out, digest, manifest, ChunkStore(out, chunks), chunks, todo)
+
+
+def _execute(
+    targets: list[_Target], runner: Executor, on_progress: Callable[[int], None] | None
+) -> None:
+    """Compute every missing chunk of every target through one executor; write them in order."""
+    if on_progress is not None:
+        on_progress(
+            sum(b - a for t in targets for i, (a, b) in enumerate(t.chunks) if i not in t.todo)
+        )
+    keys = [(v, i) for v, t in enumerate(targets) for i in t.todo]
+    units = [(v, *targets[v].chunks[i]) for v, i in keys]
+    results = runner.run([t.plan for t in targets], units)
+    for (v, i), res in zip(keys, results, strict=True):
+        t = targets[v]
+        prev = _fstate_last(t.plan, t.store, i - 1) if res.fstate is not None and i > 0 else None
+        _write_chunk(t.plan, t.out, i, res, t.store, t.manifest, prev)
+        if on_progress is not None:
+            on_progress(res.stop - res.start)
+
+
+def _finish(t: _Target) -> dict[str, Any]:
+    """Write ``summary.json`` from the chunk store, then drop the store."""
+    summary = summarize(t.plan, t.store)
+    summary["scenario_sha256"] = t.digest
+    atomic_write_bytes(
+        t.out / "summary.json", (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode()
+    )
+    t.store.remove()
+    return summary
+
+
 def run_plan(
     plan: RunPlan,
     out: Path,
     *,
     force: bool = False,
+    resume: bool = False,
+    executor: str = "auto",
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run a plan into the folder ``out``.
+    """Run a plan into the folder ``out``, or finish an interrupted run there.
 
     Writes ``scenario.toml`` (resolved), ``sites.parquet``, ``isls.parquet``,
-    ``rtt.parquet/part-*.parquet`` (one file per chunk, written atomically), with
-    ``forwarding_state`` also ``fstate.parquet/part-*.parquet``, and ``summary.json``.
+    ``rtt.parquet/part-*.parquet`` (one file per chunk), with ``forwarding_state`` also
+    ``fstate.parquet/part-*.parquet``, ``manifest.json`` and ``summary.json``. Every file is
+    written atomically; the manifest records each complete chunk with its files' hashes.
 
     Parameters
     ----------
     plan : RunPlan
     out : Path
-        Run folder; must be absent or empty unless ``force``.
+        Run folder; must be absent or empty unless ``force`` or ``resume``.
+    force : bool
+        Empty a non-empty ``out`` first.
+    resume : bool
+        ``out`` holds an interrupted run of the same scenario: keep its complete chunks
+        (verified by hash) and compute the rest.
+    executor : str
+        ``"auto"`` (worker processes when the run has several chunks per core, else one process
+        whose routing uses every core), ``"serial"``, ``"processes"``, or a Dask scheduler:
+        ``"dask:local"`` (a LocalCluster) or ``"tcp://HOST:PORT"``.
     on_progress : callable, optional
-        Called with the number of steps just finished.
+        Called with the number of steps just finished (or found complete).
 
     Returns
     -------
     dict
         The summary (as written to ``summary.json``).
     """
-    set_workers(plan.scenario.run.workers)
-    prepare_run_dir(out, force=force)
-    resolved = tomli_w.dumps(resolved_scenario(plan)).encode()
-    _atomic_write_bytes(out / "scenario.toml", resolved)
-    s = plan.sites
-    _atomic_write_table(
-        out / "sites.parquet",
-        pa.table(
-            {
-                "site_idx": np.arange(len(s), dtype=np.int32),
-                "name": list(s.names),
-                "kind": list(s.kinds),
-                "lat_deg": np.degrees(s.lat_rad),
-                "lon_deg": np.degrees(s.lon_rad),
-                "alt_m": s.alt_m,
-            }
-        ),
-    )
-    _atomic_write_table(
-        out / "isls.parquet",
-        pa.table({"a": plan.isl_edges[:, 0], "b": plan.isl_edges[:, 1]}),
-    )
-    rtt_dir = out / "rtt.parquet"
-    rtt_dir.mkdir()
-    fstate_dir = out / "fstate.parquet"
-    if plan.scenario.routing.forwarding_state:
-        fstate_dir.mkdir()
-    prop = make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
-    store = SeriesStore(len(plan.modes), plan.problem.pair_src.size, plan.grid.n_steps, out)
+    n_chunks = len(list(plan.grid.chunks(plan.chunk_steps)))
+    # First, so that an unreachable cluster leaves no run folder behind.
+    runner = make_executor(executor, plan.scenario.run.workers, n_units=n_chunks)
     try:
-        last: dict[str, NDArray[np.int32]] | None = None
-        for i, (a, b) in enumerate(plan.grid.chunks(plan.chunk_steps)):
-            res = compute_chunk(plan, a, b, prop, fstate_prev=last)
-            last = res.fstate_last
-            name = f"part-{i:06d}.parquet"
-            if res.fstate is not None:
-                _atomic_write_table(fstate_dir / name, fstate_table(plan, res))
-            _atomic_write_table(rtt_dir / name, chunk_table(plan, res))
-            store.add(res)
-            if on_progress is not None:
-                on_progress(b - a)
-        summary = summarize(plan, store)
+        target = _prepare(plan, out, force=force, resume=resume)
+        _execute([target], runner, on_progress)
     finally:
-        store.close()
-    summary["scenario_sha256"] = hashlib.sha256(resolved).hexdigest()
-    _atomic_write_bytes(
-        out / "summary.json", (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode()
+        runner.close()
+    return _finish(target)
+
+
+def run_sweep(
+    scenario: Scenario,
+    out: Path,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    executor: str = "auto",
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run every variant of a scenario's ``[sweep]`` into ``out/variants/<id>/``.
+
+    Work units are (variant, time chunk), all through one executor; one writer writes them.
+    ``out`` gets ``sweep.toml`` (the scenario as given), one run folder per variant,
+    ``sweep.parquet`` (every variant's per-pair statistics, with the variant's parameters as
+    columns) and ``sweep_summary.json`` (one row per variant and mode).
+
+    Raises
+    ------
+    ScenarioError
+        No sweep, an empty grid, an unknown parameter, a value a variant cannot take; raised
+        before anything is written.
+    """
+    variants = expand_sweep(scenario)
+    plans = [build_plan(v) for _vid, _params, v in variants]
+    n_units = sum(len(list(p.grid.chunks(p.chunk_steps))) for p in plans)
+    runner = make_executor(executor, scenario.run.workers, n_units=n_units)
+    try:
+        if not resume:
+            prepare_run_dir(out, force=force)
+            spec = scenario.model_dump(mode="json", exclude_none=True)
+            atomic_write_bytes(out / "sweep.toml", tomli_w.dumps(spec).encode())
+        elif not (out / "sweep.toml").is_file():
+            raise RunFolderError(f"cannot resume {str(out)!r}: no sweep.toml there")
+        (out / "variants").mkdir(exist_ok=True)
+        targets = []
+        for (vid, _params, _v), plan in zip(variants, plans, strict=True):
+            folder = out / "variants" / vid
+            again = resume and (folder / MANIFEST).is_file()
+            targets.append(_prepare(plan, folder, force=resume and not again, resume=again))
+        _execute(targets, runner, on_progress)
+    finally:
+        runner.close()
+    summaries = [_finish(t) for t in targets]
+    return _write_sweep(out, variants, summaries)
+
+
+def _write_sweep(
+    out: Path,
+    variants: list[tuple[str, dict[str, Any], Scenario]],
+    summaries: list[dict[str, Any]],
+) -> dict[str, Any]:
+    def cell(x: Any) -> Any:
+        return x if isinstance(x, int | float | str | bool) else json.dumps(x)
+
+    rows: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
+    for (vid, params, _v), summary in zip(variants, summaries, strict=True):
+        for mode in summary["modes"]:
+            pairs = [p for p in summary["pairs"] if p["mode"] == mode]
+            med = [p["rtt_median_ms"] for p in pairs if p["rtt_median_ms"] is not None]
+            p95 = [p["rtt_p95_ms"] for p in pairs if p["rtt_p95_ms"] is not None]
+            table.append(
+                {
+                    "variant": vid,
+                    **{k: cell(v) for k, v in params.items()},
+                    "mode": mode,
+                    "availability_mean": float(np.mean([p["availability"] for p in pairs])),
+                    "rtt_median_ms": float(np.median(med)) if med else None,
+                    "rtt_p95_ms": float(np.median(p95)) if p95 else None,
+                    "path_changes": int(sum(p["path_changes"] for p in pairs)),
+                }
+            )
+        for p in summary["pairs"]:
+            rows.append({"variant": vid, **{k: cell(v) for k, v in params.items()}, **p})
+    atomic_write_table(out / "sweep.parquet", pa.Table.from_pylist(rows))
+    result = {"variants": table}
+    atomic_write_bytes(
+        out / "sweep_summary.json", (json.dumps(result, indent=1, allow_nan=False) + "\n").encode()
     )
-    return summary
+    return result
 
 
 def simulate(
-    scenario: Scenario, out: Path | str, *, force: bool = False, tle: ElementSet | None = None
+    scenario: Scenario,
+    out: Path | str,
+    *,
+    force: bool = False,
+    tle: ElementSet | None = None,
+    executor: str = "auto",
 ) -> dict[str, Any]:
     """Build the plan of ``scenario`` and run it into ``out``; returns the summary."""
-    return run_plan(build_plan(scenario, tle=tle), Path(out), force=force)
+    return run_plan(build_plan(scenario, tle=tle), Path(out), force=force, executor=executor)
 
 
 def default_out_dir(name: str, now: datetime) -> Path:

@@ -1,0 +1,191 @@
+"""Where chunks are computed: in this process, in local worker processes, or on a Dask cluster.
+
+A work unit is ``(variant, start, stop)``: one time chunk of one plan. Chunks are independent of
+each other (each recomputes the step before it), so any executor may compute them in any order;
+results come back in the order of the units, a few at a time, and one writer in the calling
+process writes them. Local processes are started with ``spawn`` (numba's thread pools are not
+fork-safe) and each uses one routing thread, so two processes fill two cores.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import StarmeshError
+
+if TYPE_CHECKING:
+    from .simulate import ChunkResult, RunPlan
+
+Unit = tuple[int, int, int]
+
+
+class Executor(Protocol):
+    """Computes chunks of plans, yielding results in the order of the units."""
+
+    def run(self, plans: Sequence[RunPlan], units: Sequence[Unit]) -> Iterator[ChunkResult]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Chunks one after the other in this process; routing threads use every core."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        from .simulate import set_workers
+
+        set_workers(workers)
+
+    def run(self, plans: Sequence[RunPlan], units: Sequence[Unit]) -> Iterator[ChunkResult]:
+        from .simulate import compute_chunk, make_propagator
+
+        props: dict[int, Any] = {}
+        for v, a, b in units:
+            plan = plans[v]
+            if v not in props:
+                props[v] = make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
+            yield compute_chunk(plan, a, b, props[v])
+
+    def close(self) -> None:
+        pass
+
+
+# --- Local worker processes ------------------------------------------------------------------
+
+_PLANS: Sequence[RunPlan] = ()
+_PROPS: dict[int, Any] = {}
+
+
+def _init_worker(plans: Sequence[RunPlan]) -> None:
+    global _PLANS
+    from .simulate import set_workers
+
+    _PLANS = plans
+    _PROPS.clear()
+    set_workers(1)
+
+
+def _chunk_task(v: int, a: int, b: int) -> ChunkResult:
+    from .simulate import compute_chunk, make_propagator
+
+    plan = _PLANS[v]
+    if v not in _PROPS:
+        _PROPS[v] = make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
+    return compute_chunk(plan, a, b, _PROPS[v])
+
+
+def _ordered(submit: Any, units: Sequence[Unit], window: int) -> Iterator[Any]:
+    """Submit units ahead (at most ``window`` in flight); yield results in unit order."""
+    pending: deque[Future[Any]] = deque()
+    it = iter(units)
+    for unit in it:
+        pending.append(submit(*unit))
+        if len(pending) >= window:
+            break
+    while pending:
+        result = pending.popleft().result()
+        nxt = next(it, None)
+        if nxt is not None:
+            pending.append(submit(*nxt))
+        yield result
+
+
+class ProcessExecutor:
+    """Chunks in ``workers`` local processes (one routing thread each)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(self, plans: Sequence[RunPlan], units: Sequence[Unit]) -> Iterator[ChunkResult]:
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(list(plans),),
+        )
+        self._pool = pool
+        return _ordered(lambda v, a, b: pool.submit(_chunk_task, v, a, b), units, 2 * self.workers)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+# --- Dask ------------------------------------------------------------------------------------
+
+
+def _dask_chunk(plans: Sequence[RunPlan], v: int, a: int, b: int) -> ChunkResult:
+    from .simulate import compute_chunk, make_propagator, set_workers
+
+    set_workers(1)
+    plan = plans[v]
+    return compute_chunk(
+        plan, a, b, make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
+    )
+
+
+class DaskExecutor:
+    """Chunks as tasks on a Dask cluster: a new LocalCluster, or an existing scheduler."""
+
+    def __init__(self, address: str, workers: int | None) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise StarmeshError(
+                "Dask is not installed: pip install 'starmesh[dask]' (or drop --dask)"
+            ) from None
+        self._cluster = None
+        try:
+            if address == "local":
+                self._cluster = LocalCluster(
+                    n_workers=workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+                self.client = Client(self._cluster)
+            else:
+                self.client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            if self._cluster is not None:
+                self._cluster.close()
+            raise StarmeshError(
+                f"cannot reach the Dask scheduler at {address!r} ({exc}): start one with "
+                "'dask scheduler' and 'dask worker tcp://HOST:8786', or use --dask local"
+            ) from None
+
+    def run(self, plans: Sequence[RunPlan], units: Sequence[Unit]) -> Iterator[ChunkResult]:
+        [plans_f] = self.client.scatter([list(plans)], broadcast=True)
+        n = max(len(self.client.scheduler_info().get("workers", {})), 1)
+        return _ordered(
+            lambda v, a, b: self.client.submit(_dask_chunk, plans_f, v, a, b, pure=False),
+            units,
+            2 * n,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(kind: str, workers: int | None, *, n_units: int) -> Executor:
+    """The executor for ``kind`` (see :func:`starmesh.simulate.run_plan`)."""
+    cores = os.cpu_count() or 1
+    if kind.startswith("dask:") or kind.startswith("tcp://"):
+        return DaskExecutor(kind.removeprefix("dask:"), workers)
+    n = workers or cores
+    if kind == "processes" or (kind == "auto" and n > 1 and n_units >= 2 * n):
+        return ProcessExecutor(n)
+    if kind in ("auto", "serial", "processes"):
+        return SerialExecutor(workers)
+    raise StarmeshError(
+        f"unknown executor {kind!r}: use auto, serial, processes, dask:local or tcp://HOST:PORT"
+    )

@@ -1,0 +1,177 @@
+"""Run folders that survive being killed: atomic files, a manifest of complete chunks, and the
+per-chunk data that the final summary needs.
+
+Every file is written under a temporary name (``.<name>.tmp``) and renamed, so a reader never
+sees a partial file under a final name. After all files of a chunk are in place, the chunk is
+recorded in ``manifest.json`` (itself replaced atomically) with the SHA-256 of each file; a
+resumed run trusts exactly the chunks whose files still hash to the recorded values and
+recomputes the others. ``.partial/`` keeps, per chunk, the RTT series of every pair and the
+counters that ``summary.json`` is computed from; it is removed when the summary is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from ..errors import RunFolderError
+
+MANIFEST = "manifest.json"
+PARTIAL = ".partial"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename (fsync'd)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_table(path: Path, table: pa.Table) -> None:
+    """Write a Parquet file through a temporary sibling and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def atomic_save_npy(path: Path, array: NDArray[Any]) -> None:
+    """Save one array as ``.npy`` through a temporary sibling and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Manifest:
+    """The record of a run folder's complete chunks.
+
+    Parameters
+    ----------
+    out : Path
+        The run folder.
+    scenario_sha256 : str
+        Hash of the resolved ``scenario.toml``; a resume needs the same.
+    chunks : list of (int, int)
+        Step range of every chunk of the run.
+    """
+
+    def __init__(self, out: Path, scenario_sha256: str, chunks: list[tuple[int, int]]) -> None:
+        self.out = out
+        self.scenario_sha256 = scenario_sha256
+        self.chunks = chunks
+        self.done: dict[int, dict[str, str]] = {}
+
+    @classmethod
+    def load(cls, out: Path) -> Manifest:
+        """Read ``out/manifest.json``.
+
+        Raises
+        ------
+        RunFolderError
+            If there is no readable manifest.
+        """
+        path = out / MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            m = cls(out, data["scenario_sha256"], [tuple(c) for c in data["chunks"]])
+            m.done = {int(k): dict(v) for k, v in data["done"].items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RunFolderError(
+                f"cannot resume {str(out)!r}: no readable {MANIFEST} ({exc}); "
+                "run it again with --force"
+            ) from None
+        return m
+
+    def save(self) -> None:
+        """Replace ``manifest.json`` atomically."""
+        data = {
+            "scenario_sha256": self.scenario_sha256,
+            "chunks": [list(c) for c in self.chunks],
+            "done": {str(k): v for k, v in sorted(self.done.items())},
+        }
+        atomic_write_bytes(self.out / MANIFEST, (json.dumps(data, indent=1) + "\n").encode())
+
+    def record(self, index: int, files: Iterable[Path]) -> None:
+        """Mark chunk ``index`` complete with the hashes of its files, and save."""
+        self.done[index] = {str(p.relative_to(self.out)): file_sha256(p) for p in files}
+        self.save()
+
+    def is_complete(self, index: int) -> bool:
+        """Whether chunk ``index`` is recorded and all its files still hash as recorded."""
+        files = self.done.get(index)
+        if not files:
+            return False
+        for rel, digest in files.items():
+            p = self.out / rel
+            if not p.is_file() or file_sha256(p) != digest:
+                return False
+        return True
+
+
+class ChunkStore:
+    """Per-chunk RTT series of every (mode, pair) and counters, in ``.partial/``.
+
+    Series are float32 arrays ``(M, P, Tc)`` [s], one ``.npy`` per chunk, read back a block of
+    pairs at a time through memory maps, so neither the run nor its summary holds the whole run
+    in memory.
+    """
+
+    def __init__(self, out: Path, chunks: list[tuple[int, int]]) -> None:
+        self.dir = out / PARTIAL
+        self.dir.mkdir(exist_ok=True)
+        self.chunks = chunks
+
+    def series_path(self, index: int) -> Path:
+        return self.dir / f"series-{index:06d}.npy"
+
+    def extra_path(self, index: int) -> Path:
+        return self.dir / f"extra-{index:06d}.npz"
+
+    def write(self, index: int, series: NDArray[np.float32], extra: dict[str, Any]) -> list[Path]:
+        """Store one chunk; returns the files written."""
+        atomic_save_npy(self.series_path(index), series)
+        tmp = self.extra_path(index).with_name(f".{self.extra_path(index).name}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **extra)
+        os.replace(tmp, self.extra_path(index))
+        return [self.series_path(index), self.extra_path(index)]
+
+    def extra(self, index: int) -> dict[str, NDArray[Any]]:
+        """Counters and states of one chunk."""
+        with np.load(self.extra_path(index)) as z:
+            return {k: z[k] for k in z.files}
+
+    def rows(self, m: int, p0: int, p1: int, n_t: int) -> NDArray[np.float64]:
+        """Series of pairs ``p0 .. p1 - 1`` of mode ``m`` over the whole run, ``(p1-p0, T)``."""
+        out = np.empty((p1 - p0, n_t))
+        for i, (a, b) in enumerate(self.chunks):
+            arr = np.load(self.series_path(i), mmap_mode="r")
+            out[:, a:b] = arr[m, p0:p1]
+            del arr
+        return out
+
+    def remove(self) -> None:
+        """Drop ``.partial/``."""
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,187 @@
+"""Runs that are killed and resumed, and runs on other executors, give identical results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from starmesh.cli import app
+from starmesh.scenario import parse_scenario
+from starmesh.simulate import build_plan, run_plan
+
+runner = CliRunner()
+
+SCENARIO = """
+name = "resume"
+[time]
+start_utc = "2026-05-13T00:00:00Z"
+duration_s = 240.0
+step_s = 1.0
+[constellation]
+preset = "starlink-gen1"
+[ground]
+terminals = ["Kyiv", "Kharkiv", "Lviv", "Odesa"]
+gateways = ["Wola-Krobowska", "Kaunas"]
+pops = ["Warsaw"]
+[routing]
+modes = ["isl", "bent-pipe"]
+[run]
+chunk_steps = 12
+workers = 1
+"""
+
+
+def _contents(out: Path) -> tuple[object, object, list]:
+    rtt = pq.read_table(out / "rtt.parquet").to_pandas()
+    summary = json.loads((out / "summary.json").read_text())
+    return rtt, summary["pairs"], sorted(p.name for p in (out / "rtt.parquet").iterdir())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ref")
+    scenario = tmp / "s.toml"
+    scenario.write_text(SCENARIO)
+    res = runner.invoke(app, ["run", str(scenario), "--out", str(tmp / "run"), "-q"])
+    assert res.exit_code == 0, res.output
+    return scenario, _contents(tmp / "run")
+
+
+def _assert_only_whole_files(out: Path) -> None:
+    # Under a final name only complete files: every part is a readable Parquet file.
+    for part in (out / "rtt.parquet").glob("part-*.parquet"):
+        pq.read_table(part)
+    manifest = out / "manifest.json"
+    if manifest.exists():
+        json.loads(manifest.read_text())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_sigkill_at_random_moments_then_resume(reference, tmp_path, seed):
+    scenario, (rtt, pairs, parts) = reference
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "starmesh.cli", "run", str(scenario), "--out", str(out), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill somewhere between start-up and the end of the run (seeded, so reproducible).
+    time.sleep(np.random.default_rng(seed).uniform(1.5, 6.0))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _assert_only_whole_files(out)
+    if (out / "manifest.json").exists():
+        done = len(json.loads((out / "manifest.json").read_text())["done"])
+        res = runner.invoke(app, ["run", "--resume", str(out), "-q"])
+    else:  # killed before the run folder existed: start again
+        done = 0
+        res = runner.invoke(app, ["run", str(scenario), "--out", str(out), "-q", "--force"])
+    assert res.exit_code == 0, res.output
+    got_rtt, got_pairs, got_parts = _contents(out)
+    assert got_parts == parts and got_pairs == pairs
+    assert got_rtt.equals(rtt), f"resumed after {done} complete chunks"
+    assert not (out / ".partial").exists()
+
+
+def test_resume_recomputes_a_damaged_chunk(reference, tmp_path):
+    scenario, (rtt, pairs, _parts) = reference
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["run", str(scenario), "--out", str(out), "-q"])
+    assert res.exit_code == 0
+    # A finished run has no per-chunk data left; damage a part and drop the summary to
+    # mimic an interrupted run with a corrupted file.
+    victim = out / "rtt.parquet" / "part-000003.parquet"
+    victim.write_bytes(victim.read_bytes()[:100])
+    (out / "summary.json").unlink()
+    res = runner.invoke(app, ["run", "--resume", str(out), "-q"])
+    # The statistics of the intact chunks are gone with .partial/: resume must say so and
+    # recompute, never report a partial summary.
+    assert res.exit_code == 0, res.output
+    got_rtt, got_pairs, _ = _contents(out)
+    assert got_rtt.equals(rtt) and got_pairs == pairs
+
+
+def test_rerun_into_a_non_empty_folder_refuses(reference, tmp_path):
+    scenario, _ = reference
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "x").write_text("keep")
+    res = runner.invoke(app, ["run", str(scenario), "--out", str(out), "-q"])
+    assert res.exit_code == 1
+    assert "--force" in res.output and (out / "x").read_text() == "keep"
+
+
+def test_resume_of_another_scenario_refuses(reference, tmp_path):
+    scenario, _ = reference
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(scenario), "--out", str(out), "-q"]).exit_code == 0
+    toml = (out / "scenario.toml").read_text().replace("chunk_steps = 12", "chunk_steps = 13")
+    (out / "scenario.toml").write_text(toml)
+    res = runner.invoke(app, ["run", "--resume", str(out), "-q"])
+    assert res.exit_code == 1 and "cannot resume" in res.output
+
+
+def test_resume_of_a_folder_that_is_no_run(tmp_path):
+    res = runner.invoke(app, ["run", "--resume", str(tmp_path / "nothing"), "-q"])
+    assert res.exit_code == 1
+    assert res.output.count("\n") == 1 and "no run folder there" in res.output
+
+
+def test_dask_local_cluster_equals_local_run(reference, tmp_path):
+    pytest.importorskip("dask.distributed")
+    scenario, (rtt, pairs, parts) = reference
+    out = tmp_path / "run"
+    res = runner.invoke(
+        app, ["run", str(scenario), "--out", str(out), "-q", "--dask", "local", "--workers", "2"]
+    )
+    assert res.exit_code == 0, res.output
+    got_rtt, got_pairs, got_parts = _contents(out)
+    assert got_parts == parts and got_pairs == pairs and got_rtt.equals(rtt)
+    # Byte for byte, file by file.
+    ref_dir = Path(str(reference[0]).replace("s.toml", "run"))
+    for name in parts:
+        assert (out / "rtt.parquet" / name).read_bytes() == (
+            ref_dir / "rtt.parquet" / name
+        ).read_bytes()
+
+
+def test_unreachable_scheduler_is_one_line_and_writes_nothing(reference, tmp_path):
+    pytest.importorskip("dask.distributed")
+    scenario, _ = reference
+    out = tmp_path / "run"
+    res = runner.invoke(
+        app, ["run", str(scenario), "--out", str(out), "-q", "--dask", "tcp://127.0.0.1:9"]
+    )
+    assert res.exit_code == 1
+    assert "cannot reach the Dask scheduler" in res.output and res.output.count("\n") == 1
+    assert not out.exists()
+
+
+def test_bad_dask_value(reference, tmp_path):
+    scenario, _ = reference
+    res = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "r"), "--dask", "x"])
+    assert res.exit_code == 1 and "--dask must be" in res.output
+
+
+def test_processes_executor_equals_serial(reference, tmp_path):
+    _scenario, (rtt, pairs, _parts) = reference
+    import tomllib
+
+    data = tomllib.loads(SCENARIO)
+    data["run"]["workers"] = 2
+    plan = build_plan(parse_scenario(data))
+    summary = run_plan(plan, tmp_path / "run", executor="processes")
+    assert summary["pairs"] == pairs
+    assert pq.read_table(tmp_path / "run" / "rtt.parquet").to_pandas().equals(rtt)
+
+
+def test_no_stray_processes_env():
+    # The subprocess tests rely on `python -m starmesh.cli`.
+    assert os.path.exists(Path(sys.executable))
