@@ -1,0 +1,520 @@
+"""Tests of starmesh.disruptions: failure masks, jamming of ground-satellite links, line of
+sight, and geofenced areas (checked against shapely and GeographicLib directly)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from geographiclib.geodesic import Geodesic
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+from shapely.geometry import Point, Polygon
+
+from starmesh.constants import EARTH_MEAN_RADIUS_M
+from starmesh.constellation import Constellation, WalkerShell
+from starmesh.disruptions import (
+    Circle,
+    FailurePlan,
+    Geofence,
+    GslQuality,
+    Jammer,
+    gsl_failed,
+    gsl_quality,
+    isl_outage_by_endpoints,
+    line_of_sight,
+    outage_of,
+    plane_outage,
+    random_outage,
+    shell_plane_of_sats,
+)
+from starmesh.errors import ScenarioError
+from starmesh.frames import ecef_to_geodetic, geodetic_to_ecef, up_vectors
+from starmesh.linkbudget import starlink_ka_feeder, starlink_ku_user
+from starmesh.topology import plus_grid_edges
+
+ONE_MM = 1e-3
+KU_DOWN_HZ = 11.7e9
+KU_UP_HZ = 14.25e9
+
+
+def one_line(exc: pytest.ExceptionInfo[ScenarioError]) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+# --------------------------------------------------------------------------------------------
+# Failures
+# --------------------------------------------------------------------------------------------
+
+
+def small_constellation() -> Constellation:
+    shells = [
+        WalkerShell("a", 4, 5, 1, 550e3, 53.0),
+        WalkerShell("b", 3, 4, 1, 570e3, 70.0),
+    ]
+    return Constellation.from_shells("two", shells, epoch="2025-03-01T00:00:00Z")
+
+
+def test_random_outage_deterministic_by_seed() -> None:
+    a = random_outage(1584, 0.1, seed=42)
+    b = random_outage(1584, 0.1, seed=42)
+    c = random_outage(1584, 0.1, seed=43)
+    assert np.array_equal(a.idx, b.idx)
+    assert not np.array_equal(a.idx, c.idx)
+    g1 = random_outage(1584, 0.1, seed=np.random.default_rng(42))
+    assert np.array_equal(a.idx, g1.idx)
+    plan_a = FailurePlan(1584, np.zeros((0, 2), np.int64), 0, sats=(a,))
+    plan_b = FailurePlan(1584, np.zeros((0, 2), np.int64), 0, sats=(b,))
+    t = np.arange(0.0, 60.0, 15.0)
+    assert np.array_equal(plan_a.sat_failed(t), plan_b.sat_failed(t))
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(0, 5000), fraction=st.floats(0.0, 1.0), seed=st.integers(0, 2**32 - 1))
+def test_random_outage_count_is_rounded_fraction(n: int, fraction: float, seed: int) -> None:
+    o = random_outage(n, fraction, seed=seed)
+    assert o.idx.size == math.floor(fraction * n + 0.5)
+    assert np.unique(o.idx).size == o.idx.size
+    assert o.idx.size == 0 or (o.idx.min() >= 0 and o.idx.max() < n)
+
+
+def test_masks_respect_windows() -> None:
+    sats = (
+        outage_of([1, 3], 6, start_s=30.0, end_s=60.0),
+        outage_of([5], 6),  # the whole run
+    )
+    sites = (outage_of([0], 2, what="site", start_s=45.0),)
+    plan = FailurePlan(6, np.array([[0, 1], [2, 3], [4, 5]]), 2, sats=sats, sites=sites)
+    t = np.array([0.0, 29.999, 30.0, 59.999, 60.0, 1e6])
+    sf = plan.sat_failed(t)
+    assert sf.shape == (6, 6) and sf.dtype == np.bool_
+    in_window = (t >= 30.0) & (t < 60.0)
+    assert np.array_equal(sf[:, 1], in_window) and np.array_equal(sf[:, 3], in_window)
+    assert sf[:, 5].all() and not sf[:, [0, 2, 4]].any()
+    # ISLs go down with either endpoint.
+    isl = plan.isl_failed(t)
+    assert np.array_equal(isl[:, 0], in_window) and np.array_equal(isl[:, 1], in_window)
+    assert isl[:, 2].all()
+    site = plan.site_failed(t)
+    assert np.array_equal(site[:, 0], t >= 45.0) and not site[:, 1].any()
+    # GSL candidates to failed satellites or from failed sites are down.
+    down = gsl_failed(
+        [0, 2, 2, 5],
+        [1, 1, 0, 0],
+        [0, 3, 0, 2],
+        sat_failed=sf,
+        site_failed=site,
+        site_denied=np.array([False, False]),
+    )
+    assert down.tolist() == [False, True, False, True]
+
+
+def test_plane_and_isl_outages() -> None:
+    con = small_constellation()
+    shell_idx, plane_idx = shell_plane_of_sats(con)
+    assert shell_idx.tolist() == [0] * 20 + [1] * 12
+    o = plane_outage(shell_idx, plane_idx, shell=0, planes=[1, 3])
+    assert o.idx.tolist() == list(range(5, 10)) + list(range(15, 20))
+    assert plane_outage(shell_idx, plane_idx, shell=1).idx.tolist() == list(range(20, 32))
+    edges = plus_grid_edges(con)
+    a, b = int(edges[7, 0]), int(edges[7, 1])
+    assert isl_outage_by_endpoints(edges, [[b, a]]).idx.tolist() == [7]
+    with pytest.raises(ScenarioError, match="no ISL between satellites 0 and 31") as exc:
+        isl_outage_by_endpoints(edges, [[31, 0]])
+    one_line(exc)
+    with pytest.raises(ScenarioError, match="shell 0 has no plane 4") as exc:
+        plane_outage(shell_idx, plane_idx, shell=0, planes=[4])
+    one_line(exc)
+
+
+def test_failure_errors_are_one_line() -> None:
+    with pytest.raises(ScenarioError, match=r"satellite index 6 out of range: there are 6") as exc:
+        outage_of([6], 6)
+    one_line(exc)
+    with pytest.raises(ScenarioError, match=r"must be in \[0, 1\], got 1.5") as exc:
+        random_outage(10, 1.5, seed=1)
+    one_line(exc)
+    with pytest.raises(ScenarioError, match="is empty: give start_s < end_s") as exc:
+        outage_of([0], 6, start_s=60.0, end_s=60.0)
+    one_line(exc)
+    with pytest.raises(ScenarioError, match="site index 2 out of range"):
+        FailurePlan(6, np.zeros((0, 2), np.int64), 2, sites=(outage_of([2], 3, what="site"),))
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry helpers
+# --------------------------------------------------------------------------------------------
+
+SITE_LAT, SITE_LON = 50.0, 36.0
+
+
+def enu_basis(lat_deg: float, lon_deg: float) -> tuple[NDArray[np.float64], ...]:
+    lat, lon = math.radians(lat_deg), math.radians(lon_deg)
+    east = np.array([-math.sin(lon), math.cos(lon), 0.0])
+    north = np.array(
+        [-math.sin(lat) * math.cos(lon), -math.sin(lat) * math.sin(lon), math.cos(lat)]
+    )
+    up = up_vectors(lat, lon)
+    return east, north, up
+
+
+def direction(az_deg: float, el_deg: float) -> NDArray[np.float64]:
+    e, n, u = enu_basis(SITE_LAT, SITE_LON)
+    az, el = math.radians(az_deg), math.radians(el_deg)
+    return math.cos(el) * (math.sin(az) * e + math.cos(az) * n) + math.sin(el) * u
+
+
+def site_arrays() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r = geodetic_to_ecef(math.radians(SITE_LAT), math.radians(SITE_LON), 0.0).reshape(1, 3)
+    up = up_vectors(math.radians(SITE_LAT), math.radians(SITE_LON)).reshape(1, 3)
+    return r, up
+
+
+def satellites_in_view() -> NDArray[np.float64]:
+    """Five satellites 550 km up, seen from the site at various elevations: shape (1, 5, 3)."""
+    r_site, _ = site_arrays()
+    pts = []
+    for az, el in [(0.0, 90.0), (40.0, 60.0), (150.0, 45.0), (250.0, 35.0), (300.0, 26.0)]:
+        # Slant range to 550 km altitude at this elevation over the local sphere.
+        big_r = float(np.linalg.norm(r_site))
+        e = math.radians(el)
+        rng = math.sqrt((big_r + 550e3) ** 2 - (big_r * math.cos(e)) ** 2) - big_r * math.sin(e)
+        pts.append(r_site[0] + rng * direction(az, el))
+    return np.array(pts).reshape(1, 5, 3)
+
+
+def jammer_at(
+    r_ecef: NDArray[np.float64],
+    eirp_dbw: float,
+    band: str = "downlink",
+    *,
+    start_s: float = -math.inf,
+    end_s: float = math.inf,
+) -> Jammer:
+    lat, lon, h = ecef_to_geodetic(r_ecef)
+    freq = KU_DOWN_HZ if band == "downlink" else KU_UP_HZ
+    return Jammer(
+        math.degrees(float(lat)),
+        math.degrees(float(lon)),
+        float(h),
+        eirp_dbw,
+        band,  # type: ignore[arg-type]
+        500e6,
+        freq,
+        start_s,
+        end_s,
+    )
+
+
+def quality(jammers: list[Jammer]) -> GslQuality:
+    r_site, up = site_arrays()
+    r_sat = satellites_in_view()
+    n = r_sat.shape[1]
+    return gsl_quality(
+        np.zeros(n, np.int32),
+        np.zeros(n, np.int32),
+        np.arange(n, dtype=np.int32),
+        r_sat,
+        r_site,
+        up,
+        starlink_ku_user(),
+        jammers=jammers,
+        t_s=np.array([100.0]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Line of sight
+# --------------------------------------------------------------------------------------------
+
+
+def test_line_of_sight_radio_horizon() -> None:
+    # A 30 m mast sees ground level out to sqrt(2 k R h) = 22.58 km (k = 4/3, R = 6,371 km).
+    horizon_m = math.sqrt(2 * (4 / 3) * EARTH_MEAN_RADIUS_M * 30.0)
+    assert abs(horizon_m - 22_576.0) < 1.0
+    mast = geodetic_to_ecef(math.radians(SITE_LAT), math.radians(SITE_LON), 30.0)
+    for frac, want in [(0.9, True), (1.1, False)]:
+        # A ground point at great-circle distance frac * horizon towards the north-east.
+        g = Geodesic.WGS84.Direct(SITE_LAT, SITE_LON, 45.0, frac * horizon_m)
+        ground = geodetic_to_ecef(math.radians(g["lat2"]), math.radians(g["lon2"]), 0.0)
+        assert bool(line_of_sight(mast, ground)) is want
+        assert bool(line_of_sight(ground, mast)) is want
+    # Two stations at ground level never see each other; a satellite overhead is seen, one
+    # on the far side of the Earth is not; NaN is never in sight.
+    here = geodetic_to_ecef(math.radians(SITE_LAT), math.radians(SITE_LON), 0.0)
+    there = geodetic_to_ecef(math.radians(SITE_LAT), math.radians(SITE_LON + 0.1), 0.0)
+    overhead = geodetic_to_ecef(math.radians(SITE_LAT), math.radians(SITE_LON), 550e3)
+    antipode = geodetic_to_ecef(math.radians(-SITE_LAT), math.radians(SITE_LON - 180), 550e3)
+    got = line_of_sight(here, np.stack([there, overhead, antipode, np.full(3, np.nan)]))
+    assert got.tolist() == [False, True, False, False]
+
+
+# --------------------------------------------------------------------------------------------
+# Jamming
+# --------------------------------------------------------------------------------------------
+
+
+def test_jammer_beyond_line_of_sight_changes_nothing() -> None:
+    base = quality([])
+    r_site, _ = site_arrays()
+    far = [
+        # Other side of the Earth, both bands, huge power.
+        Jammer(-50.0, -144.0, 0.0, 120.0, "downlink", 2e9, KU_DOWN_HZ, name="antipode-d"),
+        Jammer(-50.0, -144.0, 0.0, 120.0, "uplink", 2e9, KU_UP_HZ, name="antipode-u"),
+        # Ground level 50 km away: below the terminal's horizon.
+        jammer_at(r_site[0] + 50e3 * direction(90.0, -0.3), 90.0),
+        # In sight but off the air (window) or out of band.
+        jammer_at(r_site[0] + 5e3 * direction(0.0, 10.0), 90.0, start_s=0.0, end_s=100.0),
+        Jammer(SITE_LAT, SITE_LON + 0.05, 100.0, 90.0, "downlink", 100e6, 20e9, name="ka"),
+    ]
+    got = quality(far)
+    for a, b in ((base.downlink, got.downlink), (base.uplink, got.uplink)):
+        assert np.array_equal(a.capacity_bps, b.capacity_bps)
+        assert np.array_equal(a.sinr_db, b.sinr_db)
+        assert np.array_equal(a.modcod_idx, b.modcod_idx)
+    assert not got.interference_down_w.any() and not got.interference_up_w.any()
+    assert base.up.all()
+
+
+def test_low_elevation_jammer_is_attenuated_by_the_terminal() -> None:
+    # Same distance and power: on the horizon (far side lobes of an up-facing panel) versus
+    # along the line to the overhead satellite (its main lobe).
+    r_site, _ = site_arrays()
+    horizon = quality([jammer_at(r_site[0] + 3e3 * direction(90.0, 0.5), 30.0)])
+    beam = quality([jammer_at(r_site[0] + 3e3 * direction(0.0, 89.999), 30.0)])
+    ratio_db = 10 * np.log10(beam.interference_down_w[0] / horizon.interference_down_w[0])
+    assert ratio_db > 40.0
+    # A main-lobe jammer of that power takes the link down; the uplink is untouched.
+    assert beam.downlink.capacity_bps[0] == 0.0
+    assert np.array_equal(beam.uplink.capacity_bps, quality([]).uplink.capacity_bps)
+
+
+def test_uplink_jammer_near_the_terminal_hurts_more_than_far_away() -> None:
+    r_site, _ = site_arrays()
+    near = quality([jammer_at(r_site[0] + 2e3 * direction(10.0, 1.0), 50.0, "uplink")])
+    g = Geodesic.WGS84.Direct(SITE_LAT, SITE_LON, 200.0, 800e3)
+    far = quality([Jammer(g["lat2"], g["lon2"], 0.0, 50.0, "uplink", 500e6, KU_UP_HZ)])
+    assert np.all(near.interference_up_w > 0.0)
+    # The overhead satellite's beam points at the terminal: a jammer 2 km from it sits in the
+    # main lobe, one 800 km away in the side lobes.
+    assert near.interference_up_w[0] > 1e3 * far.interference_up_w[0]
+    assert np.all(near.uplink.sinr_db <= quality([]).uplink.sinr_db)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    az=st.floats(0.0, 360.0),
+    el=st.floats(-1.0, 89.0),
+    dist_km=st.floats(0.5, 300.0),
+    eirp=st.floats(-20.0, 80.0),
+    extra_db=st.floats(0.0, 40.0),
+    band=st.sampled_from(["downlink", "uplink"]),
+)
+def test_sinr_never_rises_with_jammer_power(
+    az: float, el: float, dist_km: float, eirp: float, extra_db: float, band: str
+) -> None:
+    r_site, _ = site_arrays()
+    r = r_site[0] + dist_km * 1e3 * direction(az, el)
+    lo = quality([jammer_at(r, eirp, band)])
+    hi = quality([jammer_at(r, eirp + extra_db, band)])
+    for a, b in ((lo.downlink, hi.downlink), (lo.uplink, hi.uplink)):
+        assert np.all(b.sinr_db <= a.sinr_db)
+        assert np.all(b.capacity_bps <= a.capacity_bps)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    az=st.floats(0.0, 360.0),
+    el=st.floats(1.0, 89.0),
+    dist_km=st.floats(0.5, 300.0),
+    factor=st.floats(1.01, 20.0),
+    eirp=st.floats(0.0, 80.0),
+)
+def test_sinr_never_falls_with_jammer_distance(
+    az: float, el: float, dist_km: float, factor: float, eirp: float
+) -> None:
+    # Moving a downlink jammer further out along the same ray from the terminal keeps its
+    # direction (hence the antenna gain) and only adds path loss.
+    r_site, _ = site_arrays()
+    u = direction(az, el)
+    near = quality([jammer_at(r_site[0] + dist_km * 1e3 * u, eirp)])
+    far = quality([jammer_at(r_site[0] + factor * dist_km * 1e3 * u, eirp)])
+    assert np.all(far.interference_down_w <= near.interference_down_w)
+    assert np.all(far.downlink.sinr_db >= near.downlink.sinr_db)
+    assert np.all(far.downlink.capacity_bps >= near.downlink.capacity_bps)
+
+
+def test_gsl_quality_profiles_per_site_and_bad_positions() -> None:
+    # A terminal (Ku) and a gateway (Ka) at the same place see the same satellites with
+    # different budgets; a NaN satellite position gives a down link, not an exception.
+    r_site, up = site_arrays()
+    r_sat = satellites_in_view()
+    r_sat[0, 4] = np.nan
+    sites_r = np.vstack([r_site, r_site])
+    sites_up = np.vstack([up, up])
+    ku, ka = starlink_ku_user(), starlink_ka_feeder()
+    t = np.zeros(10, np.int32)
+    g = np.repeat(np.arange(2, dtype=np.int32), 5)
+    s = np.tile(np.arange(5, dtype=np.int32), 2)
+    q = gsl_quality(t, g, s, r_sat, sites_r, sites_up, [ku, ka])
+    only_ku = gsl_quality(t[:5], g[:5], s[:5], r_sat, r_site, up, ku)
+    assert np.array_equal(q.downlink.capacity_bps[:5], only_ku.downlink.capacity_bps)
+    assert q.downlink.capacity_bps[[4, 9]].tolist() == [0.0, 0.0]
+    assert q.up[[0, 1, 2, 3, 5, 6, 7, 8]].all() and not q.up[[4, 9]].any()
+    assert not np.array_equal(q.downlink.cnr_db[5:9], q.downlink.cnr_db[:4])
+    with pytest.raises(ValueError, match="conflicting sizes: 3 link profiles, 2 sites"):
+        gsl_quality(t, g, s, r_sat, sites_r, sites_up, [ku, ka, ku])
+    with pytest.raises(ValueError, match="needs t_s"):
+        gsl_quality(t, g, s, r_sat, sites_r, sites_up, ku, jammers=[jammer_at(r_site[0], 0.0)])
+    empty = gsl_quality(t[:0], g[:0], s[:0], r_sat, sites_r, sites_up, ku)
+    assert empty.downlink.capacity_bps.shape == (0,)
+
+
+def test_jammer_validation() -> None:
+    ok = Jammer(50.0, 36.0, 0.0, -10.0, "downlink", 250e6, 11.7e9)  # 0.1 W is fine
+    assert ok.eirp_dbw == -10.0
+    assert (
+        abs(Jammer.from_power_w(50.0, 36.0, 0.0, 100.0, 10.0, "uplink", 1e6, 14e9).eirp_dbw - 30.0)
+        < 1e-12
+    )
+    cases: list[tuple[dict[str, Any], str]] = [
+        (dict(lat_deg=95.0), r"lat_deg must be in \[-90, 90\], got 95.0"),
+        (dict(lon_deg=200.0), r"lon_deg must be in \[-180, 180\], got 200.0"),
+        (dict(eirp_dbw=math.nan), "eirp_dbw must be finite, got nan"),
+        (dict(bandwidth_hz=0.0), "bandwidth_hz must be > 0 Hz"),
+        (dict(band="sideways"), "band must be 'downlink'"),
+        (dict(start_s=10.0, end_s=5.0), "is empty"),
+    ]
+    base: dict[str, Any] = dict(
+        lat_deg=50.0,
+        lon_deg=36.0,
+        alt_m=0.0,
+        eirp_dbw=40.0,
+        band="downlink",
+        bandwidth_hz=250e6,
+        center_freq_hz=11.7e9,
+        name="j1",
+    )
+    for change, pattern in cases:
+        with pytest.raises(ScenarioError, match=pattern) as exc:
+            Jammer(**{**base, **change})
+        assert one_line(exc).startswith("disruptions.jammers['j1']: ")
+    with pytest.raises(ScenarioError, match=r"power_w must be > 0 W, got -5\.0") as exc:
+        Jammer.from_power_w(50.0, 36.0, 0.0, -5.0, 0.0, "downlink", 1e6, 11.7e9)
+    one_line(exc)
+    assert abs(ok.overlap(11.7e9, 240e6) - 0.96) < 1e-12
+    assert ok.overlap(14e9, 60e6) == 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Geofencing
+# --------------------------------------------------------------------------------------------
+
+#: A concave (L-shaped) area around Kharkiv, [lon, lat].
+L_SHAPE = [
+    [35.5, 49.5],
+    [37.0, 49.5],
+    [37.0, 50.0],
+    [36.2, 50.0],
+    [36.2, 50.6],
+    [35.5, 50.6],
+    [35.5, 49.5],
+]
+
+
+def test_polygon_membership_matches_shapely() -> None:
+    fence = Geofence.from_geojson({"type": "Polygon", "coordinates": [L_SHAPE]})
+    poly = Polygon(L_SHAPE)
+    rng = np.random.default_rng(5)
+    lon = rng.uniform(35.0, 37.5, 2000)
+    lat = rng.uniform(49.0, 51.0, 2000)
+    want = np.array([poly.contains(Point(x, y)) for x, y in zip(lon, lat, strict=True)])
+    got = fence.denied_sites(lat, lon)
+    assert np.array_equal(got, want)
+    assert 0 < want.sum() < want.size
+    # A vertex (on the boundary) counts as inside; NaN as outside.
+    assert fence.denied_sites([49.5, np.nan], [35.5, 36.0]).tolist() == [True, False]
+
+
+def test_circle_radius_is_geodesic() -> None:
+    radius_km = 75.0
+    fence = Geofence(circles=(Circle(49.99, 36.23, radius_km),))
+    az = np.linspace(0.0, 360.0, 37)[:-1]
+    inside: list[tuple[float, float]] = []
+    outside: list[tuple[float, float]] = []
+    for a in az:
+        for scale, sink in ((1 - 1e-6, inside), (1 + 1e-6, outside)):
+            g = Geodesic.WGS84.Direct(49.99, 36.23, float(a), radius_km * 1e3 * scale)
+            sink.append((g["lat2"], g["lon2"]))
+    lat_in, lon_in = np.array(inside).T
+    lat_out, lon_out = np.array(outside).T
+    assert fence.denied_sites(lat_in, lon_in).all()
+    assert not fence.denied_sites(lat_out, lon_out).any()
+
+
+def test_geojson_feature_collection_with_circle() -> None:
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Polygon", "coordinates": [L_SHAPE]},
+            },
+            {
+                "type": "Feature",
+                "properties": {"radius_km": 20, "name": "Odesa port"},
+                "geometry": {"type": "Point", "coordinates": [30.73, 46.48]},
+            },
+        ],
+    }
+    fence = Geofence.from_geojson(fc, name="front")
+    assert len(fence.polygons) == 1 and fence.circles[0].radius_km == 20.0
+    got = fence.denied_sites([50.3, 46.5, 50.45], [35.8, 30.75, 30.52])
+    assert got.tolist() == [True, True, False]  # Kharkiv area, Odesa port, Kyiv
+    both = fence | Geofence(circles=(Circle(50.45, 30.52, 10.0),))
+    assert both.denied_sites([50.45], [30.52]).tolist() == [True]
+
+
+def test_geojson_errors_are_one_line_and_name_the_fix() -> None:
+    square = [[30.0, 50.0], [31.0, 50.0], [31.0, 51.0], [30.0, 51.0]]
+    cases = [
+        ({"type": "Polygon", "coordinates": [[*square, [30.0, 50.5]]]}, "not closed"),
+        ({"type": "Polygon", "coordinates": [[*square[:2], square[0]]]}, "at least 4 positions"),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[30, 50], [31, 51], [31, 50], [30, 51], [30, 50]]],
+            },
+            "polygon is not valid \\(Self-intersection",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[[50, 30], [51, 100], [51, 31], [50, 30]]]},
+            r"GeoJSON positions are \[longitude, latitude\]",
+        ),
+        ({"type": "LineString", "coordinates": square}, "unsupported GeoJSON type 'LineString'"),
+        ({"type": "Point", "coordinates": [30.0, 50.0]}, "a bare Point has no area"),
+        (
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Point", "coordinates": [30, 50]},
+            },
+            "needs properties.radius_km",
+        ),
+        ("{not json", "not valid GeoJSON text"),
+    ]
+    for data, pattern in cases:
+        with pytest.raises(ScenarioError, match=pattern) as exc:
+            Geofence.from_geojson(data, name="g")  # type: ignore[arg-type]
+        assert one_line(exc).startswith("disruptions.geofence['g']")
+    with pytest.raises(ScenarioError, match=r"radius_km must be in \(0, 20000\] km, got -3") as exc:
+        Circle(50.0, 30.0, -3.0)
+    one_line(exc)
+    with pytest.raises(ScenarioError, match=r"lat_deg must be in \[-90, 90\]"):
+        Circle(91.0, 30.0, 3.0)

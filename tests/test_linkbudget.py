@@ -1,0 +1,380 @@
+"""Tests of starmesh.linkbudget: closed forms, 3GPP TR 38.821's published link budgets, ITU-R
+reference antenna patterns at tabulated angles, and the DVB-S2/S2X MODCOD table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from starmesh.frames import slant_range_m
+from starmesh.linkbudget import (
+    AIRY_ENVELOPE_X,
+    BOLTZMANN_DBW_K_HZ,
+    DVB_S2X,
+    KU_DOWNLINK_BANDWIDTH_HZ,
+    KU_PFD_LIMIT_DBW_M2_MHZ,
+    KU_SAT_EIRP_DBW,
+    BesselPattern,
+    LinkBudget,
+    ModcodTable,
+    PhasedArrayPattern,
+    S465Pattern,
+    S1528Pattern,
+    aperture_gain_dbi,
+    atmospheric_loss_db,
+    capacity_bps,
+    cnr_db,
+    db_to_linear,
+    fspl_db,
+    g_over_t_db_k,
+    gain_dbi,
+    linear_to_db,
+    sinr_db,
+    starlink_ka_feeder,
+    starlink_ku_user,
+    system_noise_temperature_k,
+    thermal_noise_dbw,
+)
+
+#: Tolerances named as physical quantities.
+ONE_MILLI_DB = 1e-3
+TENTH_DB = 0.1
+C = 299_792_458.0
+
+
+# --------------------------------------------------------------------------------------------
+# Closed forms
+# --------------------------------------------------------------------------------------------
+
+
+def test_fspl_closed_form_scalar_and_array() -> None:
+    # 20 log10(4 pi d f / c): 92.448 dB at 1 km and 1 GHz (ITU-R P.525: 92.45 + 20 log d_km +
+    # 20 log f_GHz); +6.0206 dB per doubling of either.
+    assert abs(float(fspl_db(1e3, 1e9)) - 92.4478) < ONE_MILLI_DB
+    d = np.array([1e3, 2e3, 550e3, 1_123e3])
+    got = fspl_db(d, 11.7e9)
+    want = 20.0 * np.log10(4.0 * np.pi * d * 11.7e9 / C)
+    assert np.abs(got - want).max() < 1e-12
+    assert abs(got[1] - got[0] - 20.0 * math.log10(2.0)) < 1e-12
+    # Broadcasting: distances (3, 1) against frequencies (2,).
+    grid = fspl_db(d[:3, None], np.array([1e9, 2e9]))
+    assert grid.shape == (3, 2)
+    assert np.abs(grid[:, 1] - grid[:, 0] - 20.0 * math.log10(2.0)).max() < 1e-12
+
+
+def test_noise_and_g_over_t_closed_forms() -> None:
+    assert abs(BOLTZMANN_DBW_K_HZ - (-228.5992)) < 1e-4
+    # kTB at 290 K in 1 Hz: -203.98 dBW (-173.98 dBm/Hz); +10 dB per decade of bandwidth.
+    assert abs(float(thermal_noise_dbw(290.0, 1.0)) + 203.9752) < ONE_MILLI_DB
+    n = thermal_noise_dbw(290.0, np.array([1.0, 10.0, 1e6]))
+    assert np.abs(np.diff(n) - np.array([10.0, 50.0])).max() < 1e-9
+    # A noiseless receiver adds nothing; NF = 3.0103 dB adds T0.
+    assert float(system_noise_temperature_k(150.0, 0.0)) == 150.0
+    assert abs(float(system_noise_temperature_k(0.0, 10 * math.log10(2.0))) - 290.0) < 1e-9
+    assert abs(float(g_over_t_db_k(30.0, 1000.0)) - 0.0) < 1e-12
+    assert abs(float(db_to_linear(linear_to_db(123.0))) - 123.0) < 1e-9
+
+
+def test_cnr_equals_carrier_over_noise_power() -> None:
+    # C/N from the dB budget equals received power over k T B computed linearly.
+    eirp, gain, temp, bw, d, f = 30.0, 35.0, 250.0, 240e6, 800e3, 11.7e9
+    c_w = 10 ** ((eirp + gain - float(fspl_db(d, f))) / 10)
+    n_w = 1.380649e-23 * temp * bw
+    want = 10 * math.log10(c_w / n_w)
+    got = float(cnr_db(eirp, gain - 10 * math.log10(temp), fspl_db(d, f), bw))
+    assert abs(got - want) < 1e-9
+    # SINR: C/(N+I) with I = N is 3.0103 dB below C/N.
+    assert abs(float(sinr_db(c_w, n_w, n_w)) - (want - 10 * math.log10(2))) < 1e-9
+
+
+def test_atmospheric_loss_cosecant_law() -> None:
+    # TR 38.811 eq. (6.6-8): A_zenith / sin(elevation); TR 38.821 SC6: 0.5 dB at 30 deg.
+    got = atmospheric_loss_db(0.25, np.radians([90.0, 30.0, 10.0, 2.0]))
+    assert (
+        np.abs(got - np.array([0.25, 0.5, 0.25 / math.sin(math.radians(10)), got[2]])).max() < 1e-12
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 3GPP TR 38.821 Table 6.1.3.3-1
+# --------------------------------------------------------------------------------------------
+
+#: 3GPP TR 38.821 (Release 16), Table 6.1.3.3-1 "Link budgets results", LEO-600 rows, with the
+#: inputs of Table 6.1.1.1-1 (satellite) and Table 6.1.1.1-3 (terminal). Elevation 30 deg, Earth
+#: radius 6,371 km (TR 38.811 §6.6.2), k = -228.6 dBW/K/Hz. Losses [dB]: atmospheric (atm),
+#: scintillation (sci), shadowing margin (sha).
+#:
+#: | case  | GHz | EIRP           | G/T dB/K                | MHz | FSPL  | atm | sci | sha | CNR  |
+#: |-------|-----|----------------|-------------------------|-----|-------|-----|-----|-----|------|
+#: | SC6DL | 20  | 4 dBW/MHz      | VSAT 39.7 dBi 150 K 1.2 | 400 | 179.1 | 0.5 | 0.3 | 0   | 8.5  |
+#: | SC6UL | 30  | 2 W + 43.2 dBi | satellite 13            | 400 | 182.6 | 0.5 | 0.3 | 0   | 18.4 |
+#: | SC9DL | 2   | 34 dBW/MHz     | handheld 0 dBi 290 K 7  | 30  | 159.1 | 0.1 | 2.2 | 3.0 | 6.6  |
+#:
+#: (Terminal G/T from antenna gain, antenna temperature and noise figure [dB].)
+TR38821_ROWS = [
+    # (case, f_hz, eirp_dbw, g/t dB/K, bandwidth_hz, losses_db, fspl_db, cnr_db)
+    (
+        "SC6-DL",
+        20e9,
+        4.0 + 10 * math.log10(400.0),
+        39.7 - 10 * math.log10(float(system_noise_temperature_k(150.0, 1.2))),
+        400e6,
+        0.5 + 0.3,
+        179.1,
+        8.5,
+    ),
+    ("SC6-UL", 30e9, 10 * math.log10(2.0) + 43.2, 13.0, 400e6, 0.5 + 0.3, 182.6, 18.4),
+    (
+        "SC9-DL",
+        2e9,
+        34.0 + 10 * math.log10(30.0),
+        0.0 - 10 * math.log10(float(system_noise_temperature_k(290.0, 7.0))),
+        30e6,
+        0.1 + 2.2 + 3.0,
+        159.1,
+        6.6,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", TR38821_ROWS, ids=[r[0] for r in TR38821_ROWS])
+def test_tr38821_link_budget_rows(
+    row: tuple[str, float, float, float, float, float, float, float],
+) -> None:
+    _case, f, eirp, gt, bw, losses, fspl_want, cnr_want = row
+    # Slant range at 30 deg from 600 km over a 6,371 km sphere: 1,075.1 km (TR 38.811 6.6-3).
+    d = float(slant_range_m(math.radians(30.0), 6_371e3 + 600e3, 6_371e3))
+    assert abs(d - 1_075_088.0) < 1.0
+    fspl = float(fspl_db(d, f))
+    assert abs(fspl - fspl_want) < TENTH_DB
+    assert abs(float(cnr_db(eirp, gt, fspl, bw, losses)) - cnr_want) < TENTH_DB
+
+
+def test_tr38821_terminal_g_over_t() -> None:
+    # Table 6.1.3.3-1 lists G/T = 15.9 dB/K for the VSAT and -31.6 dB/K for the handheld.
+    vsat = float(g_over_t_db_k(39.7, system_noise_temperature_k(150.0, 1.2)))
+    handheld = float(g_over_t_db_k(0.0, system_noise_temperature_k(290.0, 7.0)))
+    assert abs(vsat - 15.9) < 0.05
+    assert abs(handheld - (-31.6)) < 0.05
+    # Table 6.1.1.1-1: a 0.5 m Ka aperture has a 38.5 dBi peak gain (65 % efficiency).
+    assert abs(aperture_gain_dbi(0.5, 20e9) - 38.5) < 0.05
+
+
+# --------------------------------------------------------------------------------------------
+# Antenna patterns at tabulated angles
+# --------------------------------------------------------------------------------------------
+
+#: ITU-R S.465-6, D/lambda >= 50 (phi_min = 1 deg): G = 32 - 25 log10(phi) for 1 <= phi < 48 deg,
+#: -10 dBi beyond.
+S465_TABLE = [
+    (1.0, 32.0),
+    (2.0, 24.4743),
+    (5.0, 14.5257),
+    (10.0, 7.0),
+    (20.0, -0.5257),
+    (36.0, -6.9076),
+    (47.9, -10.0084),
+    (48.0, -10.0),
+    (100.0, -10.0),
+    (180.0, -10.0),
+]
+
+
+def test_s465_at_tabulated_angles() -> None:
+    dish = S465Pattern(peak_gain_dbi=50.0, diameter_m=2.4, frequency_hz=14e9)  # D/lambda = 112
+    assert dish.phi_min_deg == 1.0
+    phi, want = np.array(S465_TABLE).T
+    got = gain_dbi(dish, np.radians(phi))
+    assert np.abs(got - want).max() < ONE_MILLI_DB
+    # Scalar input, scalar output; the main lobe is the peak on axis and never below the
+    # envelope's value at phi_min.
+    assert float(gain_dbi(dish, 0.0)) == 50.0
+    main = gain_dbi(dish, np.radians(np.linspace(0.0, 0.999, 50)))
+    assert np.all(np.diff(main) <= 0.0) and main.min() >= 32.0
+
+
+def test_s465_small_dish_phi_min() -> None:
+    # D/lambda < 50: phi_min = max(2 deg, 114 (D/lambda)^-1.09). A 0.6 m dish at 12 GHz has
+    # D/lambda = 24.02 and phi_min = 3.566 deg, where the envelope gives 18.20 dBi.
+    dish = S465Pattern(peak_gain_dbi=35.0, diameter_m=0.6, frequency_hz=12e9)
+    assert abs(dish.d_over_lambda - 24.0166) < 1e-3
+    assert abs(dish.phi_min_deg - 3.5657) < 1e-3
+    assert abs(float(gain_dbi(dish, math.radians(3.5657))) - 18.1963) < 1e-3
+    assert abs(float(gain_dbi(dish, math.radians(10.0))) - 7.0) < 1e-9
+
+
+#: ITU-R S.1528-0 recommends 1.2 with G_m = 35 dBi, psi_b = 2 deg, L_N = -20 dB, z = 1,
+#: L_F = 0 dBi: a = 2.58, b = 6.32, alpha = 1.5, X = 15 + 25 log10(12.64) = 42.5437,
+#: Y = 12.64 x 10^0.6 = 50.3207 deg, L_B = max(0, 15 - 20 + 8.75) = 3.75 dBi.
+S1528_TABLE = [
+    (0.0, 35.0),  # G_m
+    (2.0, 32.0),  # G_m - 3
+    (4.0, 35.0 - 3.0 * 2.0**1.5),  # 26.5147
+    (5.16, 35.0 - 3.0 * 2.58**1.5),  # a psi_b: 22.5678
+    (6.0, 15.0),  # G_m + L_N
+    (12.0, 15.0),
+    (20.0, 42.5437 - 25.0 * math.log10(20.0)),  # X - 25 log psi: 10.0179
+    (50.0, 42.5437 - 25.0 * math.log10(50.0)),  # 0.0694
+    (60.0, 0.0),  # L_F
+    (120.0, 3.75),  # L_B
+]
+
+
+def test_s1528_at_tabulated_angles() -> None:
+    sat = S1528Pattern(peak_gain_dbi=35.0, half_beamwidth_rad=math.radians(2.0))
+    psi, want = np.array(S1528_TABLE).T
+    got = gain_dbi(sat, np.radians(psi))
+    assert np.abs(got - want).max() < 1e-3
+    with pytest.raises(ValueError, match="near_sidelobe_db"):
+        S1528Pattern(peak_gain_dbi=35.0, half_beamwidth_rad=0.03, near_sidelobe_db=-17.0)
+    # The aperture form: psi_b = sqrt(1200) / (D/lambda) deg.
+    ap = S1528Pattern.from_aperture(0.5, 20e9)
+    assert abs(math.degrees(ap.half_beamwidth_rad) - math.sqrt(1200.0) * C / (0.5 * 20e9)) < 1e-9
+
+
+#: The uniformly lit circular aperture (2 J1(x)/x)^2 of TR 38.811 §6.4.1: half power at
+#: x = 1.6163, first null at x = 3.8317 (first zero of J1), first side lobe -17.57 dB at 5.1356.
+AIRY_TABLE = [(1.6163399, -3.0103), (5.1356223, -17.5711)]
+
+
+def test_bessel_pattern_at_tabulated_angles() -> None:
+    peak, d, f = 38.5, 0.5, 20e9
+    sat = BesselPattern(peak, d, f, floor_dbi=-300.0)
+    ka = math.pi * d * f / C
+    for x, rel_db in AIRY_TABLE:
+        assert abs(float(sat.gain_dbi(math.asin(x / ka))) - (peak + rel_db)) < ONE_MILLI_DB
+    null = float(sat.gain_dbi(math.asin(3.831705970 / ka)))
+    assert null < peak - 80.0
+    # TR 38.821 Table 6.1.1.1-1 lists a 1.7647 deg 3 dB beamwidth for 0.5 m at 20 GHz; the
+    # half-power points of the pattern are 1.7676 deg apart (0.2 % wider).
+    assert abs(2 * math.degrees(math.asin(1.6163399 / ka)) - 1.7647) < 0.005
+    # Behind the aperture and in the nulls: the floor.
+    assert float(BesselPattern(peak, d, f).gain_dbi(math.radians(120.0))) == -10.0
+
+
+def test_phased_array_scan_loss_and_envelope() -> None:
+    ut = PhasedArrayPattern(peak_gain_dbi=34.0, diameter_m=0.5, frequency_hz=11.7e9)
+    # cos^1.2 scan loss at the beam peak.
+    scan = np.radians([0.0, 30.0, 60.0])
+    want = 34.0 + 12.0 * np.log10(np.cos(scan))
+    assert np.abs(ut.gain_dbi(0.0, scan) - want).max() < 1e-12
+    # Main lobe, then envelope: continuous where they meet and never rising with the off-axis
+    # angle.
+    ka = math.pi * 0.5 * 11.7e9 / C
+    x_c = math.asin(AIRY_ENVELOPE_X / ka)
+    below, above = ut.gain_dbi(np.array([x_c * (1 - 1e-9), x_c * (1 + 1e-9)]))
+    assert abs(below - above) < 1e-6
+    assert abs(below - (34.0 - 7.5861)) < 1e-3
+    sweep = ut.gain_dbi(np.linspace(0.0, np.pi, 4001))
+    assert np.all(np.diff(sweep) <= 1e-12)
+    # A direction in the panel's plane is at the floor whatever its off-axis angle.
+    assert float(ut.gain_dbi(0.0, math.radians(90.0))) == -10.0
+
+
+# --------------------------------------------------------------------------------------------
+# MODCODs and capacity
+# --------------------------------------------------------------------------------------------
+
+#: DVB-S2 K_bch of the normal FECFRAME (EN 302 307-1 Table 5a). The ideal spectral efficiency of
+#: Table 13 is (K_bch - 80) / (64,800 / bits per symbol + 90): 80 BBHEADER bits, a 90-symbol
+#: PLHEADER, no pilots.
+KBCH = {
+    "1/4": 16008,
+    "1/3": 21408,
+    "2/5": 25728,
+    "1/2": 32208,
+    "3/5": 38688,
+    "2/3": 43040,
+    "3/4": 48408,
+    "4/5": 51648,
+    "5/6": 53840,
+    "8/9": 57472,
+    "9/10": 58192,
+}
+BITS = {"QPSK": 2, "8PSK": 3, "16APSK": 4, "32APSK": 5}
+
+
+def test_modcod_table_rows() -> None:
+    assert len(DVB_S2X.names) == 66 and len(set(DVB_S2X.names)) == 66
+    assert DVB_S2X.names[0] == "QPSK 1/4" and DVB_S2X.names[-1] == "256APSK 3/4"
+    i = DVB_S2X.names.index("QPSK 1/4")
+    assert (DVB_S2X.esn0_db[i], DVB_S2X.efficiency[i]) == (-2.35, 0.490243)
+    j = DVB_S2X.names.index("256APSK 3/4")
+    assert (DVB_S2X.esn0_db[j], DVB_S2X.efficiency[j]) == (19.57, 5.900855)
+    # Every DVB-S2 row's efficiency follows from its frame: a check on the transcription.
+    for k in range(28):
+        mod, rate = DVB_S2X.names[k].split()
+        want = (KBCH[rate] - 80) / (64_800 / BITS[mod] + 90)
+        assert abs(DVB_S2X.efficiency[k] - want) < 1e-6, DVB_S2X.names[k]
+
+
+def test_modcod_selection() -> None:
+    idx, eff = DVB_S2X.select(np.array([-10.0, -2.35, -2.3500001, 9.0, 19.57, 40.0, np.nan]))
+    names = [DVB_S2X.names[i] if i >= 0 else None for i in idx]
+    # At 9.0 dB the best of the MODCODs at or below it is DVB-S2's 16APSK 2/3 (8.97 dB),
+    # not the last one passed.
+    assert names == [None, "QPSK 1/4", None, "16APSK 2/3", "256APSK 3/4", "256APSK 3/4", None]
+    assert eff[0] == 0.0 and eff[-1] == 0.0
+    # Margin shifts the lookup.
+    assert DVB_S2X.select(9.97, margin_db=1.0)[0] == idx[3]
+    cap = capacity_bps(np.array([-3.0, 9.0]), 240e6)
+    assert cap[0] == 0.0 and cap[1] == 240e6 * 2.637201
+    with pytest.raises(ValueError, match="conflicting sizes"):
+        ModcodTable(("a",), np.array([1.0, 2.0]), np.array([1.0]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.floats(-20.0, 40.0), b=st.floats(-20.0, 40.0))
+def test_capacity_monotone_in_sinr(a: float, b: float) -> None:
+    lo, hi = sorted((a, b))
+    c = capacity_bps(np.array([lo, hi]), 1e6)
+    assert c[0] <= c[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Budgets and defaults
+# --------------------------------------------------------------------------------------------
+
+
+def test_budget_evaluate_matches_closed_form() -> None:
+    down = starlink_ku_user().downlink
+    d = np.array([550e3, 800e3, 1_100e3])
+    el = np.radians([90.0, 45.0, 26.0])
+    q = down.evaluate(d, el)
+    # Broadside antennas: C/N = EIRP + G/T - FSPL - losses - k - 10 log B.
+    losses = atmospheric_loss_db(down.atmospheric_zenith_db, el) + down.other_losses_db
+    want = cnr_db(
+        down.eirp_dbw, down.g_over_t_db_k, fspl_db(d, down.frequency_hz), down.bandwidth_hz, losses
+    )
+    assert np.abs(q.cnr_db - want).max() < 1e-9
+    assert np.array_equal(q.cnr_db, q.sinr_db)
+    # Interference equal to the noise costs 3.01 dB of SINR and never adds capacity.
+    qi = down.evaluate(d, el, interference_w=down.noise_w)
+    assert np.abs(qi.sinr_db - (q.sinr_db - 10 * math.log10(2))).max() < 1e-9
+    assert np.all(qi.capacity_bps <= q.capacity_bps)
+    want_cap = capacity_bps(q.sinr_db, down.bandwidth_hz, implementation_margin_db=1.0)
+    assert np.array_equal(q.capacity_bps, want_cap)
+
+
+def test_default_ku_eirp_meets_pfd_limit_at_nadir() -> None:
+    pfd = (
+        KU_SAT_EIRP_DBW
+        - 10 * math.log10(4 * math.pi * 550e3**2)
+        - 10 * math.log10(KU_DOWNLINK_BANDWIDTH_HZ / 1e6)
+    )
+    assert abs(pfd - KU_PFD_LIMIT_DBW_M2_MHZ) < 1e-9
+
+
+def test_default_profiles_close_at_coverage_edge() -> None:
+    # At the 25 deg elevation mask of Starlink Gen1 (550 km) every default link still closes.
+    el = math.radians(25.0)
+    d = float(slant_range_m(el, 6_371e3 + 550e3, 6_371e3))
+    for prof in (starlink_ku_user(), starlink_ka_feeder()):
+        for budget in (prof.downlink, prof.uplink):
+            assert isinstance(budget, LinkBudget)
+            q = budget.evaluate(d, el)
+            assert float(q.capacity_bps) > 0.0, budget.name
