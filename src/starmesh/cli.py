@@ -32,11 +32,12 @@ from .scenario import (
     builtin_description,
     builtin_text,
     expand_sweep,
+    expand_variants,
     format_validation_error,
     load_scenario,
     parse_scenario,
 )
-from .simulate import build_plan, default_out_dir, run_plan, run_sweep
+from .simulate import build_plan, default_out_dir, run_plan, run_sweep, run_variants
 
 app = typer.Typer(
     add_completion=False,
@@ -218,23 +219,56 @@ def run(
                 highlight=False,
             )
         started = datetime.now(UTC)
-        summary = _run_with_progress(
-            plan,
-            folder,
-            quiet=quiet,
-            force=force,
-            resume=resume is not None,
-            executor=f"dask:{dask}" if dask == "local" else (dask or "auto"),
-        )
+        kw: dict[str, Any] = {
+            "force": force,
+            "resume": resume is not None,
+            "executor": f"dask:{dask}" if dask == "local" else (dask or "auto"),
+        }
+        if sc.variants and elements is None:
+            names = ["baseline"] + [v.name for v in sc.variants]
+            if not quiet:
+                err_console.print(f"variants: {', '.join(names)}", highlight=False)
+            total = plan.grid.n_steps * len(names)
+            result = _with_progress(
+                lambda cb: run_variants(sc, folder, on_progress=cb, **kw), total, quiet
+            )
+            summary = result["baseline"]
+        else:
+            summary = _with_progress(
+                lambda cb: run_plan(plan, folder, on_progress=cb, **kw), plan.grid.n_steps, quiet
+            )
+            result = None
         wall = (datetime.now(UTC) - started).total_seconds()
         if not quiet:
             out_console.print(_summary_table(summary))
+            if result is not None:
+                out_console.print(_comparison_table(sc.name, result["comparison"]))
             err_console.print(f"done in {wall:.1f} s: {folder}", highlight=False)
 
 
-def _run_with_progress(plan: Any, folder: Path, *, quiet: bool, **kw: Any) -> dict[str, Any]:
-    if quiet or not sys.stderr:
-        return run_plan(plan, folder, **kw)
+def _comparison_table(name: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{name}: variants compared")
+    for col in ("variant", "mode"):
+        table.add_column(col)
+    for col in ("availability", "never served", "median RTT", "p95 RTT", "path chg"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["variant"],
+            r["mode"],
+            f"{r['availability_pct']:.1f}%",
+            str(r["pairs_never_served"]),
+            _fmt(r["rtt_median_ms"]) + " ms",
+            _fmt(r["rtt_p95_ms"]) + " ms",
+            str(r["path_changes"]),
+        )
+    return table
+
+
+def _with_progress(job: Callable[[Any], dict[str, Any]], total: int, quiet: bool) -> dict[str, Any]:
+    """Run ``job(on_progress)`` under a progress bar of ``total`` steps (none when quiet)."""
+    if quiet:
+        return job(None)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -245,9 +279,8 @@ def _run_with_progress(plan: Any, folder: Path, *, quiet: bool, **kw: Any) -> di
         console=err_console,
         transient=False,
     ) as progress:
-        task = progress.add_task("routing", total=plan.grid.n_steps)
-        advance: Callable[[int], None] = lambda n: progress.advance(task, n)  # noqa: E731
-        return run_plan(plan, folder, on_progress=advance, **kw)
+        task = progress.add_task("routing", total=total)
+        return job(lambda n: progress.advance(task, n))
 
 
 @app.command()
@@ -355,7 +388,13 @@ def validate(
 ) -> None:
     """Check a scenario without running it: keys, ranges, presets, city and gateway names."""
     with _errors():
-        plan = build_plan(load_scenario(file))
+        sc = load_scenario(file)
+        plan = build_plan(sc)
+        for _name, _changes, variant in expand_variants(sc)[1:]:
+            build_plan(variant)
+        if sc.sweep is not None:
+            for _vid, _params, variant in expand_sweep(sc):
+                build_plan(variant)
         out_console.print(
             f"ok: {plan.scenario.name}: {plan.constellation.n_sats} satellites, "
             f"{len(plan.sites)} sites, {plan.problem.pair_src.size} pairs, "
@@ -392,7 +431,6 @@ def export_hypatia_cmd(
             highlight=False,
             soft_wrap=True,
         )
-
 
 
 @export_app.command("czml")
@@ -438,6 +476,7 @@ def report(
             highlight=False,
             soft_wrap=True,
         )
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -238,10 +238,14 @@ class ChunkGraph:
     edge_src: NDArray[np.int32]
     pos_isl: NDArray[np.int64]
     pos_gsl: NDArray[np.int64]
+    pos_fibre: NDArray[np.int64]
     base_w: NDArray[np.float64]
 
     def weights(
-        self, isl_delay_s: NDArray[np.float64] | None, gsl_delay_s: NDArray[np.float64]
+        self,
+        isl_delay_s: NDArray[np.float64] | None,
+        gsl_delay_s: NDArray[np.float64],
+        fibre_up: NDArray[np.bool_] | None = None,
     ) -> NDArray[np.float64]:
         """Edge weights of one step.
 
@@ -251,6 +255,8 @@ class ChunkGraph:
             One-way ISL delays (``inf`` or NaN when down).
         gsl_delay_s : ndarray, shape (L,)
             One-way delay of every GSL of the chunk at this step (``inf`` when absent).
+        fibre_up : ndarray of bool, shape (F,), optional
+            Fibre links in service (a failed gateway or PoP takes its fibre down).
         """
         w = self.base_w.copy()
         if isl_delay_s is not None and self.pos_isl.size:
@@ -260,6 +266,10 @@ class ChunkGraph:
         g = np.where(np.isfinite(gsl_delay_s), np.maximum(gsl_delay_s, _MIN_DELAY_S), np.inf)
         w[self.pos_gsl[:, 0]] = g
         w[self.pos_gsl[:, 1]] = g
+        if fibre_up is not None and self.pos_fibre.size:
+            down = ~fibre_up
+            w[self.pos_fibre[down, 0]] = np.inf
+            w[self.pos_fibre[down, 1]] = np.inf
         return w
 
 
@@ -315,5 +325,6 @@ def build_chunk_graph(
         edge_src=src[order].astype(np.int32),
         pos_isl=np.stack([pos[:e], pos[e : 2 * e]], axis=1),
         pos_gsl=np.stack([pos[2 * e : 2 * e + n_l], pos[2 * e + n_l : off]], axis=1),
+        pos_fibre=np.stack([pos[off : off + n_f], pos[off + n_f : off + 2 * n_f]], axis=1),
         base_w=base_w,
     )

@@ -269,6 +269,104 @@ class RunSpec(_Model):
     dut1_s: float = Field(0.0, ge=-0.9, le=0.9)
 
 
+class PlaneSpec(_Model):
+    """Every satellite of one orbital plane (or of a whole shell, without ``plane``)."""
+
+    shell: int = Field(ge=0)
+    plane: int | None = Field(None, ge=0)
+
+
+class FailureSpec(_Model):
+    """Elements that fail, all in one optional time window ``[start_s, end_s)``."""
+
+    satellites: list[int] = []
+    satellite_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    planes: list[PlaneSpec] = []
+    isl_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    isls: list[tuple[int, int]] = []
+    gateways: list[str] = []
+    pops: list[str] = []
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FailureSpec:
+        if self.start_s is not None and self.end_s is not None and not self.start_s < self.end_s:
+            raise ValueError(
+                f"start_s ({self.start_s}) must be before end_s ({self.end_s}): widen the window"
+            )
+        return self
+
+
+class JammerSpec(_Model):
+    """A ground (or airborne) jammer; give its power as ``eirp_w`` [W] or ``eirp_dbw``."""
+
+    name: str
+    lat_deg: float = Field(ge=-90.0, le=90.0)
+    lon_deg: float = Field(ge=-180.0, le=180.0)
+    alt_m: float = Field(10.0, ge=-500.0, le=30000.0)
+    eirp_w: float | None = Field(None, gt=0.0)
+    eirp_dbw: float | None = Field(None, ge=-100.0, le=150.0)
+    band: Literal["downlink", "uplink"] = "downlink"
+    bandwidth_mhz: float = Field(250.0, gt=0.0, le=10000.0)
+    center_freq_ghz: float = Field(11.7, gt=0.0, le=100.0)
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> JammerSpec:
+        if (self.eirp_w is None) == (self.eirp_dbw is None):
+            raise ValueError("give the jammer's power as exactly one of eirp_w or eirp_dbw")
+        return self
+
+
+class CircleSpec(_Model):
+    lat_deg: float = Field(ge=-90.0, le=90.0)
+    lon_deg: float = Field(ge=-180.0, le=180.0)
+    radius_km: float = Field(gt=0.0, le=20000.0)
+
+
+class DeniedAreaSpec(_Model):
+    """A service-denied area: inline GeoJSON (or a .geojson file path), or a circle."""
+
+    name: str
+    geojson: dict[str, Any] | str | None = None
+    circle: CircleSpec | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DeniedAreaSpec:
+        if (self.geojson is None) == (self.circle is None):
+            raise ValueError("give a denied area as exactly one of geojson or circle")
+        return self
+
+
+class DisruptionsSpec(_Model):
+    """What goes wrong: failures, jammers, service-denied areas."""
+
+    failures: list[FailureSpec] = []
+    jammers: list[JammerSpec] = []
+    denied_areas: list[DeniedAreaSpec] = []
+    link_budget: bool = Field(
+        False,
+        description="close every GSL's link budget (Ku user / Ka feeder, DVB-S2X); links that "
+        "do not close are down; always on when there are jammers",
+    )
+
+
+class VariantSpec(_Model):
+    """A named change of the scenario: dotted fields and their new values."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=60)
+    description: str = ""
+    set: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> VariantSpec:
+        if self.name == "baseline":
+            raise ValueError("'baseline' is the scenario itself: name the variant otherwise")
+        return self
+
+
 class SweepSpec(_Model):
     """A grid over scenario fields (dotted names, e.g. ``links.min_elevation_deg``) and seeds."""
 
@@ -307,7 +405,16 @@ class Scenario(_Model):
     links: LinksSpec = Field(default_factory=LinksSpec)
     routing: RoutingSpec = Field(default_factory=RoutingSpec)
     run: RunSpec = Field(default_factory=RunSpec)
+    disruptions: DisruptionsSpec = Field(default_factory=DisruptionsSpec)
+    variants: list[VariantSpec] = []
     sweep: SweepSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_variants(self) -> Scenario:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variants: names must be unique, got {names}")
+        return self
 
 
 # --- Loading ---------------------------------------------------------------------------------
@@ -423,9 +530,9 @@ def _check_parameter(name: str) -> None:
     parts = name.split(".")
     for i, part in enumerate(parts):
         fields = model.model_fields
-        if part not in fields or part == "sweep":
+        if part not in fields or part in ("sweep", "variants"):
             where = ".".join(parts[:i]) or "the top level"
-            valid = ", ".join(f for f in fields if f != "sweep")
+            valid = ", ".join(f for f in fields if f not in ("sweep", "variants"))
             raise ScenarioError(
                 f"sweep.grid[{name!r}]",
                 f"unknown parameter: no field {part!r} at {where} (fields there: {valid})",
@@ -474,12 +581,7 @@ def expand_sweep(scenario: Scenario) -> list[tuple[str, dict[str, Any], Scenario
         data = json.loads(json.dumps(base))
         params: dict[str, Any] = dict(zip(names, values, strict=True))
         params["seed"] = seed
-        for name, value in params.items():
-            node = data
-            *head, leaf = name.split(".")
-            for part in head:
-                node = node.setdefault(part, {})
-            node[leaf] = value
+        _apply(data, params)
         vid = f"v{k:03d}"
         data["name"] = f"{scenario.name}-{vid}"
         try:
@@ -489,3 +591,47 @@ def expand_sweep(scenario: Scenario) -> list[tuple[str, dict[str, Any], Scenario
             raise ScenarioError(f"sweep ({vid}: {params})", first) from None
         variants.append((vid, params, variant))
     return variants
+
+
+def _apply(data: dict[str, Any], params: dict[str, Any]) -> None:
+    """Set dotted fields of a scenario mapping in place."""
+    for name, value in params.items():
+        node = data
+        *head, leaf = name.split(".")
+        for part in head:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+
+
+def expand_variants(scenario: Scenario) -> list[tuple[str, dict[str, Any], Scenario]]:
+    """``baseline`` (the scenario without its variants) and each named variant, as
+    ``(name, changes, scenario)``.
+
+    Raises
+    ------
+    ScenarioError
+        An unknown field, or a value a variant cannot take.
+    """
+    base = scenario.model_dump(mode="json", exclude_none=True)
+    base.pop("variants", None)
+    base.pop("sweep", None)
+    out: list[tuple[str, dict[str, Any], Scenario]] = [
+        ("baseline", {}, Scenario.model_validate(base))
+    ]
+    for i, v in enumerate(scenario.variants):
+        for name in v.set:
+            try:
+                _check_parameter(name)
+            except ScenarioError as exc:
+                raise ScenarioError(f"variants[{i}].set[{name!r}]", exc.message) from None
+        data = json.loads(json.dumps(base))
+        _apply(data, v.set)
+        data["name"] = f"{scenario.name}-{v.name}"
+        try:
+            variant = Scenario.model_validate(data)
+        except ValidationError as exc:
+            raise ScenarioError(
+                f"variants[{i}] ({v.name})", format_validation_error(exc)[0]
+            ) from None
+        out.append((v.name, dict(v.set), variant))
+    return out

@@ -28,6 +28,19 @@ from . import __version__
 from ._sssp import sssp_full, sssp_update, walk_paths
 from .constants import LIBASTRO_EARTH_RADIUS_KM, LIBASTRO_FLATTENING, SGP4_WGS72_RADIUS_KM
 from .constellation import Constellation, WalkerShell, preset_shells
+from .disruptions import (
+    Circle,
+    FailurePlan,
+    Geofence,
+    Jammer,
+    Outage,
+    gsl_quality,
+    isl_outage_by_endpoints,
+    outage_of,
+    plane_outage,
+    random_outage,
+    shell_plane_of_sats,
+)
 from .elements import ElementSet, load_elements
 from .errors import RunFolderError, ScenarioError
 from .executors import Executor, make_executor
@@ -48,6 +61,7 @@ from .io.runfolder import (
     atomic_write_bytes,
     atomic_write_table,
 )
+from .linkbudget import LinkProfile, starlink_ka_feeder, starlink_ku_user
 from .propagation import Propagator
 from .routing import (
     ChunkGraph,
@@ -56,9 +70,10 @@ from .routing import (
     fibre_delay_s,
     space_delay_s,
 )
-from .scenario import Scenario, SiteEntry, expand_sweep
+from .scenario import Scenario, SiteEntry, expand_sweep, expand_variants
 from .timegrid import TimeGrid, parse_utc
 from .topology import (
+    GslCandidates,
     GslRule,
     fibre_links,
     find_gsls,
@@ -87,6 +102,10 @@ class RunPlan:
     modes: tuple[str, ...]
     chunk_steps: int
     series_idx: NDArray[np.int64]
+    failures: FailurePlan | None = None
+    jammers: tuple[Jammer, ...] = ()
+    denied: NDArray[np.bool_] | None = None
+    profiles: tuple[LinkProfile, ...] | None = None
 
     @property
     def pair_names(self) -> tuple[list[str], list[str]]:
@@ -242,6 +261,158 @@ def _series(
     return np.unique(np.array(out, np.int64))
 
 
+def _window(start_s: float | None, end_s: float | None) -> tuple[float, float]:
+    return (-math.inf if start_s is None else start_s, math.inf if end_s is None else end_s)
+
+
+def _site_indices(sites: Sites, names: list[str], kind: SiteKind, where: str) -> list[int]:
+    out = []
+    of_kind = [sites.names[i] for i in sites.of_kind(kind)]
+    for j, name in enumerate(names):
+        if name not in of_kind:
+            raise ScenarioError(
+                f"{where}[{j}]",
+                f"no {kind} {name!r} in this scenario: use one of {', '.join(of_kind) or 'none'}",
+            )
+        out.append(sites.index(name))
+    return out
+
+
+def _disruptions(
+    scenario: Scenario, constellation: Constellation, sites: Sites, isl_edges: NDArray[np.int32]
+) -> tuple[
+    FailurePlan | None, tuple[Jammer, ...], NDArray[np.bool_] | None, tuple[LinkProfile, ...] | None
+]:
+    """Failures, jammers, denied sites and GSL link profiles of a scenario (all validated)."""
+    d = scenario.disruptions
+    n_s, n_g, n_e = constellation.n_sats, len(sites), isl_edges.shape[0]
+    # One child generator per random outage, in a fixed order: same seed, same outages.
+    rng = np.random.default_rng(scenario.seed)
+    sats: list[Outage] = []
+    isls: list[Outage] = []
+    down: list[Outage] = []
+    for i, f in enumerate(d.failures):
+        ws, we = _window(f.start_s, f.end_s)
+        where = f"disruptions.failures[{i}]"
+        if f.satellites:
+            sats.append(
+                outage_of(f.satellites, n_s, where=f"{where}.satellites", start_s=ws, end_s=we)
+            )
+        if f.satellite_fraction > 0:
+            sats.append(
+                random_outage(
+                    n_s,
+                    f.satellite_fraction,
+                    seed=rng.spawn(1)[0],
+                    where=f"{where}.satellite_fraction",
+                    start_s=ws,
+                    end_s=we,
+                )
+            )
+        if f.planes:
+            if not constellation.shells:
+                raise ScenarioError(
+                    f"{where}.planes",
+                    "the constellation has no planes (a TLE set): name satellites instead",
+                )
+            shell_idx, plane_idx = shell_plane_of_sats(constellation)
+            for p in f.planes:
+                sats.append(
+                    plane_outage(
+                        shell_idx,
+                        plane_idx,
+                        shell=p.shell,
+                        planes=None if p.plane is None else [p.plane],
+                        where=f"{where}.planes",
+                        start_s=ws,
+                        end_s=we,
+                    )
+                )
+        if f.isl_fraction > 0:
+            isls.append(
+                random_outage(
+                    n_e,
+                    f.isl_fraction,
+                    seed=rng.spawn(1)[0],
+                    what="ISL",
+                    where=f"{where}.isl_fraction",
+                    start_s=ws,
+                    end_s=we,
+                )
+            )
+        if f.isls:
+            isls.append(
+                isl_outage_by_endpoints(
+                    isl_edges, f.isls, where=f"{where}.isls", start_s=ws, end_s=we
+                )
+            )
+        idx = _site_indices(sites, f.gateways, "gateway", f"{where}.gateways")
+        idx += _site_indices(sites, f.pops, "pop", f"{where}.pops")
+        if idx:
+            down.append(outage_of(idx, n_g, what="site", where=where, start_s=ws, end_s=we))
+    failures = (
+        FailurePlan(
+            n_s,
+            isl_edges.astype(np.int64),
+            n_g,
+            sats=tuple(sats),
+            isls=tuple(isls),
+            sites=tuple(down),
+        )
+        if sats or isls or down
+        else None
+    )
+    jammers = tuple(
+        Jammer(
+            j.lat_deg,
+            j.lon_deg,
+            j.alt_m,
+            j.eirp_dbw if j.eirp_dbw is not None else 10.0 * math.log10(j.eirp_w or 1.0),
+            j.band,
+            j.bandwidth_mhz * 1e6,
+            j.center_freq_ghz * 1e9,
+            *_window(j.start_s, j.end_s),
+            name=j.name,
+        )
+        for j in d.jammers
+    )
+    denied = None
+    if d.denied_areas:
+        fences = []
+        for a in d.denied_areas:
+            if a.circle is not None:
+                c = a.circle
+                fences.append(
+                    Geofence(
+                        circles=(Circle(c.lat_deg, c.lon_deg, c.radius_km, name=a.name),),
+                        name=a.name,
+                    )
+                )
+            else:
+                geo = a.geojson
+                if isinstance(geo, str):
+                    try:
+                        geo = Path(geo).read_text(encoding="utf-8")
+                    except OSError:
+                        raise ScenarioError(
+                            f"disruptions.denied_areas[{a.name!r}]",
+                            f"GeoJSON file {geo!r} not found: check the path, or inline it",
+                        ) from None
+                assert geo is not None
+                fences.append(Geofence.from_geojson(geo, name=a.name))
+        fence = fences[0]
+        for more in fences[1:]:
+            fence = fence | more
+        terminals = np.array([k == "terminal" for k in sites.kinds])
+        denied = fence.denied_sites(np.degrees(sites.lat_rad), np.degrees(sites.lon_rad))
+        denied = denied & terminals
+    profiles = None
+    if d.link_budget or jammers:
+        ku, ka = starlink_ku_user(), starlink_ka_feeder()
+        profiles = tuple(ka if k == "gateway" else ku for k in sites.kinds)
+    return failures, jammers, denied, profiles
+
+
 def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
     """Resolve a scenario into a :class:`RunPlan`; every input error is raised here.
 
@@ -316,7 +487,12 @@ def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
         1, min(600, _CHUNK_POSITION_BYTES // (24 * max(constellation.n_sats, 1)))
     )
     series_idx = _series(scenario, sites, src, dst)
+    failures, jammers, denied, profiles = _disruptions(scenario, constellation, sites, isl_edges)
     return RunPlan(
+        failures=failures,
+        jammers=jammers,
+        denied=denied,
+        profiles=profiles,
         series_idx=series_idx,
         scenario=scenario,
         grid=grid,
@@ -410,6 +586,40 @@ def _next_hops(
     return nh.astype(np.int32)
 
 
+def _usable_gsls(
+    plan: RunPlan,
+    gsl: GslCandidates,
+    gsl_sites: NDArray[np.int64],
+    r: NDArray[np.float64],
+    t_s: NDArray[np.float64],
+    site_failed: NDArray[np.bool_] | None,
+) -> GslCandidates:
+    """Drop GSLs of denied or failed sites and, with a link budget, those that do not close."""
+    site = gsl_sites[gsl.site_idx]
+    keep = np.ones(site.size, bool)
+    if plan.denied is not None:
+        keep &= ~plan.denied[site]
+    if site_failed is not None:
+        keep &= ~site_failed[gsl.t_idx, site]
+    if plan.profiles is not None and keep.any():
+        idx = np.flatnonzero(keep)
+        q = gsl_quality(
+            gsl.t_idx[idx],
+            site[idx],
+            gsl.sat_idx[idx],
+            r,
+            plan.sites.r_ecef_m,
+            plan.sites.up,
+            list(plan.profiles),
+            jammers=plan.jammers,
+            t_s=t_s,
+        )
+        keep[idx[~q.up]] = False
+    if keep.all():
+        return gsl
+    return GslCandidates(gsl.t_idx[keep], gsl.site_idx[keep], gsl.sat_idx[keep], gsl.length_m[keep])
+
+
 def compute_chunk(
     plan: RunPlan,
     start: int,
@@ -434,14 +644,23 @@ def compute_chunk(
     r, ok = prop.positions_ecef_m(t_all)
     n_t = t_all.size
     problem = plan.problem
+    site_failed = None
+    if plan.failures is not None:
+        # A failed satellite has no links at all: treat it as absent.
+        sat_failed = plan.failures.sat_failed(t_all)
+        ok = ok & ~sat_failed
+        site_failed = plan.failures.site_failed(t_all)
     if plan.isl_edges.size:
         length = isl_lengths_m(r, plan.isl_edges)
         both = ok[:, plan.isl_edges[:, 0]] & ok[:, plan.isl_edges[:, 1]]
+        if plan.failures is not None:
+            both &= ~plan.failures.isl_failed(t_all, sat_failed=sat_failed)
         isl_delay = np.where(both & (length <= plan.isl_max_range_m), space_delay_s(length), np.inf)
     else:
         isl_delay = np.full((n_t, 0), np.inf)
     gsl_sites = np.flatnonzero(problem.gsl_site)
     gsl = find_gsls(r, ok, plan.sites.r_ecef_m[gsl_sites], plan.sites.up[gsl_sites], plan.gsl_rule)
+    gsl = _usable_gsls(plan, gsl, gsl_sites, r, t_all, site_failed)
     bounds = np.searchsorted(gsl.t_idx, np.arange(n_t + 1))
     key = gsl_sites[gsl.site_idx].astype(np.int64) * problem.n_sats + gsl.sat_idx
     links, link_of = np.unique(key, return_inverse=True)
@@ -471,7 +690,10 @@ def compute_chunk(
             a, b = bounds[k], bounds[k + 1]
             gsl_w = np.full(links.size, np.inf)
             gsl_w[link_of[a:b]] = gsl_delay[a:b]
-            w = graph.weights(isl_delay[k] if mode == "isl" else None, gsl_w)
+            fibre_up = None
+            if site_failed is not None and problem.fibre_gw.size:
+                fibre_up = ~(site_failed[k, problem.fibre_gw] | site_failed[k, problem.fibre_pop])
+            w = graph.weights(isl_delay[k] if mode == "isl" else None, gsl_w, fibre_up)
             if k == 0:
                 sssp_full(graph.indptr, graph.indices, w, roots, dist, pedge)
                 todo = np.ones(n_p, bool)
@@ -1023,6 +1245,83 @@ def run_sweep(
         runner.close()
     summaries = [_finish(t) for t in targets]
     return _write_sweep(out, variants, summaries)
+
+
+def run_variants(
+    scenario: Scenario,
+    out: Path,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    executor: str = "auto",
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run a scenario's baseline into ``out`` and each of its ``[[variants]]`` into
+    ``out/variants/<name>/``, through one executor, then compare them in
+    ``out/comparison.json``.
+
+    The baseline folder is an ordinary run folder, so everything that reads one works on it.
+
+    Returns
+    -------
+    dict
+        ``{"baseline": summary, "variants": {name: summary}, "comparison": rows}``.
+    """
+    variants = expand_variants(scenario)
+    plans = [build_plan(v) for _name, _changes, v in variants]
+    n_units = sum(len(list(p.grid.chunks(p.chunk_steps))) for p in plans)
+    runner = make_executor(executor, scenario.run.workers, n_units=n_units)
+    try:
+        targets = []
+        for (name, _changes, _v), plan in zip(variants, plans, strict=True):
+            folder = out if name == "baseline" else out / "variants" / name
+            if folder is not out:
+                folder.parent.mkdir(parents=True, exist_ok=True)
+            again = resume and (folder / MANIFEST).is_file()
+            fresh_force = force if folder is out else (force or resume)
+            targets.append(_prepare(plan, folder, force=fresh_force and not again, resume=again))
+        _execute(targets, runner, on_progress)
+    finally:
+        runner.close()
+    summaries = [_finish(t) for t in targets]
+    rows = [
+        row
+        for (name, changes, _v), summary in zip(variants, summaries, strict=True)
+        for row in _compare_rows(name, changes, summary)
+    ]
+    atomic_write_bytes(
+        out / "comparison.json",
+        (json.dumps({"variants": rows}, indent=1, allow_nan=False) + "\n").encode(),
+    )
+    return {
+        "baseline": summaries[0],
+        "variants": {n: sm for (n, _c, _v), sm in zip(variants, summaries, strict=True)},
+        "comparison": rows,
+    }
+
+
+def _compare_rows(
+    name: str, changes: dict[str, Any], summary: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One comparison row per mode of a run: availability and RTT over its pairs."""
+    rows = []
+    for mode in summary["modes"]:
+        pairs = [p for p in summary["pairs"] if p["mode"] == mode]
+        med = [p["rtt_median_ms"] for p in pairs if p["rtt_median_ms"] is not None]
+        p95 = [p["rtt_p95_ms"] for p in pairs if p["rtt_p95_ms"] is not None]
+        rows.append(
+            {
+                "variant": name,
+                "changes": changes,
+                "mode": mode,
+                "availability_pct": 100.0 * float(np.mean([p["availability"] for p in pairs])),
+                "pairs_never_served": int(sum(p["availability"] == 0 for p in pairs)),
+                "rtt_median_ms": float(np.median(med)) if med else None,
+                "rtt_p95_ms": float(np.median(p95)) if p95 else None,
+                "path_changes": int(sum(p["path_changes"] for p in pairs)),
+            }
+        )
+    return rows
 
 
 def _write_sweep(
