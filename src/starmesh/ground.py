@@ -132,6 +132,7 @@ class Site:
     lon_deg: float
     alt_m: float = 0.0
     approximate: bool = False
+    population: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -213,6 +214,7 @@ class Sites:
     alt_m: NDArray[np.float64]
     r_ecef_m: NDArray[np.float64]
     up: NDArray[np.float64]
+    population: tuple[int | None, ...] = ()
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -289,6 +291,7 @@ class Sites:
             alt_m=alt_m,
             r_ecef_m=geodetic_to_ecef(lat_rad, lon_rad, alt_m, a_m=a_m, f=f).reshape(-1, 3),
             up=up_vectors(lat_rad, lon_rad).reshape(-1, 3),
+            population=tuple(s.population for s in sites),
         )
 
     def __len__(self) -> int:
@@ -615,7 +618,13 @@ class City:
 
     def to_site(self, *, name: str | None = None, kind: SiteKind = "terminal") -> Site:
         """The city as a ground site at zero height, named ``name`` (default: GeoNames name)."""
-        return Site(name if name is not None else self.name, kind, self.lat_deg, self.lon_deg)
+        return Site(
+            name if name is not None else self.name,
+            kind,
+            self.lat_deg,
+            self.lon_deg,
+            population=self.population,
+        )
 
 
 class _CityTable:

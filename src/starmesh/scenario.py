@@ -353,6 +353,54 @@ class DisruptionsSpec(_Model):
     )
 
 
+class CapacitySpec(_Model):
+    """Overrides of the sourced default link capacities (starmesh.capacity.LinkCapacities)."""
+
+    sat_user_down_gbps: float | None = Field(None, ge=0.0)
+    sat_user_up_gbps: float | None = Field(None, ge=0.0)
+    sat_feeder_down_gbps: float | None = Field(None, ge=0.0)
+    sat_feeder_up_gbps: float | None = Field(None, ge=0.0)
+    gateway_down_gbps: float | None = Field(None, ge=0.0)
+    gateway_up_gbps: float | None = Field(None, ge=0.0)
+    isl_gbps: float | None = Field(None, ge=0.0)
+    terminal_down_mbps: float | None = Field(None, ge=0.0)
+    terminal_up_mbps: float | None = Field(None, ge=0.0)
+    fibre_gbps: float | None = Field(None, ge=0.0)
+
+
+class TrafficSpec(_Model):
+    """Flow-level traffic: who sends how much, and the capacities it shares.
+
+    Every terminal site stands for ``terminals_per_site`` terminals (its user-link capacity
+    scales with them). ``model = "access"``: each terminal wants ``down_mbps`` from and
+    ``up_mbps`` to its nearest PoP. ``"gravity"``: city-to-city
+    flows totalling ``total_gbps`` with demand ~ pop_i pop_j / d^alpha (GeoNames populations).
+    ``"flows"``: the listed ``flows`` ([src, dst, demand_mbps]).
+    """
+
+    model: Literal["access", "gravity", "flows"] = "access"
+    terminals_per_site: int = Field(1, ge=1, le=10_000_000)
+    down_mbps: float = Field(50.0, ge=0.0)
+    up_mbps: float = Field(5.0, ge=0.0)
+    aggregate: bool = Field(
+        True, description="one flow per site and direction (N x demand), or one per terminal"
+    )
+    diurnal: bool = False
+    total_gbps: float = Field(100.0, ge=0.0)
+    alpha: float = Field(1.0, ge=0.0, le=4.0)
+    flows: list[tuple[str, str, float]] = []
+    capacity: CapacitySpec = Field(default_factory=CapacitySpec)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrafficSpec:
+        for i, (a, b, mbps) in enumerate(self.flows):
+            if not mbps >= 0:
+                raise ValueError(f"flows[{i}] ({a} -> {b}): demand must be >= 0, got {mbps}")
+        if self.model == "flows" and not self.flows:
+            raise ValueError("model = 'flows' needs flows = [[src, dst, demand_mbps], ...]")
+        return self
+
+
 class VariantSpec(_Model):
     """A named change of the scenario: dotted fields and their new values."""
 
@@ -406,6 +454,7 @@ class Scenario(_Model):
     routing: RoutingSpec = Field(default_factory=RoutingSpec)
     run: RunSpec = Field(default_factory=RunSpec)
     disruptions: DisruptionsSpec = Field(default_factory=DisruptionsSpec)
+    traffic: TrafficSpec | None = None
     variants: list[VariantSpec] = []
     sweep: SweepSpec | None = None
 

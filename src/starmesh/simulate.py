@@ -23,9 +23,20 @@ import numpy as np
 import pyarrow as pa
 import tomli_w
 from numpy.typing import NDArray
+from scipy.sparse import vstack as sparse_vstack
 
 from . import __version__
 from ._sssp import sssp_full, sssp_update, walk_paths
+from .capacity import (
+    LinkCapacities,
+    Resources,
+    build_resources,
+    flow_incidence,
+    jain_index,
+    max_min_fair,
+    node_paths_from_predecessors,
+    reverse_paths,
+)
 from .constants import LIBASTRO_EARTH_RADIUS_KM, LIBASTRO_FLATTENING, SGP4_WGS72_RADIUS_KM
 from .constellation import Constellation, WalkerShell, preset_shells
 from .disruptions import (
@@ -82,9 +93,35 @@ from .topology import (
     nearest_k_edges,
     plus_grid_edges,
 )
+from .traffic import Flows, access_flows, explicit_flows, gravity_flows
 
 #: Positions held per chunk are kept near this size [bytes] when chunk_steps is not given.
 _CHUNK_POSITION_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class TrafficPlan:
+    """Flows of a run and the capacity-limited resources they share.
+
+    Attributes
+    ----------
+    flows : Flows
+        ``F`` flows.
+    resources : Resources
+        ``R`` resources with their capacities.
+    flow_pair : ndarray of int64, shape (F,)
+        Routed pair each flow follows.
+    flow_reverse : ndarray of bool, shape (F,)
+        The flow runs from the pair's destination to its source.
+    terminals_per_site : ndarray of int64, shape (G,)
+        Terminals each site stands for (throughput per terminal = site rate / this).
+    """
+
+    flows: Flows
+    resources: Resources
+    flow_pair: NDArray[np.int64]
+    flow_reverse: NDArray[np.bool_]
+    terminals_per_site: NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -106,6 +143,7 @@ class RunPlan:
     jammers: tuple[Jammer, ...] = ()
     denied: NDArray[np.bool_] | None = None
     profiles: tuple[LinkProfile, ...] | None = None
+    traffic: TrafficPlan | None = None
 
     @property
     def pair_names(self) -> tuple[list[str], list[str]]:
@@ -136,11 +174,19 @@ def _resolve_site(entry: SiteEntry, kind: SiteKind, where: str) -> Site:
             site = Site(entry.name, "terminal", entry.lat_deg, entry.lon_deg, entry.alt_m)
         if not isinstance(entry, str) and entry.name is not None:
             site = Site(
-                entry.name, site.kind, site.lat_deg, site.lon_deg, site.alt_m, site.approximate
+                entry.name,
+                site.kind,
+                site.lat_deg,
+                site.lon_deg,
+                site.alt_m,
+                site.approximate,
+                site.population,
             )
     except ScenarioError as exc:
         raise ScenarioError(where, exc.message) from None
-    return Site(site.name, kind, site.lat_deg, site.lon_deg, site.alt_m, site.approximate)
+    return Site(
+        site.name, kind, site.lat_deg, site.lon_deg, site.alt_m, site.approximate, site.population
+    )
 
 
 def _build_sites(scenario: Scenario) -> Sites:
@@ -259,6 +305,89 @@ def _series(
             )
         out.append(j)
     return np.unique(np.array(out, np.int64))
+
+
+_CAPACITY_UNITS = {"_gbps": 1e9, "_mbps": 1e6}
+
+
+def _traffic_flows(
+    scenario: Scenario, sites: Sites, grid: TimeGrid
+) -> tuple[Flows | None, LinkCapacities | None, NDArray[np.int64] | None]:
+    """The scenario's flows, link capacities and terminals per site (None without traffic)."""
+    t = scenario.traffic
+    if t is None:
+        return None, None, None
+    over = {}
+    for name, value in t.capacity.model_dump(exclude_none=True).items():
+        unit = next(u for u in _CAPACITY_UNITS if name.endswith(u))
+        over[name.removesuffix(unit) + "_bps"] = value * _CAPACITY_UNITS[unit]
+    caps = LinkCapacities(**over)
+    terminals = sites.of_kind("terminal")
+    per_site = np.ones(len(sites), np.int64)
+    # Every terminal site stands for terminals_per_site terminals, whatever the demand model.
+    per_site[terminals] = t.terminals_per_site
+    if t.model == "access":
+        if sites.of_kind("pop").size == 0:
+            raise ScenarioError(
+                "traffic.model", "'access' traffic needs PoPs: add ground.pops = [\"Warsaw\"]"
+            )
+        flows = access_flows(
+            sites,
+            [int(i) for i in terminals],
+            None,
+            down_bps=t.down_mbps * 1e6,
+            up_bps=t.up_mbps * 1e6,
+            n_terminals=t.terminals_per_site,
+            aggregate=t.aggregate,
+            max_down_bps=caps.terminal_down_bps,
+            max_up_bps=caps.terminal_up_bps,
+            diurnal=t.diurnal,
+            epoch=grid.epoch,
+        )
+    elif t.model == "gravity":
+        pops = []
+        for i in terminals:
+            people = sites.population[i] if sites.population else None
+            if people is None:
+                raise ScenarioError(
+                    "traffic.model",
+                    f"'gravity' needs populations: terminal {sites.names[i]!r} is not a GeoNames "
+                    "city; name terminals by city or use model = 'flows'",
+                )
+            pops.append(people)
+        flows = gravity_flows(
+            sites,
+            [int(i) for i in terminals],
+            np.array(pops, float),
+            total_bps=t.total_gbps * 1e9,
+            alpha=t.alpha,
+            diurnal=t.diurnal,
+            epoch=grid.epoch,
+        )
+    else:
+        flows = explicit_flows(sites, [(a, b, mbps * 1e6) for a, b, mbps in t.flows])
+    return flows, caps, per_site
+
+
+def _route_flows(
+    flows: Flows, src: NDArray[np.int64], dst: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Give every flow a routed pair (in either direction), adding the pairs that are missing."""
+    index = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(src, dst, strict=True))}
+    src_l, dst_l = list(src), list(dst)
+    pair = np.empty(len(flows.src_site), np.int64)
+    reverse = np.zeros(len(flows.src_site), bool)
+    for f, (a, b) in enumerate(zip(flows.src_site, flows.dst_site, strict=True)):
+        a, b = int(a), int(b)
+        if (a, b) in index:
+            pair[f] = index[(a, b)]
+        elif (b, a) in index:
+            pair[f], reverse[f] = index[(b, a)], True
+        else:
+            index[(a, b)] = pair[f] = len(src_l)
+            src_l.append(a)
+            dst_l.append(b)
+    return np.array(src_l, np.int64), np.array(dst_l, np.int64), pair, reverse
 
 
 def _window(start_s: float | None, end_s: float | None) -> tuple[float, float]:
@@ -466,6 +595,10 @@ def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
         policy=links.gateway_pop,
     )
     src, dst = _pairs(scenario, sites)
+    traffic_flows, caps, per_site = _traffic_flows(scenario, sites, grid)
+    flow_pair = flow_reverse = None
+    if traffic_flows is not None:
+        src, dst, flow_pair, flow_reverse = _route_flows(traffic_flows, src, dst)
     modes = tuple(scenario.routing.modes)
     if "bent-pipe" in modes and gw.size == 0 and pop.size and np.isin(dst, pop).any():
         raise ScenarioError(
@@ -487,6 +620,19 @@ def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
         1, min(600, _CHUNK_POSITION_BYTES // (24 * max(constellation.n_sats, 1)))
     )
     series_idx = _series(scenario, sites, src, dst)
+    traffic = None
+    if traffic_flows is not None:
+        assert flow_pair is not None and flow_reverse is not None and per_site is not None
+        resources = build_resources(
+            constellation.n_sats,
+            list(sites.kinds),
+            isl_edges,
+            f_gw,
+            f_pop,
+            caps,
+            n_terminals_per_site=per_site,
+        )
+        traffic = TrafficPlan(traffic_flows, resources, flow_pair, flow_reverse, per_site)
     failures, jammers, denied, profiles = _disruptions(scenario, constellation, sites, isl_edges)
     return RunPlan(
         failures=failures,
@@ -494,6 +640,7 @@ def build_plan(scenario: Scenario, *, tle: ElementSet | None = None) -> RunPlan:
         denied=denied,
         profiles=profiles,
         series_idx=series_idx,
+        traffic=traffic,
         scenario=scenario,
         grid=grid,
         constellation=constellation,
@@ -530,6 +677,10 @@ class ChunkResult:
     fstate: dict[str, tuple[NDArray[Any], ...]] | None = None
     fstate_base: dict[str, NDArray[np.int32]] | None = None
     fstate_last: dict[str, NDArray[np.int32]] | None = None
+    rate_bps: NDArray[np.float64] | None = None  # (M, T, F)
+    bottleneck: NDArray[np.int32] | None = None  # (M, T, F)
+    demand_bps: NDArray[np.float64] | None = None  # (T, F)
+    load: tuple[NDArray[Any], ...] | None = None  # (mode, step, resource, utilisation) rows
 
 
 @dataclass(frozen=True)
@@ -584,6 +735,36 @@ def _next_hops(
     nh = np.where(e >= 0, graph.edge_src[np.maximum(e, 0)], -1).astype(np.int64)
     nh = np.where(nh >= s + g, nh - g, nh)  # an in-node (gateway via fibre) -> its site id
     return nh.astype(np.int32)
+
+
+def _flow_incidence(
+    plan: RunPlan, orient: _Orientation, graph: ChunkGraph, pedge: NDArray[np.int64]
+) -> Any:
+    """Flow x resource incidence of every flow on its pair's current path, in its direction."""
+    tp = plan.traffic
+    assert tp is not None
+    p = plan.problem
+    pred = np.where(pedge >= 0, graph.edge_src[np.maximum(pedge, 0)], -1)
+    ptr, nodes = node_paths_from_predecessors(pred, orient.row, orient.target)
+    ptr_r, nodes_r = reverse_paths(ptr, nodes, p.n_sats, p.n_sites)
+    tree = flow_incidence(tp.resources, ptr, nodes)
+    other = flow_incidence(tp.resources, ptr_r, nodes_r)
+    # Trees rooted at destinations give destination -> source paths.
+    fwd, bwd = (other, tree) if orient.reverse else (tree, other)
+    both = sparse_vstack([fwd, bwd], format="csr")
+    return both[tp.flow_pair + p.pair_src.size * tp.flow_reverse]
+
+
+def _kept_load(
+    rows: list[tuple[NDArray[Any], ...]], drop: int, t_all: NDArray[np.float64]
+) -> tuple[NDArray[Any], ...]:
+    """Loaded resources per (mode, step) of the kept steps, as flat columns with times."""
+    if not rows:
+        z = np.zeros(0)
+        return (z, z.astype(np.int8), z.astype(np.int32), z.astype(np.float32))
+    m, k, r, u = (np.concatenate(c) for c in zip(*rows, strict=True))
+    keep = k >= drop
+    return (t_all[k[keep]], m[keep], r[keep], u[keep])
 
 
 def _usable_gsls(
@@ -675,6 +856,14 @@ def compute_chunk(
     near_root = np.empty(shape, np.int32)
     phash = np.empty(shape, np.uint64)
     want_fstate = plan.scenario.routing.forwarding_state
+    tp = plan.traffic
+    if tp is not None:
+        n_f = tp.flow_pair.size
+        demand = tp.flows.demand_at(t_all).reshape(n_t, n_f)
+        rate = np.zeros((n_m, n_t, n_f))
+        bneck = np.zeros((n_m, n_t, n_f), np.int32)
+        load_rows: list[tuple[NDArray[Any], ...]] = []
+        inc: Any = None
     fstate: dict[str, tuple[NDArray[Any], ...]] = {}
     fstate_last: dict[str, NDArray[np.int32]] = {}
     fstate_base: dict[str, NDArray[np.int32]] = {}
@@ -719,6 +908,21 @@ def compute_chunk(
                 phash[m, k],
                 todo,
             )
+            if tp is not None:
+                if k == 0 or todo.any():
+                    inc = _flow_incidence(plan, orient, graph, pedge)
+                a_ = max_min_fair(inc, tp.resources.capacity_bps, demand[k])
+                rate[m, k] = a_.rate_bps
+                bneck[m, k] = a_.bottleneck
+                busy = np.flatnonzero(a_.load_bps > 0)
+                load_rows.append(
+                    (
+                        np.full(busy.size, m, np.int8),
+                        np.full(busy.size, k, np.int32),
+                        busy.astype(np.int32),
+                        a_.utilisation[busy].astype(np.float32),
+                    )
+                )
             if want_fstate:
                 # Next hops change only in trees that changed.
                 if prev_nh is None:
@@ -758,6 +962,10 @@ def compute_chunk(
         changed=changed[:, drop:],
         fstate=fstate if want_fstate else None,
         fstate_base=fstate_base if want_fstate and start > 0 else None,
+        rate_bps=rate[:, drop:] if tp is not None else None,
+        bottleneck=bneck[:, drop:] if tp is not None else None,
+        demand_bps=demand[drop:] if tp is not None else None,
+        load=_kept_load(load_rows, drop, t_all) if tp is not None else None,
         fstate_last=fstate_last if want_fstate else None,
     )
 
@@ -884,6 +1092,51 @@ def reconcile_fstate(
     return tuple(np.concatenate([x, y]) for x, y in zip(again, rest, strict=True))
 
 
+def _traffic_summary(plan: RunPlan, store: ChunkStore) -> dict[str, Any]:
+    """Mean demand and throughput per mode and per site, unmet demand, Jain's fairness."""
+    tp = plan.traffic
+    assert tp is not None
+    n_t = plan.grid.n_steps
+    rate = np.zeros((len(plan.modes), tp.flow_pair.size))
+    demand = np.zeros(tp.flow_pair.size)
+    jain = np.zeros(len(plan.modes))
+    for i in range(len(store.chunks)):
+        extra = store.extra(i)
+        rate += extra["rate_sum"]
+        demand += extra["demand_sum"]
+        jain += extra["jain_sum"]
+    rate, demand, jain = rate / n_t, demand / n_t, jain / n_t
+    f = tp.flows
+    names = plan.sites.names
+    modes = {}
+    sites: list[dict[str, Any]] = []
+    for m, mode in enumerate(plan.modes):
+        total_d = float(demand.sum())
+        modes[mode] = {
+            "demand_gbps_mean": total_d / 1e9,
+            "allocated_gbps_mean": float(rate[m].sum()) / 1e9,
+            "unmet_fraction": float(1.0 - rate[m].sum() / total_d) if total_d > 0 else 0.0,
+            "jain_index_mean": float(jain[m]),
+        }
+        for g in np.unique(np.concatenate([f.src_site, f.dst_site])):
+            if plan.sites.kinds[g] != "terminal":
+                continue
+            down = f.dst_site == g
+            up = f.src_site == g
+            n = int(tp.terminals_per_site[g])
+            sites.append(
+                {
+                    "site": names[g],
+                    "mode": mode,
+                    "terminals": n,
+                    "down_mbps_per_terminal": float(rate[m, down].sum()) / 1e6 / n,
+                    "up_mbps_per_terminal": float(rate[m, up].sum()) / 1e6 / n,
+                    "down_demand_mbps_per_terminal": float(demand[down].sum()) / 1e6 / n,
+                }
+            )
+    return {"modes": modes, "sites": sites}
+
+
 def summarize(plan: RunPlan, store: ChunkStore) -> dict[str, Any]:
     """Per (mode, pair) statistics: min/median/p95/max RTT [ms], availability, path changes."""
     src_names, dst_names = plan.pair_names
@@ -925,7 +1178,9 @@ def summarize(plan: RunPlan, store: ChunkStore) -> dict[str, Any]:
                         "path_changes": int(changes[m, p]),
                     }
                 )
+    traffic = _traffic_summary(plan, store) if plan.traffic is not None else None
     return {
+        **({"traffic": traffic} if traffic is not None else {}),
         "starmesh_version": __version__,
         "scenario": plan.scenario.name,
         "start_utc": plan.grid.epoch.isoformat().replace("+00:00", "Z"),
@@ -1058,9 +1313,90 @@ def _write_chunk(
     path = out / "rtt.parquet" / name
     atomic_write_table(path, chunk_table(plan, res))
     files.append(path)
+    if res.rate_bps is not None:
+        assert res.bottleneck is not None and res.demand_bps is not None and res.load is not None
+        n_m, n_t, n_f = res.rate_bps.shape
+        modes = pa.array(list(plan.modes))
+        path = out / "flows.parquet" / name
+        atomic_write_table(
+            path,
+            pa.table(
+                {
+                    "t_s": np.repeat(res.t_s, n_m * n_f),
+                    "mode": modes.take(np.tile(np.repeat(np.arange(n_m), n_f), n_t)),
+                    "flow": np.tile(np.arange(n_f, dtype=np.int32), n_t * n_m),
+                    "demand_mbps": np.repeat(res.demand_bps[:, None, :], n_m, axis=1)
+                    .reshape(-1)
+                    .astype(np.float32)
+                    / np.float32(1e6),
+                    "rate_mbps": (np.transpose(res.rate_bps, (1, 0, 2)).reshape(-1) / 1e6).astype(
+                        np.float32
+                    ),
+                    "bottleneck": np.transpose(res.bottleneck, (1, 0, 2)).reshape(-1),
+                }
+            ),
+        )
+        files.append(path)
+        t_s, m_idx, r_idx, util = res.load
+        path = out / "links.parquet" / name
+        atomic_write_table(
+            path,
+            pa.table(
+                {
+                    "t_s": t_s,
+                    "mode": modes.take(m_idx.astype(np.int64)),
+                    "resource": r_idx,
+                    "utilisation": util,
+                }
+            ),
+        )
+        files.append(path)
+        extra["rate_sum"] = res.rate_bps.sum(axis=1)
+        extra["demand_sum"] = res.demand_bps.sum(axis=0)
+        pos = res.demand_bps > 0
+        extra["jain_sum"] = np.array(
+            [
+                sum(
+                    jain_index(res.rate_bps[m, k][pos[k]]) if pos[k].any() else 1.0
+                    for k in range(n_t)
+                )
+                for m in range(n_m)
+            ]
+        )
     series = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)), dtype=np.float32)
     files += store.write(index, series, extra)
     manifest.record(index, files)
+
+
+def _write_traffic_tables(plan: RunPlan, out: Path) -> None:
+    """``flow_info.parquet`` (what each flow index is) and ``resources.parquet``."""
+    tp = plan.traffic
+    assert tp is not None
+    names = plan.sites.names
+    f = tp.flows
+    atomic_write_table(
+        out / "flow_info.parquet",
+        pa.table(
+            {
+                "flow": np.arange(f.src_site.size, dtype=np.int32),
+                "name": list(f.names),
+                "src": [names[i] for i in f.src_site],
+                "dst": [names[i] for i in f.dst_site],
+                "peak_demand_mbps": f.demand_bps / 1e6,
+            }
+        ),
+    )
+    r = tp.resources
+    atomic_write_table(
+        out / "resources.parquet",
+        pa.table(
+            {
+                "resource": np.arange(r.capacity_bps.size, dtype=np.int32),
+                "label": r.labels(list(names)),
+                "capacity_mbps": r.capacity_bps / 1e6,
+            }
+        ),
+    )
 
 
 def _fstate_last(plan: RunPlan, store: ChunkStore, index: int) -> dict[str, NDArray[np.int32]]:
@@ -1116,6 +1452,11 @@ def _prepare(plan: RunPlan, out: Path, *, force: bool, resume: bool) -> _Target:
         )
         manifest.save()
     (out / "rtt.parquet").mkdir(exist_ok=True)
+    if plan.traffic is not None:
+        (out / "flows.parquet").mkdir(exist_ok=True)
+        (out / "links.parquet").mkdir(exist_ok=True)
+        if not resume:
+            _write_traffic_tables(plan, out)
     if plan.scenario.routing.forwarding_state:
         (out / "fstate.parquet").mkdir(exist_ok=True)
     todo = [i for i in range(len(chunks)) if not manifest.is_complete(i)]
@@ -1319,9 +1660,23 @@ def _compare_rows(
                 "rtt_median_ms": float(np.median(med)) if med else None,
                 "rtt_p95_ms": float(np.median(p95)) if p95 else None,
                 "path_changes": int(sum(p["path_changes"] for p in pairs)),
+                **_throughput(summary, mode),
             }
         )
     return rows
+
+
+def _throughput(summary: dict[str, Any], mode: str) -> dict[str, Any]:
+    t = summary.get("traffic")
+    if t is None:
+        return {}
+    rows = [r for r in t["sites"] if r["mode"] == mode]
+    return {
+        "down_mbps_per_terminal": float(np.mean([r["down_mbps_per_terminal"] for r in rows]))
+        if rows
+        else None,
+        "unmet_fraction": t["modes"][mode]["unmet_fraction"],
+    }
 
 
 def _write_sweep(
