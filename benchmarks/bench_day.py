@@ -55,7 +55,7 @@ def main() -> None:
     plan = build_plan(parse_scenario(scenario(args.hours, args.workers)))
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "run"
-        run_plan(plan, out, force=args.out is not None)
+        run_plan(plan, out, force=args.out is not None, report=False)
         out_mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
     wall = time.perf_counter() - t0
     steps = plan.grid.n_steps

@@ -51,7 +51,7 @@ def main() -> None:
         sc = parse_scenario(data)
     plan = build_plan(sc)
     with tempfile.TemporaryDirectory() as tmp:
-        run_plan(plan, Path(tmp) / "run")
+        run_plan(plan, Path(tmp) / "run", report=False)
     wall = time.perf_counter() - t0
     steps = plan.grid.n_steps
     pairs = int(plan.problem.pair_src.size)

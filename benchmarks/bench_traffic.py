@@ -57,7 +57,7 @@ def main() -> None:
     plan = build_plan(parse_scenario(scenario(args.hours, args.workers)))
     assert plan.traffic is not None
     with tempfile.TemporaryDirectory() as tmp:
-        summary = run_plan(plan, Path(tmp) / "run")
+        summary = run_plan(plan, Path(tmp) / "run", report=False)
         out_mb = sum(p.stat().st_size for p in (Path(tmp) / "run").rglob("*") if p.is_file())
     wall = time.perf_counter() - t0
     n_f, steps = int(plan.traffic.flow_pair.size), plan.grid.n_steps

@@ -66,6 +66,7 @@ def test_run_writes_the_run_folder_contract(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "isls.parquet",
         "manifest.json",
+        "report.html",
         "rtt.parquet",
         "scenario.toml",
         "sites.parquet",

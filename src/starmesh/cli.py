@@ -241,19 +241,55 @@ def run(
         wall = (datetime.now(UTC) - started).total_seconds()
         if not quiet:
             out_console.print(_summary_table(summary))
+            if "traffic" in summary:
+                out_console.print(_traffic_table(summary))
             if result is not None:
                 out_console.print(_comparison_table(sc.name, result["comparison"]))
             err_console.print(f"done in {wall:.1f} s: {folder}", highlight=False)
+
+
+def _traffic_table(summary: dict[str, Any]) -> Table:
+    """Mean throughput per terminal of every site, the modes side by side."""
+    t = summary["traffic"]
+    modes = list(t["modes"])
+    table = Table(title=f"{summary['scenario']}: mean throughput per terminal \\[Mbit/s]")
+    table.add_column("site")
+    table.add_column("terminals", justify="right")
+    table.add_column("demand down/up", justify="right")
+    for mode in modes:
+        table.add_column(f"{mode} down", justify="right")
+        table.add_column(f"{mode} up", justify="right")
+    by_site: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in t["sites"]:
+        by_site.setdefault(r["site"], {})[r["mode"]] = r
+    for site, rows in by_site.items():
+        first = rows[modes[0]]
+        cells = [site, str(first["terminals"]), f"{first['down_demand_mbps_per_terminal']:.1f}"]
+        for mode in modes:
+            r = rows[mode]
+            cells += [f"{r['down_mbps_per_terminal']:.1f}", f"{r['up_mbps_per_terminal']:.2f}"]
+        table.add_row(*cells)
+    for mode in modes:
+        m = t["modes"][mode]
+        table.caption = (table.caption or "") + (
+            f"{mode}: {m['allocated_gbps_mean']:.1f} of {m['demand_gbps_mean']:.1f} Gbit/s "
+            f"served ({100 * m['unmet_fraction']:.0f} % unmet), Jain {m['jain_index_mean']:.2f}. "
+        )
+    return table
 
 
 def _comparison_table(name: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"{name}: variants compared")
     for col in ("variant", "mode"):
         table.add_column(col)
-    for col in ("availability", "never served", "median RTT", "p95 RTT", "path chg"):
+    traffic = any("down_mbps_per_terminal" in r for r in rows)
+    cols = ["availability", "never served", "median RTT", "p95 RTT", "path chg"]
+    if traffic:
+        cols += ["Mbit/s per terminal", "unmet"]
+    for col in cols:
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(
+        cells = [
             r["variant"],
             r["mode"],
             f"{r['availability_pct']:.1f}%",
@@ -261,7 +297,10 @@ def _comparison_table(name: str, rows: list[dict[str, Any]]) -> Table:
             _fmt(r["rtt_median_ms"]) + " ms",
             _fmt(r["rtt_p95_ms"]) + " ms",
             str(r["path_changes"]),
-        )
+        ]
+        if traffic:
+            cells += [_fmt(r.get("down_mbps_per_terminal")), f"{100 * r['unmet_fraction']:.0f}%"]
+        table.add_row(*cells)
     return table
 
 

@@ -113,6 +113,8 @@ class Site:
         Height above the WGS84 ellipsoid [m].
     approximate : bool
         True for data-set coordinates known to be rounded (e.g. to whole degrees).
+    population : int or None
+        People living there, for GeoNames cities (gravity traffic models); None otherwise.
 
     Raises
     ------
@@ -123,7 +125,7 @@ class Site:
     --------
     >>> Site("Kharkiv", "terminal", 49.98, 36.25)  # doctest: +NORMALIZE_WHITESPACE
     Site(name='Kharkiv', kind='terminal', lat_deg=49.98, lon_deg=36.25, alt_m=0.0,
-         approximate=False)
+         approximate=False, population=None)
     """
 
     name: str

@@ -53,7 +53,7 @@ from .disruptions import (
     shell_plane_of_sats,
 )
 from .elements import ElementSet, load_elements
-from .errors import RunFolderError, ScenarioError
+from .errors import RunFolderError, ScenarioError, StarmeshError
 from .executors import Executor, make_executor
 from .ground import (
     Site,
@@ -1493,6 +1493,16 @@ def _finish(t: _Target) -> dict[str, Any]:
     return summary
 
 
+def _report(out: Path) -> None:
+    """Write ``report.html``; a report that cannot be drawn never costs the run its data."""
+    from .report import write_report
+
+    try:
+        write_report(out)
+    except (StarmeshError, OSError, ValueError) as exc:
+        warnings.warn(f"report.html not written for {out}: {exc}", RuntimeWarning, stacklevel=2)
+
+
 def run_plan(
     plan: RunPlan,
     out: Path,
@@ -1501,6 +1511,7 @@ def run_plan(
     resume: bool = False,
     executor: str = "auto",
     on_progress: Callable[[int], None] | None = None,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Run a plan into the folder ``out``, or finish an interrupted run there.
 
@@ -1525,6 +1536,8 @@ def run_plan(
         ``"dask:local"`` (a LocalCluster) or ``"tcp://HOST:PORT"``.
     on_progress : callable, optional
         Called with the number of steps just finished (or found complete).
+    report : bool
+        Write ``report.html`` at the end.
 
     Returns
     -------
@@ -1539,7 +1552,10 @@ def run_plan(
         _execute([target], runner, on_progress)
     finally:
         runner.close()
-    return _finish(target)
+    summary = _finish(target)
+    if report:
+        _report(out)
+    return summary
 
 
 def run_sweep(
@@ -1634,6 +1650,8 @@ def run_variants(
         out / "comparison.json",
         (json.dumps({"variants": rows}, indent=1, allow_nan=False) + "\n").encode(),
     )
+    for t in targets:
+        _report(t.out)
     return {
         "baseline": summaries[0],
         "variants": {n: sm for (n, _c, _v), sm in zip(variants, summaries, strict=True)},
