@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
+from bench_run import machine
 from scipy.sparse.csgraph import dijkstra
 
 from starmesh.capacity import (
@@ -45,19 +43,6 @@ from starmesh.topology import GslRule, fibre_links, find_gsls, isl_lengths_m, pl
 
 EPOCH = "2025-03-01T00:00:00Z"
 TERMINALS_PER_SITE = 200
-
-
-def machine() -> str:
-    """CPU model and core count, for the record."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> None:

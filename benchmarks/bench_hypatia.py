@@ -73,8 +73,6 @@ import importlib
 import importlib.util
 import json
 import math
-import os
-import platform
 import resource
 import sys
 import tempfile
@@ -86,6 +84,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_run import machine
 from numpy.typing import NDArray
 
 SCENARIO = "hypatia-starlink-550"
@@ -122,19 +121,6 @@ RTT_TOL_NS = 1000.0
 N_RTT_CHECK_PAIRS = 200
 
 INSTALL_HINT = 'satgenpy is not installed: pip install -e ".[bench]"'
-
-
-def machine() -> str:
-    """CPU model and core count, for the record."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def peak_rss_mb() -> float:

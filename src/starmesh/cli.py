@@ -84,6 +84,15 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def _executor(dask: str | None) -> str:
+    """The executor of ``--dask`` (none given: local processes or threads)."""
+    if dask is None:
+        return "auto"
+    if dask != "local" and not dask.startswith("tcp://"):
+        raise StarmeshError(f"--dask must be 'local' or tcp://HOST:PORT, got {dask!r}")
+    return f"dask:{dask}" if dask == "local" else dask
+
+
 def _override(
     scenario: Scenario, *, time: dict[str, float | None], run: dict[str, int | None]
 ) -> Scenario:
@@ -188,8 +197,7 @@ def run(
     """Run a scenario: propagate, build links, route every pair at every step, write the run
     folder (scenario.toml, rtt.parquet, summary.json) and print the summary."""
     with _errors():
-        if dask is not None and dask != "local" and not dask.startswith("tcp://"):
-            raise StarmeshError(f"--dask must be 'local' or tcp://HOST:PORT, got {dask!r}")
+        executor = _executor(dask)
         if resume is not None:
             if not (resume / "scenario.toml").is_file():
                 raise StarmeshError(
@@ -222,7 +230,7 @@ def run(
         kw: dict[str, Any] = {
             "force": force,
             "resume": resume is not None,
-            "executor": f"dask:{dask}" if dask == "local" else (dask or "auto"),
+            "executor": executor,
         }
         if sc.variants and elements is None:
             names = ["baseline"] + [v.name for v in sc.variants]
@@ -349,8 +357,7 @@ def sweep(
     """Run every variant of a scenario's [sweep] (grid of fields x seeds) and compare them:
     one run folder per variant, sweep.parquet and sweep_summary.json."""
     with _errors():
-        if dask is not None and dask != "local" and not dask.startswith("tcp://"):
-            raise StarmeshError(f"--dask must be 'local' or tcp://HOST:PORT, got {dask!r}")
+        executor = _executor(dask)
         if resume is not None:
             file, out = str(resume / "sweep.toml"), resume
             if not Path(file).is_file():
@@ -368,7 +375,7 @@ def sweep(
         kw: dict[str, Any] = {
             "force": force,
             "resume": resume is not None,
-            "executor": f"dask:{dask}" if dask == "local" else (dask or "auto"),
+            "executor": executor,
         }
         if quiet:
             result = run_sweep(sc, folder, **kw)

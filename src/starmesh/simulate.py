@@ -1558,6 +1558,42 @@ def run_plan(
     return summary
 
 
+def _run_folders(
+    scenarios: list[Scenario],
+    folders: list[Path],
+    *,
+    workers: int | None,
+    executor: str,
+    resume: bool,
+    force_for: Callable[[Path], bool],
+    on_progress: Callable[[int], None] | None,
+    setup: Callable[[], None] | None = None,
+) -> tuple[list[dict[str, Any]], list[_Target]]:
+    """Run several scenarios into their folders through one executor and one writer.
+
+    Every plan is built (and so every input checked) and the executor made before anything is
+    written; ``setup`` then prepares the parent folder. A folder with a manifest is resumed when
+    ``resume``; the others start afresh, emptied when ``force_for(folder)``.
+    """
+    plans = [build_plan(sc) for sc in scenarios]
+    n_units = sum(len(list(p.grid.chunks(p.chunk_steps))) for p in plans)
+    runner = make_executor(executor, workers, n_units=n_units)
+    try:
+        if setup is not None:
+            setup()
+        targets = []
+        for plan, folder in zip(plans, folders, strict=True):
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            again = resume and (folder / MANIFEST).is_file()
+            targets.append(
+                _prepare(plan, folder, force=force_for(folder) and not again, resume=again)
+            )
+        _execute(targets, runner, on_progress)
+    finally:
+        runner.close()
+    return [_finish(t) for t in targets], targets
+
+
 def run_sweep(
     scenario: Scenario,
     out: Path,
@@ -1581,26 +1617,25 @@ def run_sweep(
         before anything is written.
     """
     variants = expand_sweep(scenario)
-    plans = [build_plan(v) for _vid, _params, v in variants]
-    n_units = sum(len(list(p.grid.chunks(p.chunk_steps))) for p in plans)
-    runner = make_executor(executor, scenario.run.workers, n_units=n_units)
-    try:
+
+    def setup() -> None:
         if not resume:
             prepare_run_dir(out, force=force)
             spec = scenario.model_dump(mode="json", exclude_none=True)
             atomic_write_bytes(out / "sweep.toml", tomli_w.dumps(spec).encode())
         elif not (out / "sweep.toml").is_file():
             raise RunFolderError(f"cannot resume {str(out)!r}: no sweep.toml there")
-        (out / "variants").mkdir(exist_ok=True)
-        targets = []
-        for (vid, _params, _v), plan in zip(variants, plans, strict=True):
-            folder = out / "variants" / vid
-            again = resume and (folder / MANIFEST).is_file()
-            targets.append(_prepare(plan, folder, force=resume and not again, resume=again))
-        _execute(targets, runner, on_progress)
-    finally:
-        runner.close()
-    summaries = [_finish(t) for t in targets]
+
+    summaries, _targets = _run_folders(
+        [v for _vid, _params, v in variants],
+        [out / "variants" / vid for vid, _params, _v in variants],
+        workers=scenario.run.workers,
+        executor=executor,
+        resume=resume,
+        force_for=lambda _folder: resume,
+        on_progress=on_progress,
+        setup=setup,
+    )
     return _write_sweep(out, variants, summaries)
 
 
@@ -1625,22 +1660,15 @@ def run_variants(
         ``{"baseline": summary, "variants": {name: summary}, "comparison": rows}``.
     """
     variants = expand_variants(scenario)
-    plans = [build_plan(v) for _name, _changes, v in variants]
-    n_units = sum(len(list(p.grid.chunks(p.chunk_steps))) for p in plans)
-    runner = make_executor(executor, scenario.run.workers, n_units=n_units)
-    try:
-        targets = []
-        for (name, _changes, _v), plan in zip(variants, plans, strict=True):
-            folder = out if name == "baseline" else out / "variants" / name
-            if folder is not out:
-                folder.parent.mkdir(parents=True, exist_ok=True)
-            again = resume and (folder / MANIFEST).is_file()
-            fresh_force = force if folder is out else (force or resume)
-            targets.append(_prepare(plan, folder, force=fresh_force and not again, resume=again))
-        _execute(targets, runner, on_progress)
-    finally:
-        runner.close()
-    summaries = [_finish(t) for t in targets]
+    summaries, targets = _run_folders(
+        [v for _name, _changes, v in variants],
+        [out if name == "baseline" else out / "variants" / name for name, _c, _v in variants],
+        workers=scenario.run.workers,
+        executor=executor,
+        resume=resume,
+        force_for=lambda folder: force if folder == out else (force or resume),
+        on_progress=on_progress,
+    )
     rows = [
         row
         for (name, changes, _v), summary in zip(variants, summaries, strict=True)
