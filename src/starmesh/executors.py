@@ -182,7 +182,8 @@ def make_executor(kind: str, workers: int | None, *, n_units: int) -> Executor:
     if kind.startswith("dask:") or kind.startswith("tcp://"):
         return DaskExecutor(kind.removeprefix("dask:"), workers)
     n = workers or cores
-    if kind == "processes" or (kind == "auto" and n > 1 and n_units >= 2 * n):
+    # Processes pay a start-up (spawn, imports, compiled-kernel load) worth a few chunks.
+    if kind == "processes" or (kind == "auto" and n > 1 and n_units >= 4 * n):
         return ProcessExecutor(n)
     if kind in ("auto", "serial", "processes"):
         return SerialExecutor(workers)

@@ -1531,7 +1531,7 @@ def run_plan(
         ``out`` holds an interrupted run of the same scenario: keep its complete chunks
         (verified by hash) and compute the rest.
     executor : str
-        ``"auto"`` (worker processes when the run has several chunks per core, else one process
+        ``"auto"`` (worker processes when the run has at least 4 chunks per core, else one process
         whose routing uses every core), ``"serial"``, ``"processes"``, or a Dask scheduler:
         ``"dask:local"`` (a LocalCluster) or ``"tcp://HOST:PORT"``.
     on_progress : callable, optional
