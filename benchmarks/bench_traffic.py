@@ -1,8 +1,8 @@
 """Benchmark: flow-level traffic on Starlink Gen1, one JSON line.
 
 Workload (issue floor: <= 10 min, <= 4 GB peak RSS): Starlink Gen1 (4,408 satellites, +Grid),
-the 100 most populous GeoNames cities, a gravity traffic matrix between them (9,900 ordered
-city pairs = 9,900 flows, 5 Tbit/s in total, each city standing for 100,000 terminals), routed
+the 101 most populous GeoNames cities, a gravity traffic matrix between them (10,100 ordered
+city pairs = 10,100 flows, 5 Tbit/s in total, each city standing for 100,000 terminals), routed
 through the laser mesh, max-min fair rates under the sourced link capacities at every step,
 3,600 steps at 1 s.
 
@@ -36,7 +36,7 @@ def scenario(hours: float, workers: int | None) -> dict[str, Any]:
         "name": "traffic-gen1-gravity",
         "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": hours * 3600.0, "step_s": 1.0},
         "constellation": {"preset": "starlink-gen1"},
-        "ground": {"terminal_dataset": "top-cities:100"},
+        "ground": {"terminal_dataset": "top-cities:101"},
         "routing": {"modes": ["isl"], "pairs": "all-terminal-pairs", "series_pairs": 100},
         "traffic": {
             "model": "gravity",
@@ -66,7 +66,7 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "traffic",
-                "workload": "starlink-gen1, 100 cities, gravity flows, max-min fair, 1 s steps",
+                "workload": "starlink-gen1, 101 cities, gravity flows, max-min fair, 1 s steps",
                 "flows": n_f,
                 "steps": steps,
                 "workers": set_workers(args.workers),

@@ -256,3 +256,39 @@ def test_variants_run_and_compare(tmp_path):
     res = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 1 and "variants[0].set['links.isll']" in res.output
     assert not (tmp_path / "o2").exists()
+
+
+def test_jamming_scales_site_capacity_by_what_it_leaves_of_the_link():
+    from starmesh.simulate import _site_capacity
+
+    data = {
+        **BASE,
+        "traffic": {"model": "access", "terminals_per_site": 10},
+        "disruptions": {
+            "jammers": [{"name": "j", "lat_deg": 46.6, "lon_deg": 32.66, "eirp_dbw": 30.0}]
+        },
+    }
+    plan = build_plan(parse_scenario(data))
+    tp = plan.traffic
+    kyiv, kherson = plan.sites.index("Kyiv"), plan.sites.index("Kherson")
+    # Kherson's links keep 50 % and 20 % of their capacity: its best link decides (50 %).
+    cap = _site_capacity(
+        plan,
+        np.array([kherson, kherson, kyiv]),
+        np.array([0.5, 0.2, 1.0]),
+        np.array([0.25, 0.1, 1.0]),
+    )
+    base = tp.resources.capacity_bps
+    rd, ru = tp.resources.site_down, tp.resources.site_up
+    assert cap[rd[kherson]] == pytest.approx(0.5 * base[rd[kherson]])
+    assert cap[ru[kherson]] == pytest.approx(0.25 * base[ru[kherson]])
+    assert cap[rd[kyiv]] == base[rd[kyiv]]
+    others = np.ones(cap.size, bool)
+    others[[rd[kherson], ru[kherson]]] = False
+    np.testing.assert_array_equal(cap[others], base[others])
+    # Without jammers nothing is scaled.
+    calm = build_plan(parse_scenario({**data, "disruptions": {"link_budget": True}}))
+    np.testing.assert_array_equal(
+        _site_capacity(calm, np.array([kherson]), np.array([0.1]), np.array([0.1])),
+        calm.traffic.resources.capacity_bps,
+    )

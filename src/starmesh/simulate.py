@@ -774,14 +774,21 @@ def _usable_gsls(
     r: NDArray[np.float64],
     t_s: NDArray[np.float64],
     site_failed: NDArray[np.bool_] | None,
-) -> GslCandidates:
-    """Drop GSLs of denied or failed sites and, with a link budget, those that do not close."""
+) -> tuple[GslCandidates, NDArray[np.float64], NDArray[np.float64]]:
+    """Drop GSLs of denied or failed sites and, with a link budget, those that do not close.
+
+    Returns the usable links and, per link, the share of its downlink and uplink capacity
+    that jamming leaves (link-budget capacity with the jammers over that without them; 1
+    without jammers).
+    """
     site = gsl_sites[gsl.site_idx]
     keep = np.ones(site.size, bool)
     if plan.denied is not None:
         keep &= ~plan.denied[site]
     if site_failed is not None:
         keep &= ~site_failed[gsl.t_idx, site]
+    down = np.ones(site.size)
+    up = np.ones(site.size)
     if plan.profiles is not None and keep.any():
         idx = np.flatnonzero(keep)
         q = gsl_quality(
@@ -796,9 +803,53 @@ def _usable_gsls(
             t_s=t_s,
         )
         keep[idx[~q.up]] = False
+        if plan.jammers:
+            clear = gsl_quality(
+                gsl.t_idx[idx],
+                site[idx],
+                gsl.sat_idx[idx],
+                r,
+                plan.sites.r_ecef_m,
+                plan.sites.up,
+                list(plan.profiles),
+            )
+            with np.errstate(invalid="ignore", divide="ignore"):
+                down[idx] = np.nan_to_num(q.downlink.capacity_bps / clear.downlink.capacity_bps)
+                up[idx] = np.nan_to_num(q.uplink.capacity_bps / clear.uplink.capacity_bps)
     if keep.all():
-        return gsl
-    return GslCandidates(gsl.t_idx[keep], gsl.site_idx[keep], gsl.sat_idx[keep], gsl.length_m[keep])
+        return gsl, down, up
+    kept = GslCandidates(gsl.t_idx[keep], gsl.site_idx[keep], gsl.sat_idx[keep], gsl.length_m[keep])
+    return kept, down[keep], up[keep]
+
+
+def _site_capacity(
+    plan: RunPlan, site: NDArray[np.int64], down: NDArray[np.float64], up: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Resource capacities of one step, each site's scaled by what jamming leaves of its best
+    link.
+
+    A site's terminals are served by many beams and channels, so one link's budget is not the
+    site's capacity; but the share of capacity that jamming takes from the link (SINR ->
+    DVB-S2X, degrading gradually before the link fails) is taken from the site too.
+    """
+    tp = plan.traffic
+    assert tp is not None
+    cap = tp.resources.capacity_bps.copy()
+    if not plan.jammers:
+        return cap
+    n_g = len(plan.sites)
+    # A site's best link decides; a site with no link this step is unroutable anyway and its
+    # capacity stays as it is.
+    best_down = np.full(n_g, -1.0)
+    best_up = np.full(n_g, -1.0)
+    np.maximum.at(best_down, site, down)
+    np.maximum.at(best_up, site, up)
+    best_down[best_down < 0] = 1.0
+    best_up[best_up < 0] = 1.0
+    for res_idx, best in ((tp.resources.site_down, best_down), (tp.resources.site_up, best_up)):
+        has = res_idx >= 0
+        cap[res_idx[has]] = cap[res_idx[has]] * np.minimum(best[has], 1.0)
+    return cap
 
 
 def compute_chunk(
@@ -841,7 +892,7 @@ def compute_chunk(
         isl_delay = np.full((n_t, 0), np.inf)
     gsl_sites = np.flatnonzero(problem.gsl_site)
     gsl = find_gsls(r, ok, plan.sites.r_ecef_m[gsl_sites], plan.sites.up[gsl_sites], plan.gsl_rule)
-    gsl = _usable_gsls(plan, gsl, gsl_sites, r, t_all, site_failed)
+    gsl, gsl_cap_down, gsl_cap_up = _usable_gsls(plan, gsl, gsl_sites, r, t_all, site_failed)
     bounds = np.searchsorted(gsl.t_idx, np.arange(n_t + 1))
     key = gsl_sites[gsl.site_idx].astype(np.int64) * problem.n_sats + gsl.sat_idx
     links, link_of = np.unique(key, return_inverse=True)
@@ -911,7 +962,10 @@ def compute_chunk(
             if tp is not None:
                 if k == 0 or todo.any():
                     inc = _flow_incidence(plan, orient, graph, pedge)
-                a_ = max_min_fair(inc, tp.resources.capacity_bps, demand[k])
+                cap = _site_capacity(
+                    plan, gsl_sites[gsl.site_idx[a:b]], gsl_cap_down[a:b], gsl_cap_up[a:b]
+                )
+                a_ = max_min_fair(inc, cap, demand[k])
                 rate[m, k] = a_.rate_bps
                 bneck[m, k] = a_.bottleneck
                 busy = np.flatnonzero(a_.load_bps > 0)
