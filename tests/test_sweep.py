@@ -182,3 +182,43 @@ def test_expand_rejects_nested_non_model_path():
     data["sweep"]["grid"] = {"links.isl.x": [1]}
     with pytest.raises(ScenarioError, match="has no sub-fields"):
         expand_sweep(parse_scenario(data))
+
+
+def test_sweep_killed_then_resumed_equals_uninterrupted(local_sweep):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmp, out = local_sweep
+    out2 = tmp / "out-killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "starmesh.cli",
+        "sweep",
+        str(tmp / "s.toml"),
+        "--out",
+        str(out2),
+        "-q",
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if (out2 / "sweep.toml").exists():
+        res = runner.invoke(app, ["sweep", "--resume", str(out2), "-q"])
+    else:  # killed before the sweep folder existed
+        res = runner.invoke(
+            app, ["sweep", str(tmp / "s.toml"), "--out", str(out2), "-q", "--force"]
+        )
+    assert res.exit_code == 0, res.output
+    want = pq.read_table(out / "sweep.parquet").to_pandas()
+    got = pq.read_table(out2 / "sweep.parquet").to_pandas()
+    assert got.equals(want)
+    for vid in (p.name for p in (out / "variants").iterdir()):
+        a = pq.read_table(out / "variants" / vid / "rtt.parquet").to_pandas()
+        b = pq.read_table(out2 / "variants" / vid / "rtt.parquet").to_pandas()
+        assert a.equals(b), vid

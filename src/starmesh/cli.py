@@ -332,7 +332,10 @@ def _with_progress(job: Callable[[Any], dict[str, Any]], total: int, quiet: bool
 
 @app.command()
 def sweep(
-    file: Annotated[str, typer.Argument(help="Scenario TOML with a [sweep] table.")],
+    file: Annotated[
+        str | None,
+        typer.Argument(help="Scenario TOML with a [sweep] table (not with --resume)."),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Sweep folder (default: runs/<scenario>-sweep-<time>)."),
@@ -364,6 +367,8 @@ def sweep(
                 raise StarmeshError(
                     f"--resume {str(resume)!r}: no sweep folder there (no sweep.toml)"
                 )
+        elif file is None:
+            raise StarmeshError("give the scenario FILE to sweep (or --resume SWEEP_DIR)")
         sc = load_scenario(file)
         if workers is not None:
             data = sc.model_dump(mode="json", exclude_none=True)
