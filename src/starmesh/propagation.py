@@ -13,7 +13,6 @@ shape ``(T, S, 3)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
@@ -232,9 +231,3 @@ class Propagator:
         if self.scale != 1.0:
             r *= self.scale
         return r, ok
-
-
-def orbital_periods_s(a_m: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
-    """Keplerian period ``2 pi sqrt(a^3 / mu)`` [s] of orbits of radius ``a_m``."""
-    a = np.asarray(a_m, dtype=np.float64)
-    return 2.0 * np.pi * np.sqrt(a**3 / MU_EARTH_M3_S2)

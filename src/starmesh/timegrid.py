@@ -113,12 +113,3 @@ class TimeGrid:
         """Yield ``(start, stop)`` step ranges of at most ``size`` steps."""
         for start in range(0, self.n_steps, size):
             yield start, min(start + size, self.n_steps)
-
-    def days_since_j2000(self, t_s: NDArray[np.float64]) -> NDArray[np.float64]:
-        """UTC days since J2000.0 of offsets ``t_s``, shape like ``t_s``.
-
-        Computed as a small number (not a full Julian date) so that float64 keeps
-        sub-microsecond resolution.
-        """
-        base_s = (self.epoch - J2000_UTC).total_seconds()
-        return (base_s + np.asarray(t_s, dtype=np.float64)) / 86_400.0
