@@ -28,7 +28,9 @@ from typing import Any
 from bench_run import machine
 
 from starmesh.scenario import parse_scenario
-from starmesh.simulate import build_plan, run_plan, set_workers
+from starmesh.engine import set_workers
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
 
 def scenario(hours: float, workers: int | None) -> dict[str, Any]:

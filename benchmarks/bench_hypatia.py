@@ -401,7 +401,8 @@ def satgenpy_steps(
 def run_starmesh(out: Path) -> tuple[Any, float]:
     """Run all steps of W1 with forwarding state into ``out``; returns the plan and wall time."""
     from starmesh.scenario import load_scenario, parse_scenario
-    from starmesh.simulate import build_plan, run_plan
+    from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
     t0 = time.perf_counter()
     data = load_scenario(SCENARIO).model_dump(mode="json", exclude_none=True)
@@ -485,7 +486,7 @@ def starmesh_gsl_sets(plan: Any, steps: Sequence[int]) -> dict[int, list[set[int
     from starmesh.propagation import Propagator
     from starmesh.topology import find_gsls
 
-    prop = Propagator(plan.constellation, plan.grid.epoch, dut1_s=plan.scenario.run.dut1_s)
+    prop = Propagator(plan.constellation, plan.grid.epoch, dut1_s=plan.dut1_s)
     sites = np.flatnonzero(plan.problem.gsl_site)
     out: dict[int, list[set[int]]] = {}
     for k in steps:

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from starmesh.scenario import load_scenario, parse_scenario
-from starmesh.simulate import build_plan, run_plan
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
 
 def machine() -> str:

@@ -24,7 +24,7 @@ from typing import Any
 from bench_run import machine
 
 from starmesh.scenario import load_scenario, parse_scenario
-from starmesh.simulate import run_sweep
+from starmesh.runner import run_sweep
 
 
 def sweep_scenario(hours: float, workers: int) -> Any:

@@ -27,7 +27,9 @@ from typing import Any
 from bench_run import machine
 
 from starmesh.scenario import parse_scenario
-from starmesh.simulate import build_plan, run_plan, set_workers
+from starmesh.engine import set_workers
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
 
 def scenario(hours: float, workers: int | None) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def main() -> None:
     plan = build_plan(parse_scenario(scenario(args.hours, args.workers)))
     assert plan.traffic is not None
     with tempfile.TemporaryDirectory() as tmp:
-        summary = run_plan(plan, Path(tmp) / "run", report=False)
+        summary = run_plan(plan, Path(tmp) / "run", report=False).to_dict()
         out_mb = sum(p.stat().st_size for p in (Path(tmp) / "run").rglob("*") if p.is_file())
     wall = time.perf_counter() - t0
     n_f, steps = int(plan.traffic.flow_pair.size), plan.grid.n_steps

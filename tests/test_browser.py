@@ -24,7 +24,8 @@ import pytest
 from starmesh.report import write_report
 from starmesh.report.page import _PROBE_JS
 from starmesh.scenario import parse_scenario
-from starmesh.simulate import build_plan, run_plan
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
 pytestmark = pytest.mark.browser
 

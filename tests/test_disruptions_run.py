@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from starmesh.cli import app
 from starmesh.ground import resolve_city
 from starmesh.scenario import parse_scenario
-from starmesh.simulate import build_plan, run_plan
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
 runner = CliRunner()
 
@@ -259,7 +260,7 @@ def test_variants_run_and_compare(tmp_path):
 
 
 def test_jamming_scales_site_capacity_by_what_it_leaves_of_the_link():
-    from starmesh.simulate import _site_capacity
+    from starmesh.engine import _site_capacity
 
     data = {
         **BASE,

@@ -27,7 +27,7 @@ from starmesh.report.charts import decimate
 from starmesh.report.encoding import typed_array
 from starmesh.report.geo import MAX_FRAMES, _clockwise, world_lines
 from starmesh.report.page import MAX_PLOT_PAIRS, plotted_pairs
-from starmesh.report.rundata import (
+from starmesh.io.runfolder import (
     RunData,
     SiteTable,
     read_availability,
@@ -36,7 +36,8 @@ from starmesh.report.rundata import (
     read_run,
 )
 from starmesh.scenario import parse_scenario
-from starmesh.simulate import build_plan, run_plan
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
 runner = CliRunner()
 

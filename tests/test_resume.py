@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from starmesh.cli import app
 from starmesh.scenario import parse_scenario
-from starmesh.simulate import build_plan, run_plan
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
 runner = CliRunner()
 
@@ -177,7 +178,7 @@ def test_processes_executor_equals_serial(reference, tmp_path):
     data = tomllib.loads(SCENARIO)
     data["run"]["workers"] = 2
     plan = build_plan(parse_scenario(data))
-    summary = run_plan(plan, tmp_path / "run", executor="processes")
+    summary = run_plan(plan, tmp_path / "run", executor="processes").to_dict()
     assert summary["pairs"] == pairs
     assert pq.read_table(tmp_path / "run" / "rtt.parquet").to_pandas().equals(rtt)
 

@@ -14,7 +14,8 @@ from starmesh.constants import C_M_S
 from starmesh.errors import ScenarioError
 from starmesh.frames import great_circle_m
 from starmesh.scenario import parse_scenario
-from starmesh.simulate import build_plan, run_plan
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
 BASE = {
     "name": "e2e",
@@ -31,7 +32,7 @@ BASE = {
 
 def _run(tmp: Path, data: dict, name: str = "r") -> tuple[dict, object]:
     plan = build_plan(parse_scenario(data))
-    summary = run_plan(plan, tmp / name)
+    summary = run_plan(plan, tmp / name).to_dict()
     return summary, pq.read_table(tmp / name / "rtt.parquet").to_pandas()
 
 
@@ -154,7 +155,7 @@ def test_workers_do_not_change_results(base_run, tmp_path):
 def test_statistics_do_not_depend_on_chunks_or_executor(base_run, tmp_path, executor):
     _tmp, summary, df = base_run
     plan = build_plan(parse_scenario({**BASE, "run": {"chunk_steps": 7}}))
-    summary2 = run_plan(plan, tmp_path / "r", executor=executor)
+    summary2 = run_plan(plan, tmp_path / "r", executor=executor).to_dict()
     assert summary2["pairs"] == summary["pairs"]
     assert pq.read_table(tmp_path / "r" / "rtt.parquet").to_pandas().equals(df)
     # The per-chunk data behind the statistics is gone once summary.json is written.
@@ -167,7 +168,7 @@ def test_forwarding_state_deltas_replay_to_shortest_paths(tmp_path):
 
     from starmesh.propagation import Propagator
     from starmesh.routing import snapshot_graph, space_delay_s
-    from starmesh.simulate import fstate_nodes
+    from starmesh.engine import fstate_nodes
     from starmesh.topology import find_gsls, isl_lengths_m
 
     data = {
@@ -244,9 +245,7 @@ def test_forwarding_state_deltas_replay_to_shortest_paths(tmp_path):
 def test_resolving_a_resolved_scenario_is_idempotent(base_run):
     import tomli_w
 
-    from starmesh.simulate import resolved_scenario
-
     tmp, _summary, _df = base_run
     text = (tmp / "r" / "scenario.toml").read_text()
-    again = resolved_scenario(build_plan(parse_scenario(tomllib.loads(text))))
+    again = build_plan(parse_scenario(tomllib.loads(text))).resolved
     assert tomli_w.dumps(again) == text

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from starmesh.cli import app
 from starmesh.scenario import parse_scenario
-from starmesh.simulate import build_plan, run_plan
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan
 
 runner = CliRunner()
 

@@ -23,21 +23,27 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .elements import load_elements
+from .api import to_scenario
 from .errors import StarmeshError
+from .plan import build_plan
+from .results import Summary
+from .runner import (
+    default_out_dir,
+    folder_kind,
+    plan_scenario,
+    resume_scenario,
+    run_scenario,
+    run_sweep,
+)
 from .scenario import (
     BUILTIN_SCENARIOS,
     DEFAULT_SCENARIO,
-    Scenario,
     builtin_description,
     builtin_text,
     expand_sweep,
     expand_variants,
     format_validation_error,
-    load_scenario,
-    parse_scenario,
 )
-from .simulate import build_plan, default_out_dir, run_plan, run_sweep, run_variants
 
 app = typer.Typer(
     add_completion=False,
@@ -93,52 +99,38 @@ def _executor(dask: str | None) -> str:
     return f"dask:{dask}" if dask == "local" else dask
 
 
-def _override(
-    scenario: Scenario, *, time: dict[str, float | None], run: dict[str, int | None]
-) -> Scenario:
-    """Apply command-line overrides and validate the result like a scenario file."""
-    t = {k: v for k, v in time.items() if v is not None}
-    r = {k: v for k, v in run.items() if v is not None}
-    if not t and not r:
-        return scenario
-    data = scenario.model_dump(mode="json", exclude_none=True)
-    data["time"].update(t)
-    data["run"].update(r)
-    return parse_scenario(data)
-
-
 def _fmt(x: float | None, spec: str = ".1f") -> str:
     return "—" if x is None else format(x, spec)
 
 
-def _summary_table(summary: dict[str, Any], max_pairs: int = 40) -> Table:
+def _summary_table(summary: Summary, max_pairs: int = 40) -> Table:
     """One row per (pair, mode), the modes of a pair side by side in consecutive rows."""
     table = Table(
-        title=f"{summary['scenario']}: RTT per pair \\[ms], "
-        f"{summary['n_steps']} steps of {summary['step_s']:g} s"
+        title=f"{summary.scenario}: RTT per pair \\[ms], "
+        f"{summary.n_steps} steps of {summary.step_s:g} s"
     )
     for col in ("src", "dst", "mode"):
         table.add_column(col)
     for col in ("min", "median", "p95", "max", "avail", "path chg"):
         table.add_column(col, justify="right")
-    by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in summary["pairs"]:
-        by_pair.setdefault((row["src"], row["dst"]), []).append(row)
+    by_pair: dict[tuple[str, str], list[Any]] = {}
+    for row in summary.pairs:
+        by_pair.setdefault((row.src, row.dst), []).append(row)
     for n, ((src, dst), rows) in enumerate(by_pair.items()):
         if n == max_pairs:
             table.add_row(f"... {len(by_pair) - max_pairs} more pairs in summary.json")
             break
-        for k, r in enumerate(sorted(rows, key=lambda r: summary["modes"].index(r["mode"]))):
+        for k, r in enumerate(sorted(rows, key=lambda r: summary.modes.index(r.mode))):
             table.add_row(
                 src if k == 0 else "",
                 dst if k == 0 else "",
-                r["mode"],
-                _fmt(r["rtt_min_ms"]),
-                _fmt(r["rtt_median_ms"]),
-                _fmt(r["rtt_p95_ms"]),
-                _fmt(r["rtt_max_ms"]),
-                f"{100 * r['availability']:.1f}%",
-                str(r["path_changes"]),
+                r.mode,
+                _fmt(r.rtt_min_ms),
+                _fmt(r.rtt_median_ms),
+                _fmt(r.rtt_p95_ms),
+                _fmt(r.rtt_max_ms),
+                f"{100 * r.availability:.1f}%",
+                str(r.path_changes),
                 end_section=k == len(rows) - 1,
             )
     return table
@@ -199,68 +191,60 @@ def run(
     with _errors():
         executor = _executor(dask)
         if resume is not None:
-            if not (resume / "scenario.toml").is_file():
+            if folder_kind(resume) == "sweep":
                 raise StarmeshError(
-                    f"--resume {str(resume)!r}: no run folder there (no scenario.toml); "
-                    "give the folder of the interrupted run"
+                    f"--resume {str(resume)!r} is a sweep folder: use starmesh sweep --resume"
                 )
-            scenario, out = str(resume / "scenario.toml"), resume
-        sc = _override(
-            load_scenario(scenario),
-            time={"duration_s": duration_s, "step_s": step_s},
-            run={"workers": workers},
+            source: Any = resume_scenario(resume)
+            folder = resume
+        else:
+            source = scenario
+        sc = to_scenario(
+            source,
+            tle=tle,
+            skip_bad_tle=skip_bad_tle,
+            duration_s=duration_s,
+            step_s=step_s,
+            workers=workers,
         )
-        elements = load_elements(tle, skip_bad=skip_bad_tle) if tle is not None else None
-        if elements is not None and elements.skipped and not quiet:
-            err_console.print(
-                f"skipped {len(elements.skipped)} malformed TLE record(s) of "
-                f"{tle}; first: {elements.skipped[0]}",
-                highlight=False,
-            )
-        plan = build_plan(sc, tle=elements)
-        folder = out or default_out_dir(sc.name, datetime.now(UTC))
+        job = plan_scenario(sc)
+        if resume is None:
+            folder = out or default_out_dir(sc.name, datetime.now(UTC))
         if not quiet:
+            plan = job.plans[0]
+            for note in plan.notes:
+                err_console.print(note, highlight=False, soft_wrap=True)
             err_console.print(
                 f"[bold]{sc.name}[/bold]: {plan.constellation.n_sats} satellites, "
                 f"{len(plan.sites)} sites, {plan.problem.pair_src.size} pairs, "
-                f"{plan.grid.n_steps} steps, modes {', '.join(plan.modes)} -> {folder}",
+                f"{plan.grid.n_steps} steps, modes {', '.join(plan.modes)} -> {folder}"
+                + (f"\nvariants: {', '.join(job.names)}" if sc.variants else ""),
                 highlight=False,
             )
         started = datetime.now(UTC)
-        kw: dict[str, Any] = {
-            "force": force,
-            "resume": resume is not None,
-            "executor": executor,
-        }
-        if sc.variants and elements is None:
-            names = ["baseline"] + [v.name for v in sc.variants]
-            if not quiet:
-                err_console.print(f"variants: {', '.join(names)}", highlight=False)
-            total = plan.grid.n_steps * len(names)
-            result = _with_progress(
-                lambda cb: run_variants(sc, folder, on_progress=cb, **kw), total, quiet
-            )
-            summary = result["baseline"]
-        else:
-            summary = _with_progress(
-                lambda cb: run_plan(plan, folder, on_progress=cb, **kw), plan.grid.n_steps, quiet
-            )
-            result = None
+        outcome = _with_progress(
+            lambda cb: run_scenario(
+                job, folder, force=force, resume=resume is not None, executor=executor, progress=cb
+            ),
+            quiet,
+        )
         wall = (datetime.now(UTC) - started).total_seconds()
         if not quiet:
+            summary = outcome.summary
             out_console.print(_summary_table(summary))
-            if "traffic" in summary:
+            if summary.traffic is not None:
                 out_console.print(_traffic_table(summary))
-            if result is not None:
-                out_console.print(_comparison_table(sc.name, result["comparison"]))
+            if outcome.comparison:
+                out_console.print(_comparison_table(sc.name, outcome.comparison))
             err_console.print(f"done in {wall:.1f} s: {folder}", highlight=False)
 
 
-def _traffic_table(summary: dict[str, Any]) -> Table:
+def _traffic_table(summary: Summary) -> Table:
     """Mean throughput per terminal of every site, the modes side by side."""
-    t = summary["traffic"]
+    assert summary.traffic is not None
+    t = summary.to_dict()["traffic"]
     modes = list(t["modes"])
-    table = Table(title=f"{summary['scenario']}: mean throughput per terminal \\[Mbit/s]")
+    table = Table(title=f"{summary.scenario}: mean throughput per terminal \\[Mbit/s]")
     table.add_column("site")
     table.add_column("terminals", justify="right")
     table.add_column("demand down/up", justify="right")
@@ -312,8 +296,9 @@ def _comparison_table(name: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _with_progress(job: Callable[[Any], dict[str, Any]], total: int, quiet: bool) -> dict[str, Any]:
-    """Run ``job(on_progress)`` under a progress bar of ``total`` steps (none when quiet)."""
+def _with_progress(job: Callable[[Any], Any], quiet: bool) -> Any:
+    """Run ``job(progress)`` under one progress bar (none when quiet); the job tells the total
+    number of steps with each call of ``progress(steps_done, total)``."""
     if quiet:
         return job(None)
     with Progress(
@@ -326,8 +311,12 @@ def _with_progress(job: Callable[[Any], dict[str, Any]], total: int, quiet: bool
         console=err_console,
         transient=False,
     ) as progress:
-        task = progress.add_task("routing", total=total)
-        return job(lambda n: progress.advance(task, n))
+        task = progress.add_task("routing", total=None)
+
+        def advance(n: int, total: int) -> None:
+            progress.update(task, total=total, advance=n)
+
+        return job(advance)
 
 
 @app.command()
@@ -362,48 +351,33 @@ def sweep(
     with _errors():
         executor = _executor(dask)
         if resume is not None:
-            file, out = str(resume / "sweep.toml"), resume
-            if not Path(file).is_file():
+            if folder_kind(resume) != "sweep":
                 raise StarmeshError(
                     f"--resume {str(resume)!r}: no sweep folder there (no sweep.toml)"
                 )
+            source: Any = resume_scenario(resume)
+            folder = resume
         elif file is None:
             raise StarmeshError("give the scenario FILE to sweep (or --resume SWEEP_DIR)")
-        sc = load_scenario(file)
-        if workers is not None:
-            data = sc.model_dump(mode="json", exclude_none=True)
-            data["run"]["workers"] = workers
-            sc = parse_scenario(data)
-        variants = expand_sweep(sc)
-        folder = out or default_out_dir(f"{sc.name}-sweep", datetime.now(UTC))
-        total = sum(build_plan(v).grid.n_steps for _i, _p, v in variants)
-        kw: dict[str, Any] = {
-            "force": force,
-            "resume": resume is not None,
-            "executor": executor,
-        }
-        if quiet:
-            result = run_sweep(sc, folder, **kw)
         else:
+            source = file
+        sc = to_scenario(source, workers=workers)
+        if resume is None:
+            folder = out or default_out_dir(f"{sc.name}-sweep", datetime.now(UTC))
+        n_variants = len(expand_sweep(sc))
+        if not quiet:
             err_console.print(
-                f"[bold]{sc.name}[/bold]: {len(variants)} variants -> {folder}", highlight=False
+                f"[bold]{sc.name}[/bold]: {n_variants} variants -> {folder}", highlight=False
             )
-            with Progress(
-                TextColumn("sweep"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("steps"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=err_console,
-            ) as progress:
-                task = progress.add_task("sweep", total=total)
-                result = run_sweep(
-                    sc, folder, on_progress=lambda n: progress.advance(task, n), **kw
-                )
+        result = _with_progress(
+            lambda cb: run_sweep(
+                sc, folder, force=force, resume=resume is not None, executor=executor, progress=cb
+            ),
+            quiet,
+        )
         if not quiet:
             rows = result["variants"]
-            table = Table(title=f"{sc.name}: sweep of {len(variants)} variants")
+            table = Table(title=f"{sc.name}: sweep of {n_variants} variants")
             for col in rows[0]:
                 table.add_column(col, justify="right" if col not in ("variant", "mode") else "left")
             for r in rows:
@@ -439,7 +413,7 @@ def validate(
 ) -> None:
     """Check a scenario without running it: keys, ranges, presets, city and gateway names."""
     with _errors():
-        sc = load_scenario(file)
+        sc = to_scenario(file)
         plan = build_plan(sc)
         for _name, _changes, variant in expand_variants(sc)[1:]:
             build_plan(variant)
@@ -447,7 +421,7 @@ def validate(
             for _vid, _params, variant in expand_sweep(sc):
                 build_plan(variant)
         out_console.print(
-            f"ok: {plan.scenario.name}: {plan.constellation.n_sats} satellites, "
+            f"ok: {plan.name}: {plan.constellation.n_sats} satellites, "
             f"{len(plan.sites)} sites, {plan.problem.pair_src.size} pairs, "
             f"{plan.grid.n_steps} steps",
             highlight=False,
@@ -468,7 +442,7 @@ def export_hypatia_cmd(
     """Write a run as Hypatia's satellite network state (satgenpy's files) for its ns-3
     simulator: tles.txt, isls.txt, ground_stations.txt, gsl_interfaces_info.txt,
     description.txt and dynamic_state_<ms>ms_for_<s>s/fstate_<t_ns>.txt."""
-    from .io import export_hypatia
+    from .io.hypatia import export_hypatia
 
     with _errors():
         info = export_hypatia(run_dir, out_dir)

@@ -14,12 +14,11 @@ import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from .engine import ChunkResult, compute_chunk, set_workers
 from .errors import StarmeshError
-
-if TYPE_CHECKING:
-    from .simulate import ChunkResult, RunPlan
+from .plan import RunPlan
 
 Unit = tuple[int, int, int]
 
@@ -36,18 +35,14 @@ class SerialExecutor:
     """Chunks one after the other in this process; routing threads use every core."""
 
     def __init__(self, workers: int | None = None) -> None:
-        from .simulate import set_workers
-
         set_workers(workers)
 
     def run(self, plans: Sequence[RunPlan], units: Sequence[Unit]) -> Iterator[ChunkResult]:
-        from .simulate import compute_chunk, make_propagator
-
         props: dict[int, Any] = {}
         for v, a, b in units:
             plan = plans[v]
             if v not in props:
-                props[v] = make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
+                props[v] = plan.propagator()
             yield compute_chunk(plan, a, b, props[v])
 
     def close(self) -> None:
@@ -62,19 +57,15 @@ _PROPS: dict[int, Any] = {}
 
 def _init_worker(plans: Sequence[RunPlan]) -> None:
     global _PLANS
-    from .simulate import set_workers
-
     _PLANS = plans
     _PROPS.clear()
     set_workers(1)
 
 
 def _chunk_task(v: int, a: int, b: int) -> ChunkResult:
-    from .simulate import compute_chunk, make_propagator
-
     plan = _PLANS[v]
     if v not in _PROPS:
-        _PROPS[v] = make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
+        _PROPS[v] = plan.propagator()
     return compute_chunk(plan, a, b, _PROPS[v])
 
 
@@ -121,13 +112,9 @@ class ProcessExecutor:
 
 
 def _dask_chunk(plans: Sequence[RunPlan], v: int, a: int, b: int) -> ChunkResult:
-    from .simulate import compute_chunk, make_propagator, set_workers
-
     set_workers(1)
     plan = plans[v]
-    return compute_chunk(
-        plan, a, b, make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
-    )
+    return compute_chunk(plan, a, b, plan.propagator())
 
 
 class DaskExecutor:
@@ -177,7 +164,7 @@ class DaskExecutor:
 
 
 def make_executor(kind: str, workers: int | None, *, n_units: int) -> Executor:
-    """The executor for ``kind`` (see :func:`starmesh.simulate.run_plan`)."""
+    """The executor for ``kind`` (see :func:`starmesh.runner.run_plan`)."""
     cores = os.cpu_count() or 1
     if kind.startswith("dask:") or kind.startswith("tcp://"):
         return DaskExecutor(kind.removeprefix("dask:"), workers)

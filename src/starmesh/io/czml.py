@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import StarmeshError
+from .runfolder import SCENARIO, SITES, read_geometry
 
 #: Sampling of satellite positions [s] unless told otherwise: a degree-5 Lagrange fit through
 #: 60 s samples of a LEO orbit is within metres.
@@ -46,7 +47,7 @@ def _check_run_dir(run_dir: Path) -> None:
         raise StarmeshError(
             f"run folder {str(run_dir)!r} not found: pass a folder written by `starmesh run`"
         )
-    for name in ("scenario.toml", "sites.parquet"):
+    for name in (SCENARIO, SITES):
         if not (run_dir / name).is_file():
             raise StarmeshError(
                 f"run folder {str(run_dir)!r} has no {name}: pass a folder written by "
@@ -96,24 +97,19 @@ def export_czml(
     from czml3.properties import Clock, Color, Label, Point, Position
     from czml3.types import TimeInterval
 
-    # Imported here: the exporter runs the scenario's propagator, the rest of io does not.
-    from ..scenario import load_scenario
-    from ..simulate import build_plan, make_propagator
-
     run_dir, out_file = Path(run_dir), Path(out_file)
     if not (math.isfinite(sample_step_s) and sample_step_s > 0):
         raise StarmeshError(f"sample_step_s must be > 0, got {sample_step_s}")
     _check_run_dir(run_dir)
-    plan = build_plan(load_scenario(run_dir / "scenario.toml"))
-    grid = plan.grid
+    geo = read_geometry(run_dir)
+    grid = geo.grid
     span_s = float(grid.t_s(grid.n_steps - 1, grid.n_steps)[0])
     t_s = np.arange(0.0, span_s, sample_step_s)
     t_s = np.append(t_s, span_s) if t_s.size == 0 or t_s[-1] < span_s else t_s
     if t_s.size == 1:
         # A one-step run: hold the position for a step so that the object has an extent.
         t_s = np.array([0.0, max(float(grid.step_s), 1.0)])
-    prop = make_propagator(plan.scenario, plan.constellation, grid.epoch)
-    r_ecef_m, ok = prop.positions_ecef_m(t_s)
+    r_ecef_m, ok = geo.propagator.positions_ecef_m(t_s)
 
     start = grid.epoch
     stop = start + timedelta(seconds=float(t_s[-1]))
@@ -121,7 +117,7 @@ def export_czml(
     packets = [
         Packet(
             id="document",
-            name=plan.scenario.name,
+            name=geo.name,
             version="1.0",
             clock=Clock(
                 interval=interval,
@@ -132,7 +128,7 @@ def export_czml(
             ),
         )
     ]
-    names = plan.constellation.sat_names
+    names = geo.sat_names
     # Time-tagged samples [t, x, y, z, t, x, y, z, ...], millimetre resolution.
     samples = np.concatenate(
         [np.broadcast_to(t_s[:, None, None], (t_s.size, len(names), 1)), np.round(r_ecef_m, 3)],
@@ -165,10 +161,10 @@ def export_czml(
         )
     try:
         sites = pq.read_table(
-            run_dir / "sites.parquet", columns=["name", "kind", "lat_deg", "lon_deg", "alt_m"]
+            run_dir / SITES, columns=["name", "kind", "lat_deg", "lon_deg", "alt_m"]
         ).to_pylist()
     except (OSError, pa.ArrowException, KeyError) as exc:
-        raise StarmeshError(f"cannot read {str(run_dir / 'sites.parquet')!r}: {exc}") from None
+        raise StarmeshError(f"cannot read {str(run_dir / SITES)!r}: {exc}") from None
     for g, site in enumerate(sites):
         rgba = _SITE_RGBA.get(str(site["kind"]), [127, 127, 127, 255])
         packets.append(

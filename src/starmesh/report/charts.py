@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .rundata import Series, Throughput
+from ..io.runfolder import Series, Throughput
 
 #: At most this many points per line; longer series are cut into buckets, each drawn by its
 #: minimum and maximum, so spikes and outages stay visible.

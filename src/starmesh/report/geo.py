@@ -14,12 +14,11 @@ from importlib.resources import files
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from ..frames import ecef_to_geodetic
+from ..io.runfolder import RunData, Series, Shape, read_geometry
 from .charts import FONT, PALETTE, pair_label
-from .rundata import RunData, Series, Shape
 
 #: Globe animation frames at most; fewer when the constellation is large (see
 #: :data:`FRAME_BUDGET_BYTES`).
@@ -306,24 +305,14 @@ def sample_satellites(run: RunData, t_s: NDArray[np.float64]) -> Satellites:
     StarmeshError, pydantic.ValidationError, OSError
         If the scenario cannot be loaded (for instance a TLE file that has moved).
     """
-    # Imported here: the report needs the simulator only for the globe.
-    from ..scenario import load_scenario
-    from ..simulate import build_plan, make_propagator
-
-    plan = build_plan(load_scenario(run.run_dir / "scenario.toml"))
-    prop = make_propagator(plan.scenario, plan.constellation, plan.grid.epoch)
-    r, ok = prop.positions_ecef_m(np.asarray(t_s, np.float64))
+    geo = read_geometry(run.run_dir)
+    r, ok = geo.propagator.positions_ecef_m(np.asarray(t_s, np.float64))
     r = np.where(ok[..., None], r, np.nan)
-    edges = np.asarray(plan.isl_edges, np.int64)
-    path = run.run_dir / "isls.parquet"
-    if path.is_file():
-        t = pq.read_table(path, columns=["a", "b"])
-        edges = np.stack([t["a"].to_numpy(), t["b"].to_numpy()], axis=1).astype(np.int64)
     return Satellites(
         t_s=np.asarray(t_s, np.float64),
         r_ecef_m=r,
-        isl_edges=edges.reshape(-1, 2),
-        isl_max_range_m=float(plan.isl_max_range_m) if edges.size else math.inf,
+        isl_edges=geo.isl_edges,
+        isl_max_range_m=geo.isl_max_range_m,
     )
 
 

@@ -23,17 +23,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import StarmeshError
-from .charts import (
-    availability_figure,
-    comparison_figure,
-    distribution_figure,
-    medians_figure,
-    rtt_figure,
-    throughput_figure,
-)
-from .encoding import figure_json
-from .geo import MAX_MAP_PAIRS, globe_figure, map_figure, n_frames, sample_satellites
-from .rundata import (
+from ..io.runfolder import (
     Note,
     RunData,
     Series,
@@ -46,6 +36,16 @@ from .rundata import (
     read_series,
     read_throughput,
 )
+from .charts import (
+    availability_figure,
+    comparison_figure,
+    distribution_figure,
+    medians_figure,
+    rtt_figure,
+    throughput_figure,
+)
+from .encoding import figure_json
+from .geo import MAX_MAP_PAIRS, globe_figure, map_figure, n_frames, sample_satellites
 
 #: Pairs drawn over time (RTT lines, boxes, globe paths) at most; tables cover every pair.
 MAX_PLOT_PAIRS = 20

@@ -1,5 +1,5 @@
-"""Run folders that survive being killed: atomic files, a manifest of complete chunks, and the
-per-chunk data that the final summary needs.
+"""Files of a run folder that survive being killed: atomic files, a manifest of complete
+chunks, and the per-chunk data that the final summary needs.
 
 Every file is written under a temporary name (``.<name>.tmp``) and renamed, so a reader never
 sees a partial file under a final name. After all files of a chunk are in place, the chunk is
@@ -24,10 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from ..errors import RunFolderError
-
-MANIFEST = "manifest.json"
-PARTIAL = ".partial"
+from ...errors import RunFolderError
+from ._names import MANIFEST, PARTIAL
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -133,7 +131,7 @@ class Manifest:
 class ChunkStore:
     """Per-chunk RTT series of every (mode, pair) and counters, in ``.partial/``.
 
-    Series are float32 arrays ``(M, P, Tc)`` [s], one ``.npy`` per chunk, read back a block of
+    Series are float64 arrays ``(M, P, Tc)`` [s], one ``.npy`` per chunk, read back a block of
     pairs at a time through memory maps, so neither the run nor its summary holds the whole run
     in memory.
     """
@@ -149,7 +147,7 @@ class ChunkStore:
     def extra_path(self, index: int) -> Path:
         return self.dir / f"extra-{index:06d}.npz"
 
-    def write(self, index: int, series: NDArray[np.float32], extra: dict[str, Any]) -> list[Path]:
+    def write(self, index: int, series: NDArray[np.float64], extra: dict[str, Any]) -> list[Path]:
         """Store one chunk; returns the files written."""
         atomic_save_npy(self.series_path(index), series)
         tmp = self.extra_path(index).with_name(f".{self.extra_path(index).name}.tmp")

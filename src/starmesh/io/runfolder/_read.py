@@ -24,8 +24,13 @@ import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from ..errors import StarmeshError
-from ..timegrid import parse_utc
+from ...errors import StarmeshError
+from ...plan import build_constellation, make_propagator
+from ...propagation import Propagator
+from ...results import RunSeries, Summary, TrafficSeries
+from ...scenario import load_scenario
+from ...timegrid import TimeGrid, parse_utc
+from ._names import FLOW_INFO, FLOWS, FSTATE, ISLS, RTT, SCENARIO, SITES, SUMMARY
 
 #: Columns of ``flows.parquet`` that may hold a terminal's rate, with their factor to bit/s.
 _RATE_COLUMNS = (
@@ -185,7 +190,7 @@ def read_run(run_dir: Path | str) -> RunData:
         raise StarmeshError(
             f"run folder {str(run_dir)!r} not found: pass a folder written by `starmesh run`"
         )
-    path = run_dir / "summary.json"
+    path = run_dir / SUMMARY
     if not path.is_file():
         raise _bad_folder(run_dir, "it has no summary.json (the run did not finish)")
     try:
@@ -205,7 +210,7 @@ def read_run(run_dir: Path | str) -> RunData:
     return RunData(
         run_dir=run_dir,
         summary=summary,
-        scenario=_read_toml(run_dir / "scenario.toml"),
+        scenario=_read_toml(run_dir / SCENARIO),
         sites=sites,
         epoch=epoch,
         series_pairs=_series_pairs(run_dir, summary),
@@ -213,7 +218,7 @@ def read_run(run_dir: Path | str) -> RunData:
 
 
 def _read_sites(run_dir: Path) -> SiteTable:
-    path = run_dir / "sites.parquet"
+    path = run_dir / SITES
     if not path.is_file():
         raise _bad_folder(run_dir, "it has no sites.parquet")
     try:
@@ -236,7 +241,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _rtt_dataset(run_dir: Path) -> pa_ds.Dataset | None:
-    path = run_dir / "rtt.parquet"
+    path = run_dir / RTT
     if not path.exists():
         return None
     try:
@@ -386,7 +391,7 @@ def read_paths(
         node numbers from ``src`` to ``dst`` (empty where there is no route). None when the run
         has no forwarding state.
     """
-    path = run.run_dir / "fstate.parquet"
+    path = run.run_dir / FSTATE
     if not path.is_dir():
         return None
     try:
@@ -455,7 +460,7 @@ def read_throughput(run: RunData) -> Throughput | Note | None:
     and a rate column (``rate_bps``, ``throughput_bps``, ``allocated_bps``, ``rate_mbps`` or
     ``throughput_mbps``); a ``mode`` column, if any, splits the rates by routing mode.
     """
-    path = run.run_dir / "flows.parquet"
+    path = run.run_dir / FLOWS
     if not path.exists():
         return None
     try:
@@ -463,7 +468,7 @@ def read_throughput(run: RunData) -> Throughput | Note | None:
         names = set(ds.schema.names)
     except (OSError, pa.ArrowException) as exc:
         return Note(f"flows.parquet cannot be read: {exc}")
-    info_path = run.run_dir / "flow_info.parquet"
+    info_path = run.run_dir / FLOW_INFO
     if {"t_s", "flow", "rate_mbps"} <= names and info_path.exists():
         # starmesh's own layout: flow indices, described in flow_info.parquet. A flow counts for
         # the terminal that receives it (its destination if that is a terminal, else its
@@ -472,12 +477,10 @@ def read_throughput(run: RunData) -> Throughput | Note | None:
             info = pq.read_table(info_path)
             kinds = dict(
                 zip(
-                    pq.read_table(run.run_dir / "sites.parquet", columns=["name", "kind"])
+                    pq.read_table(run.run_dir / SITES, columns=["name", "kind"])
                     .column("name")
                     .to_pylist(),
-                    pq.read_table(run.run_dir / "sites.parquet", columns=["kind"])
-                    .column("kind")
-                    .to_pylist(),
+                    pq.read_table(run.run_dir / SITES, columns=["kind"]).column("kind").to_pylist(),
                     strict=True,
                 )
             )
@@ -685,3 +688,144 @@ def read_disruptions(run: RunData) -> list[Shape] | Note | None:
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         return Note(f"disruptions.json has an entry this report cannot draw: {exc!r}")
     return shapes
+
+
+# --- Geometry and labelled results ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunGeometry:
+    """What a reader needs to recompute a run's satellites: its time grid and propagator.
+
+    Attributes
+    ----------
+    name : str
+        The scenario's name.
+    grid : TimeGrid
+    propagator : Propagator
+        The run's propagator (its Earth model and UT1 applied).
+    isl_edges : ndarray of int64, shape (E, 2)
+        The run's ISLs (``isls.parquet``).
+    isl_max_range_m : float
+        Longest usable ISL [m] (inf without ISLs).
+    """
+
+    name: str
+    grid: TimeGrid
+    propagator: Propagator
+    isl_edges: NDArray[np.int64]
+    isl_max_range_m: float
+    sat_names: tuple[str, ...] = ()
+
+
+def read_geometry(run_dir: Path | str) -> RunGeometry:
+    """The constellation, time grid and ISLs of a run, from its resolved ``scenario.toml``.
+
+    Only the constellation is rebuilt (not the ground segment, traffic or disruptions).
+
+    Raises
+    ------
+    StarmeshError, pydantic.ValidationError
+        If the scenario cannot be loaded (for instance a TLE file that has moved).
+    """
+    run_dir = Path(run_dir)
+    sc = load_scenario(run_dir / SCENARIO)
+    grid = TimeGrid.from_utc(
+        parse_utc(sc.time.start_utc), duration_s=sc.time.duration_s, step_s=sc.time.step_s
+    )
+    cons = build_constellation(sc)
+    prop = make_propagator(cons, grid.epoch, sc.earth_model, sc.run.dut1_s)
+    edges = np.zeros((0, 2), np.int64)
+    path = run_dir / ISLS
+    if path.is_file():
+        t = pq.read_table(path, columns=["a", "b"])
+        edges = np.stack([t["a"].to_numpy(), t["b"].to_numpy()], axis=1).astype(np.int64)
+    rng = sc.links.isl_max_range_km
+    return RunGeometry(
+        name=sc.name,
+        grid=grid,
+        propagator=prop,
+        isl_edges=edges.reshape(-1, 2),
+        isl_max_range_m=float(rng) * 1e3 if rng is not None and edges.size else math.inf,
+        sat_names=tuple(cons.sat_names),
+    )
+
+
+def read_summary(run_dir: Path | str) -> Summary:
+    """``summary.json`` of a finished run, typed."""
+    run = read_run(run_dir)
+    try:
+        return Summary.from_dict(run.summary)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _bad_folder(Path(run_dir), f"summary.json has an unexpected layout ({exc})") from None
+
+
+def read_run_series(run_dir: Path | str) -> RunSeries:
+    """Every row of ``rtt.parquet`` as arrays ``(mode, time, pair)``, in the run's order."""
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    ds = _rtt_dataset(run_dir)
+    if ds is None:
+        raise _bad_folder(run_dir, f"it has no readable {RTT}")
+    t = ds.to_table()
+    pairs = run.series_pairs
+    modes = run.modes
+    times = np.unique(t["t_s"].to_numpy())
+    keys = pc.binary_join_element_wise(t["src"], t["dst"], "\x1f")
+    p = pc.index_in(keys, value_set=pa.array([f"{a}\x1f{b}" for a, b in pairs]))
+    m = pc.index_in(t["mode"], value_set=pa.array(modes))
+    pi = p.to_numpy(zero_copy_only=False).astype(np.int64)
+    mi = m.to_numpy(zero_copy_only=False).astype(np.int64)
+    k = np.searchsorted(times, t["t_s"].to_numpy())
+    shape = (len(modes), times.size, len(pairs))
+    rtt = np.full(shape, np.nan)
+    hops = np.full(shape, -1, np.int16)
+    src_sat = np.full(shape, -1, np.int32)
+    dst_sat = np.full(shape, -1, np.int32)
+    changed = np.zeros(shape, bool)
+    rtt[mi, k, pi] = t["rtt_ms"].to_numpy(zero_copy_only=False).astype(np.float64)
+    hops[mi, k, pi] = t["hops"].fill_null(-1).to_numpy().astype(np.int16)
+    src_sat[mi, k, pi] = t["src_sat"].fill_null(-1).to_numpy().astype(np.int32)
+    dst_sat[mi, k, pi] = t["dst_sat"].fill_null(-1).to_numpy().astype(np.int32)
+    changed[mi, k, pi] = t["path_changed"].to_numpy(zero_copy_only=False)
+    return RunSeries(
+        t_s=times,
+        modes=modes,
+        src=[a for a, _b in pairs],
+        dst=[b for _a, b in pairs],
+        rtt_ms=rtt,
+        hops=hops,
+        src_sat=src_sat,
+        dst_sat=dst_sat,
+        path_changed=changed,
+    )
+
+
+def read_traffic_series(run_dir: Path | str) -> TrafficSeries | None:
+    """Every row of ``flows.parquet`` as arrays (None when the run has no traffic)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / FLOWS).is_dir() or not (run_dir / FLOW_INFO).is_file():
+        return None
+    run = read_run(run_dir)
+    info = pq.read_table(run_dir / FLOW_INFO)
+    t = pa_ds.dataset(run_dir / FLOWS, format="parquet").to_table()
+    modes = run.modes
+    times = np.unique(t["t_s"].to_numpy())
+    n_f = info.num_rows
+    mi = pc.index_in(t["mode"], value_set=pa.array(modes)).to_numpy(zero_copy_only=False)
+    k = np.searchsorted(times, t["t_s"].to_numpy())
+    f = t["flow"].to_numpy().astype(np.int64)
+    rate = np.full((len(modes), times.size, n_f), np.nan, np.float32)
+    bneck = np.full((len(modes), times.size, n_f), -1, np.int32)
+    demand = np.full((times.size, n_f), np.nan, np.float32)
+    rate[mi, k, f] = t["rate_mbps"].to_numpy()
+    bneck[mi, k, f] = t["bottleneck"].to_numpy()
+    demand[k, f] = t["demand_mbps"].to_numpy()
+    return TrafficSeries(
+        flow_src=[str(x) for x in info["src"].to_pylist()],
+        flow_dst=[str(x) for x in info["dst"].to_pylist()],
+        flow_name=[str(x) for x in info["name"].to_pylist()],
+        rate_mbps=rate,
+        demand_mbps=demand,
+        bottleneck=bneck,
+    )

@@ -1,0 +1,213 @@
+"""The front door: run scenarios and read runs from Python, as labelled results.
+
+>>> import starmesh
+>>> res = starmesh.run("hypatia-starlink-550", duration_s=0.3)   # in memory, nothing written
+>>> res.rtt.dims
+('mode', 'time', 'pair')
+>>> float(res.rtt.sel(pair="Tokyo -> Delhi").max()) > 0
+True
+>>> res.summary.to_dataframe().columns[:3].tolist()
+['mode', 'src', 'dst']
+
+With ``out=`` the same run writes its run folder, and :func:`open_run` reads one back:
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp()) / "run"
+>>> _ = starmesh.run("hypatia-starlink-550", out=folder, duration_s=0.3, report=False)
+>>> again = starmesh.open_run(folder)
+>>> bool((again.rtt == res.rtt).all())
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import RunFolderError, ScenarioError
+from .results import Results
+from .scenario import Scenario, load_scenario, parse_scenario
+
+__all__ = ["load_scenario", "open_run", "open_sweep", "run", "to_scenario"]
+
+#: Keyword overrides of :func:`run` and the scenario fields they set.
+OVERRIDES = {
+    "duration_s": "time.duration_s",
+    "step_s": "time.step_s",
+    "start_utc": "time.start_utc",
+    "workers": "run.workers",
+    "seed": "seed",
+}
+
+
+def to_scenario(
+    scenario: str | Path | Mapping[str, Any] | Scenario,
+    *,
+    tle: str | Path | None = None,
+    skip_bad_tle: bool = False,
+    **overrides: Any,
+) -> Scenario:
+    """A :class:`~starmesh.scenario.Scenario` from a built-in name, a TOML path, a mapping or a
+    scenario, with overrides applied and validated like a scenario file.
+
+    Parameters
+    ----------
+    scenario : str, Path, mapping or Scenario
+    tle : str or Path, optional
+        A TLE/3LE or OMM file replacing the constellation (the ground segment, variants and
+        sweep are kept; +Grid ISLs become nearest-k, since TLE sets carry no plane layout).
+    skip_bad_tle : bool
+        Skip (and count) malformed records of ``tle``.
+    **overrides
+        ``duration_s``, ``step_s``, ``start_utc``, ``workers``, ``seed``; other fields are
+        changed through a mapping.
+
+    Raises
+    ------
+    ScenarioError, pydantic.ValidationError
+    """
+    if isinstance(scenario, Scenario):
+        sc = scenario
+    elif isinstance(scenario, Mapping):
+        sc = parse_scenario(dict(scenario))
+    else:
+        sc = load_scenario(scenario)
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise ScenarioError(
+            unknown[0],
+            f"not an override of run(): use one of {', '.join(OVERRIDES)}, or pass a mapping",
+        )
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given and tle is None:
+        return sc
+    data = sc.model_dump(mode="json", exclude_none=True)
+    for key, value in given.items():
+        node = data
+        *head, leaf = OVERRIDES[key].split(".")
+        for part in head:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    if tle is not None:
+        data["constellation"] = {"tle_file": str(Path(tle).resolve()), "skip_bad_tle": skip_bad_tle}
+        if data.get("links", {}).get("isl", "plus-grid") == "plus-grid":
+            data.setdefault("links", {})["isl"] = "nearest-k"
+    return parse_scenario(data)
+
+
+def run(
+    scenario: str | Path | Mapping[str, Any] | Scenario = "ukraine",
+    *,
+    out: str | Path | None = None,
+    force: bool = False,
+    executor: str = "auto",
+    report: bool = True,
+    progress: Any = None,
+    **overrides: Any,
+) -> Results:
+    """Run a scenario, in memory or into a run folder, and return its labelled results.
+
+    Parameters
+    ----------
+    scenario : str, Path, mapping or Scenario
+        A built-in name (``starmesh scenarios``), a TOML file, a mapping of the TOML's content,
+        or a :class:`~starmesh.scenario.Scenario`.
+    out : str or Path, optional
+        Run folder to write (as ``starmesh run --out``); None computes in memory.
+    force : bool
+        Replace an existing run folder ``out``.
+    executor : str
+        ``"auto"``, ``"serial"``, ``"processes"``, ``"dask:local"`` or ``"tcp://HOST:PORT"``.
+    report : bool
+        Write ``report.html`` into ``out``.
+    progress : callable, optional
+        ``progress(steps_just_done, total_steps)``.
+    **overrides
+        ``duration_s``, ``step_s``, ``start_utc``, ``workers``, ``seed``, ``tle``,
+        ``skip_bad_tle`` (see :func:`to_scenario`).
+
+    Returns
+    -------
+    Results
+        ``.rtt`` (xarray, dims ``mode, time, pair``), ``.dataset``, ``.summary``, and
+        ``.variants`` / ``.comparison`` for a scenario with ``[[variants]]``.
+    """
+    from .runner import run_in_memory, run_scenario
+
+    sc = to_scenario(scenario, **overrides)
+    if out is None:
+        return run_in_memory(sc, executor=executor)
+    folder = Path(out)
+    run_scenario(sc, folder, force=force, executor=executor, progress=progress, report=report)
+    return open_run(folder)
+
+
+def open_run(path: str | Path) -> Results:
+    """The results of a finished run folder; arrays are read when first used.
+
+    A folder of a run with ``[[variants]]`` gives the baseline, with ``.variants`` and
+    ``.comparison``.
+
+    Raises
+    ------
+    StarmeshError
+        If ``path`` is not a finished run folder.
+    """
+    from .io.runfolder import (
+        COMPARISON,
+        VARIANTS_DIR,
+        read_json,
+        read_run,
+        read_run_series,
+        read_summary,
+        read_traffic_series,
+    )
+
+    folder = Path(path)
+    summary = read_summary(folder)
+    epoch = np.datetime64(read_run(folder).epoch.replace(tzinfo=None), "ns")
+    variants: dict[str, Results] = {}
+    comparison: list[dict[str, Any]] = []
+    data = read_json(folder / COMPARISON)
+    if isinstance(data, dict) and isinstance(data.get("variants"), list):
+        comparison = list(data["variants"])
+        names = list(dict.fromkeys(r["variant"] for r in comparison))
+        for name in names:
+            if name != "baseline" and (folder / VARIANTS_DIR / name).is_dir():
+                variants[name] = open_run(folder / VARIANTS_DIR / name)
+    return Results(
+        summary,
+        epoch,
+        lambda: read_run_series(folder),
+        lambda: read_traffic_series(folder),
+        path=folder,
+        variants=variants,
+        comparison=comparison,
+    )
+
+
+def open_sweep(path: str | Path) -> dict[str, Results]:
+    """Every variant of a finished sweep folder, by variant id (``v000``, ``v001``, ...).
+
+    The sweep's parameters of each variant are in ``sweep.parquet``; the returned mapping is
+    ordered as the sweep ran.
+
+    Raises
+    ------
+    RunFolderError
+        If ``path`` is not a finished sweep folder.
+    """
+    from .io.runfolder import SWEEP_SUMMARY, VARIANTS_DIR, read_json
+
+    folder = Path(path)
+    data = read_json(folder / SWEEP_SUMMARY)
+    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
+        raise RunFolderError(
+            f"{str(folder)!r} is not a finished sweep folder (no readable {SWEEP_SUMMARY}): "
+            "pass a folder written by `starmesh sweep`"
+        )
+    ids = list(dict.fromkeys(r["variant"] for r in data["variants"]))
+    return {vid: open_run(folder / VARIANTS_DIR / vid) for vid in ids}

@@ -1,0 +1,637 @@
+"""One time chunk of a run: links, routing per mode, traffic and forwarding state.
+
+:func:`compute_chunk` is the whole computation of steps ``start .. stop - 1`` of a
+:class:`~starmesh.plan.RunPlan`; it reads nothing but the plan and writes nothing. Its parts,
+each its own function:
+
+1. :func:`chunk_links`: positions -> ISL delays, usable GSLs (failures, denied areas, link
+   budgets and jamming applied) and their delays, per step;
+2. :func:`route_mode`: for one routing mode, each step's shortest-path trees, updated from the
+   previous step's (:mod:`starmesh._sssp`), read into RTT, hops and serving satellites per pair,
+   with the traffic step (:func:`traffic_step`) and forwarding state (:func:`next_hops`) of
+   every step.
+
+Chunks are independent of each other (each recomputes the step before it), so executors may run
+them in any order and in any process (:mod:`starmesh.executors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.sparse import vstack as sparse_vstack
+
+from ._sssp import sssp_full, sssp_update, walk_paths
+from .capacity import (
+    flow_incidence,
+    max_min_fair,
+    node_paths_from_predecessors,
+    reverse_paths,
+)
+from .disruptions import gsl_quality
+from .plan import RunPlan
+from .propagation import Propagator
+from .routing import ChunkGraph, build_chunk_graph, space_delay_s
+from .topology import GslCandidates, find_gsls, isl_lengths_m
+
+
+def set_workers(workers: int | None) -> int:
+    """Threads the routing kernels use (None: every core numba sees); returns the number set."""
+    import numba
+
+    most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    n = max(1, min(most if workers is None else workers, most))
+    numba.set_num_threads(n)
+    return n
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Routes of steps ``start .. stop - 1`` for every mode; arrays shaped ``(M, T, P)``.
+
+    ``fstate`` holds, per mode, the forwarding-state entries that changed at each step (all of
+    them at the run's first step) as ``(t_s, node, dst, next_hop)`` arrays, when the scenario asks
+    for forwarding state.
+    """
+
+    start: int
+    stop: int
+    t_s: NDArray[np.float64]
+    rtt_s: NDArray[np.float64]
+    hops: NDArray[np.int16]
+    src_sat: NDArray[np.int32]
+    dst_sat: NDArray[np.int32]
+    changed: NDArray[np.bool_]
+    fstate: dict[str, tuple[NDArray[Any], ...]] | None = None
+    fstate_base: dict[str, NDArray[np.int32]] | None = None
+    fstate_last: dict[str, NDArray[np.int32]] | None = None
+    rate_bps: NDArray[np.float64] | None = None  # (M, T, F)
+    bottleneck: NDArray[np.int32] | None = None  # (M, T, F)
+    demand_bps: NDArray[np.float64] | None = None  # (T, F)
+    load: tuple[NDArray[Any], ...] | None = None  # (mode, step, resource, utilisation) rows
+
+
+@dataclass(frozen=True)
+class _Orientation:
+    """Which sites root the shortest-path trees, and how each pair is read from them."""
+
+    roots: NDArray[np.int64]  # site indices, (K,)
+    row: NDArray[np.int64]  # tree of each pair, (P,)
+    target: NDArray[np.int64]  # node whose path is walked, (P,)
+    reverse: bool  # trees are rooted at the pairs' destinations
+
+
+def _orientation(plan: RunPlan) -> _Orientation:
+    p = plan.problem
+    src, dst = p.pair_src, p.pair_dst
+    if plan.forwarding_state:
+        # Forwarding state needs a tree rooted at every destination: every pair endpoint.
+        roots = np.unique(np.concatenate([src, dst]))
+        reverse = True
+    else:
+        reverse = np.unique(dst).size < np.unique(src).size
+        roots = np.unique(dst if reverse else src)
+    root_side, far_side = (dst, src) if reverse else (src, dst)
+    return _Orientation(
+        roots=roots,
+        row=np.searchsorted(roots, root_side).astype(np.int64),
+        target=p.in_node(far_side),
+        reverse=reverse,
+    )
+
+
+def fstate_nodes(plan: RunPlan) -> NDArray[np.int64]:
+    """Node ids that carry forwarding state: every satellite, then every site with GSLs.
+
+    Ids follow Hypatia's numbering: satellites ``0 .. S-1``, ground site ``g`` is ``S + g``.
+    """
+    p = plan.problem
+    return np.concatenate([np.arange(p.n_sats), p.n_sats + np.flatnonzero(p.gsl_site)])
+
+
+def _next_hops(
+    plan: RunPlan, pedge: NDArray[np.int64], graph: ChunkGraph, rows: NDArray[np.int64]
+) -> NDArray[np.int32]:
+    """Next hop of every forwarding node towards the roots ``rows``, shape ``(len(rows), Nf)``,
+    -1 if none."""
+    p = plan.problem
+    s, g = p.n_sats, p.n_sites
+    nodes = fstate_nodes(plan)
+    # A site forwards from its in-node (where paths towards it arrive when read from the root).
+    graph_node = np.where(nodes < s, nodes, nodes + g)
+    e = pedge[rows][:, graph_node]
+    nh = np.where(e >= 0, graph.edge_src[np.maximum(e, 0)], -1).astype(np.int64)
+    nh = np.where(nh >= s + g, nh - g, nh)  # an in-node (gateway via fibre) -> its site id
+    return nh.astype(np.int32)
+
+
+def _flow_incidence(
+    plan: RunPlan, orient: _Orientation, graph: ChunkGraph, pedge: NDArray[np.int64]
+) -> Any:
+    """Flow x resource incidence of every flow on its pair's current path, in its direction."""
+    tp = plan.traffic
+    assert tp is not None
+    p = plan.problem
+    pred = np.where(pedge >= 0, graph.edge_src[np.maximum(pedge, 0)], -1)
+    ptr, nodes = node_paths_from_predecessors(pred, orient.row, orient.target)
+    ptr_r, nodes_r = reverse_paths(ptr, nodes, p.n_sats, p.n_sites)
+    tree = flow_incidence(tp.resources, ptr, nodes)
+    other = flow_incidence(tp.resources, ptr_r, nodes_r)
+    # Trees rooted at destinations give destination -> source paths.
+    fwd, bwd = (other, tree) if orient.reverse else (tree, other)
+    both = sparse_vstack([fwd, bwd], format="csr")
+    return both[tp.flow_pair + p.pair_src.size * tp.flow_reverse]
+
+
+def _kept_load(
+    rows: Sequence[tuple[NDArray[Any], ...]], drop: int, t_all: NDArray[np.float64]
+) -> tuple[NDArray[Any], ...]:
+    """Loaded resources per (mode, step) of the kept steps, as flat columns with times."""
+    if not rows:
+        z = np.zeros(0)
+        return (z, z.astype(np.int8), z.astype(np.int32), z.astype(np.float32))
+    m, k, r, u = (np.concatenate(c) for c in zip(*rows, strict=True))
+    keep = k >= drop
+    return (t_all[k[keep]], m[keep], r[keep], u[keep])
+
+
+def _usable_gsls(
+    plan: RunPlan,
+    gsl: GslCandidates,
+    gsl_sites: NDArray[np.int64],
+    r: NDArray[np.float64],
+    t_s: NDArray[np.float64],
+    site_failed: NDArray[np.bool_] | None,
+) -> tuple[GslCandidates, NDArray[np.float64], NDArray[np.float64]]:
+    """Drop GSLs of denied or failed sites and, with a link budget, those that do not close.
+
+    Returns the usable links and, per link, the share of its downlink and uplink capacity
+    that jamming leaves (link-budget capacity with the jammers over that without them; 1
+    without jammers).
+    """
+    site = gsl_sites[gsl.site_idx]
+    keep = np.ones(site.size, bool)
+    if plan.denied is not None:
+        keep &= ~plan.denied[site]
+    if site_failed is not None:
+        keep &= ~site_failed[gsl.t_idx, site]
+    down = np.ones(site.size)
+    up = np.ones(site.size)
+    if plan.profiles is not None and keep.any():
+        idx = np.flatnonzero(keep)
+        q = gsl_quality(
+            gsl.t_idx[idx],
+            site[idx],
+            gsl.sat_idx[idx],
+            r,
+            plan.sites.r_ecef_m,
+            plan.sites.up,
+            list(plan.profiles),
+            jammers=plan.jammers,
+            t_s=t_s,
+        )
+        keep[idx[~q.up]] = False
+        if plan.jammers:
+            clear = gsl_quality(
+                gsl.t_idx[idx],
+                site[idx],
+                gsl.sat_idx[idx],
+                r,
+                plan.sites.r_ecef_m,
+                plan.sites.up,
+                list(plan.profiles),
+            )
+            with np.errstate(invalid="ignore", divide="ignore"):
+                down[idx] = np.nan_to_num(q.downlink.capacity_bps / clear.downlink.capacity_bps)
+                up[idx] = np.nan_to_num(q.uplink.capacity_bps / clear.uplink.capacity_bps)
+    if keep.all():
+        return gsl, down, up
+    kept = GslCandidates(gsl.t_idx[keep], gsl.site_idx[keep], gsl.sat_idx[keep], gsl.length_m[keep])
+    return kept, down[keep], up[keep]
+
+
+def _site_capacity(
+    plan: RunPlan, site: NDArray[np.int64], down: NDArray[np.float64], up: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Resource capacities of one step, each site's scaled by what jamming leaves of its best
+    link.
+
+    A site's terminals are served by many beams and channels, so one link's budget is not the
+    site's capacity; but the share of capacity that jamming takes from the link (SINR ->
+    DVB-S2X, degrading gradually before the link fails) is taken from the site too.
+    """
+    tp = plan.traffic
+    assert tp is not None
+    cap = tp.resources.capacity_bps.copy()
+    if not plan.jammers:
+        return cap
+    n_g = len(plan.sites)
+    # A site's best link decides; a site with no link this step is unroutable anyway and its
+    # capacity stays as it is.
+    best_down = np.full(n_g, -1.0)
+    best_up = np.full(n_g, -1.0)
+    np.maximum.at(best_down, site, down)
+    np.maximum.at(best_up, site, up)
+    best_down[best_down < 0] = 1.0
+    best_up[best_up < 0] = 1.0
+    for res_idx, best in ((tp.resources.site_down, best_down), (tp.resources.site_up, best_up)):
+        has = res_idx >= 0
+        cap[res_idx[has]] = cap[res_idx[has]] * np.minimum(best[has], 1.0)
+    return cap
+
+
+@dataclass(frozen=True)
+class ChunkLinks:
+    """The links of every step of a chunk, ready for routing.
+
+    Attributes
+    ----------
+    isl_delay_s : ndarray, shape (T, E)
+        One-way delay of each ISL [s]; inf where it is down or out of range.
+    gsl : GslCandidates
+        Usable ground-satellite links of every step, sorted by step.
+    gsl_cap_down, gsl_cap_up : ndarray, shape (L,)
+        Share of each GSL's capacity that jamming leaves (1 without jammers).
+    gsl_sites : ndarray of int64, shape (Gs,)
+        Site index of every site that has GSLs (``gsl.site_idx`` indexes this).
+    bounds : ndarray of int64, shape (T + 1,)
+        GSLs of step ``k`` are ``bounds[k]:bounds[k + 1]``.
+    links : ndarray of int64, shape (U,)
+        Distinct (site, satellite) GSLs of the chunk as ``site * S + sat``: the fixed structure.
+    link_of : ndarray of int64, shape (L,)
+        Index into ``links`` of every GSL.
+    gsl_delay_s : ndarray, shape (L,)
+        One-way delay of every GSL [s].
+    site_failed : ndarray of bool, shape (T, G), or None
+        Sites down at each step (None without failures).
+    """
+
+    isl_delay_s: NDArray[np.float64]
+    gsl: GslCandidates
+    gsl_cap_down: NDArray[np.float64]
+    gsl_cap_up: NDArray[np.float64]
+    gsl_sites: NDArray[np.int64]
+    bounds: NDArray[np.int64]
+    links: NDArray[np.int64]
+    link_of: NDArray[np.int64]
+    gsl_delay_s: NDArray[np.float64]
+    site_failed: NDArray[np.bool_] | None
+
+
+def chunk_links(
+    plan: RunPlan, t_s: NDArray[np.float64], r: NDArray[np.float64], ok: NDArray[np.bool_]
+) -> ChunkLinks:
+    """ISLs and usable GSLs of every step, with failures, denied areas and jamming applied.
+
+    Parameters
+    ----------
+    plan : RunPlan
+    t_s : ndarray, shape (T,)
+        Step times [s since the plan's epoch].
+    r : ndarray, shape (T, S, 3)
+        Satellite ECEF positions [m].
+    ok : ndarray of bool, shape (T, S)
+        Satellites whose propagation succeeded.
+    """
+    n_t = t_s.size
+    problem = plan.problem
+    site_failed = None
+    sat_failed = None
+    if plan.failures is not None:
+        # A failed satellite has no links at all: treat it as absent.
+        sat_failed = plan.failures.sat_failed(t_s)
+        ok = ok & ~sat_failed
+        site_failed = plan.failures.site_failed(t_s)
+    if plan.isl_edges.size:
+        length = isl_lengths_m(r, plan.isl_edges)
+        both = ok[:, plan.isl_edges[:, 0]] & ok[:, plan.isl_edges[:, 1]]
+        if plan.failures is not None:
+            both &= ~plan.failures.isl_failed(t_s, sat_failed=sat_failed)
+        isl_delay = np.where(both & (length <= plan.isl_max_range_m), space_delay_s(length), np.inf)
+    else:
+        isl_delay = np.full((n_t, 0), np.inf)
+    gsl_sites = np.flatnonzero(problem.gsl_site)
+    gsl = find_gsls(r, ok, plan.sites.r_ecef_m[gsl_sites], plan.sites.up[gsl_sites], plan.gsl_rule)
+    gsl, cap_down, cap_up = _usable_gsls(plan, gsl, gsl_sites, r, t_s, site_failed)
+    key = gsl_sites[gsl.site_idx].astype(np.int64) * problem.n_sats + gsl.sat_idx
+    links, link_of = np.unique(key, return_inverse=True)
+    return ChunkLinks(
+        isl_delay_s=isl_delay,
+        gsl=gsl,
+        gsl_cap_down=cap_down,
+        gsl_cap_up=cap_up,
+        gsl_sites=gsl_sites,
+        bounds=np.searchsorted(gsl.t_idx, np.arange(n_t + 1)),
+        links=links,
+        link_of=link_of,
+        gsl_delay_s=space_delay_s(gsl.length_m),
+        site_failed=site_failed,
+    )
+
+
+@dataclass
+class ModeRoutes:
+    """What routing one mode over a chunk gives (arrays over steps ``lo .. stop - 1``)."""
+
+    rtt_s: NDArray[np.float64]  # (T, P)
+    hops: NDArray[np.int16]  # (T, P)
+    near_target: NDArray[np.int32]  # (T, P)
+    near_root: NDArray[np.int32]  # (T, P)
+    phash: NDArray[np.uint64]  # (T, P)
+    rate_bps: NDArray[np.float64] | None = None  # (T, F)
+    bottleneck: NDArray[np.int32] | None = None  # (T, F)
+    load_rows: list[tuple[NDArray[Any], ...]] | None = None
+    fstate_rows: list[tuple[NDArray[Any], ...]] | None = None
+    fstate_base: NDArray[np.int32] | None = None
+    fstate_last: NDArray[np.int32] | None = None
+
+
+def traffic_step(
+    plan: RunPlan,
+    links: ChunkLinks,
+    k: int,
+    inc: Any,
+    demand_bps: NDArray[np.float64],
+) -> Any:
+    """Max-min fair rates of one step's flows on their current paths (:mod:`starmesh.capacity`).
+
+    Parameters
+    ----------
+    plan : RunPlan
+    links : ChunkLinks
+    k : int
+        Step within the chunk.
+    inc : sparse array, shape (F, R)
+        Flow x resource incidence of the flows' current paths (:func:`_flow_incidence`).
+    demand_bps : ndarray, shape (F,)
+        Demand of every flow at this step [bit/s].
+    """
+    a, b = links.bounds[k], links.bounds[k + 1]
+    cap = _site_capacity(
+        plan,
+        links.gsl_sites[links.gsl.site_idx[a:b]],
+        links.gsl_cap_down[a:b],
+        links.gsl_cap_up[a:b],
+    )
+    return max_min_fair(inc, cap, demand_bps)
+
+
+def route_mode(
+    plan: RunPlan,
+    mode: str,
+    links: ChunkLinks,
+    t_s: NDArray[np.float64],
+    first_kept: int,
+    run_start: bool,
+    demand_bps: NDArray[np.float64] | None,
+) -> ModeRoutes:
+    """Route every step of a chunk in one mode, updating each step's trees from the last.
+
+    Parameters
+    ----------
+    plan : RunPlan
+    mode : {"isl", "bent-pipe"}
+    links : ChunkLinks
+    t_s : ndarray, shape (T,)
+        Step times [s] (the step before the chunk first, unless the chunk starts the run).
+    first_kept : int
+        Index of the chunk's first step in ``t_s`` (0 or 1).
+    run_start : bool
+        The chunk starts the run (forwarding state is then written in full at its first step).
+    demand_bps : ndarray, shape (T, F), or None
+        Flow demands, when the plan has traffic.
+    """
+    problem = plan.problem
+    orient = _orientation(plan)
+    roots = problem.out_node(orient.roots)
+    n_t, n_p, n_k = t_s.size, problem.pair_src.size, roots.size
+    out = ModeRoutes(
+        rtt_s=np.empty((n_t, n_p)),
+        hops=np.empty((n_t, n_p), np.int16),
+        near_target=np.empty((n_t, n_p), np.int32),
+        near_root=np.empty((n_t, n_p), np.int32),
+        phash=np.empty((n_t, n_p), np.uint64),
+    )
+    tp = plan.traffic
+    if tp is not None:
+        n_f = tp.flow_pair.size
+        out.rate_bps = np.zeros((n_t, n_f))
+        out.bottleneck = np.zeros((n_t, n_f), np.int32)
+        out.load_rows = []
+        inc: Any = None
+    if plan.forwarding_state:
+        out.fstate_rows = []
+    graph = build_chunk_graph(
+        problem,
+        links.links // problem.n_sats,
+        links.links % problem.n_sats,
+        with_isl=mode == "isl",
+    )
+    dist = np.empty((n_k, problem.n_nodes))
+    pedge = np.empty((n_k, problem.n_nodes), np.int64)
+    prev_nh: NDArray[np.int32] | None = None
+    for k in range(n_t):
+        a, b = links.bounds[k], links.bounds[k + 1]
+        gsl_w = np.full(links.links.size, np.inf)
+        gsl_w[links.link_of[a:b]] = links.gsl_delay_s[a:b]
+        fibre_up = None
+        if links.site_failed is not None and problem.fibre_gw.size:
+            sf = links.site_failed[k]
+            fibre_up = ~(sf[problem.fibre_gw] | sf[problem.fibre_pop])
+        w = graph.weights(links.isl_delay_s[k] if mode == "isl" else None, gsl_w, fibre_up)
+        if k == 0:
+            sssp_full(graph.indptr, graph.indices, w, roots, dist, pedge)
+            todo = np.ones(n_p, bool)
+            changes = np.ones(n_k, np.int64)
+        else:
+            changes = sssp_update(
+                graph.indptr, graph.indices, graph.edge_src, w, roots, dist, pedge
+            )
+            # Pairs in unchanged trees keep last step's path: copy instead of walking.
+            todo = changes[orient.row] > 0
+            for arr in (out.hops, out.near_target, out.near_root, out.phash):
+                arr[k] = arr[k - 1]
+        out.rtt_s[k] = 2.0 * dist[orient.row, orient.target]
+        walk_paths(
+            graph.edge_src,
+            pedge,
+            dist,
+            orient.row,
+            orient.target,
+            problem.n_sats,
+            out.hops[k],
+            out.near_target[k],
+            out.near_root[k],
+            out.phash[k],
+            todo,
+        )
+        if tp is not None:
+            assert demand_bps is not None and out.rate_bps is not None
+            assert out.bottleneck is not None and out.load_rows is not None
+            if k == 0 or todo.any():
+                inc = _flow_incidence(plan, orient, graph, pedge)
+            alloc = traffic_step(plan, links, k, inc, demand_bps[k])
+            out.rate_bps[k] = alloc.rate_bps
+            out.bottleneck[k] = alloc.bottleneck
+            busy = np.flatnonzero(alloc.load_bps > 0)
+            out.load_rows.append(
+                (
+                    np.full(busy.size, k, np.int32),
+                    busy.astype(np.int32),
+                    alloc.utilisation[busy].astype(np.float32),
+                )
+            )
+        if out.fstate_rows is not None:
+            # Next hops change only in trees that changed.
+            if prev_nh is None:
+                redo = np.arange(n_k)
+                nh = _next_hops(plan, pedge, graph, redo)
+            else:
+                redo = np.flatnonzero(changes > 0)
+                nh = prev_nh.copy()
+                nh[redo] = _next_hops(plan, pedge, graph, redo)
+            if k == first_kept - 1:
+                out.fstate_base = nh
+            if k >= first_kept:
+                first = run_start and k == 0
+                out.fstate_rows.append(
+                    _fstate_rows(plan, orient, t_s[k], nh, None if first else prev_nh, redo)
+                )
+            prev_nh = nh
+    out.fstate_last = prev_nh
+    return out
+
+
+def compute_chunk(
+    plan: RunPlan,
+    start: int,
+    stop: int,
+    propagator: Propagator | None = None,
+) -> ChunkResult:
+    """Propagate, build links and route steps ``start .. stop - 1``.
+
+    The step before ``start`` is routed as well (and dropped) so that path and forwarding
+    changes at the chunk's first step are detected; chunks are therefore independent of each
+    other. Within the chunk the graph structure is fixed and each step's shortest-path trees are
+    updated from the previous step's (:mod:`starmesh._sssp`).
+
+    Forwarding-state deltas at ``start`` are taken against the recomputed step ``start - 1``,
+    returned as :attr:`ChunkResult.fstate_base`; where two next hops tie exactly it may differ
+    from the previous chunk's last state, so the writer restates the first delta against that
+    (:func:`reconcile_fstate`).
+    """
+    prop = propagator or plan.propagator()
+    lo = max(start - 1, 0)
+    drop = start - lo
+    t_all = plan.grid.t_s(lo, stop)
+    r, ok = prop.positions_ecef_m(t_all)
+    links = chunk_links(plan, t_all, r, ok)
+    tp = plan.traffic
+    demand = None
+    if tp is not None:
+        demand = tp.flows.demand_at(t_all).reshape(t_all.size, tp.flow_pair.size)
+    routes = [route_mode(plan, mode, links, t_all, drop, start == 0, demand) for mode in plan.modes]
+
+    def stack(name: str) -> NDArray[Any]:
+        return np.stack([getattr(x, name) for x in routes])
+
+    phash = stack("phash")
+    changed = np.zeros(phash.shape, dtype=bool)
+    changed[:, 1:] = phash[:, 1:] != phash[:, :-1]
+    near_target, near_root = stack("near_target"), stack("near_root")
+    if _orientation(plan).reverse:
+        src_sat, dst_sat = near_target, near_root
+    else:
+        src_sat, dst_sat = near_root, near_target
+    fs = plan.forwarding_state
+    fstate = fstate_base = fstate_last = None
+    if fs:
+        fstate = {
+            mode: tuple(np.concatenate(col) for col in zip(*x.fstate_rows or [], strict=True))
+            for mode, x in zip(plan.modes, routes, strict=True)
+        }
+        fstate_last = {
+            mode: x.fstate_last
+            for mode, x in zip(plan.modes, routes, strict=True)
+            if x.fstate_last is not None
+        }
+        if start > 0:
+            fstate_base = {
+                mode: x.fstate_base
+                for mode, x in zip(plan.modes, routes, strict=True)
+                if x.fstate_base is not None
+            }
+    load = None
+    if tp is not None:
+        rows = [
+            (np.full(k.size, m, np.int8), k, res, u)
+            for m, x in enumerate(routes)
+            for k, res, u in (x.load_rows or [])
+        ]
+        load = _kept_load(rows, drop, t_all)
+    return ChunkResult(
+        start=start,
+        stop=stop,
+        t_s=t_all[drop:],
+        rtt_s=stack("rtt_s")[:, drop:],
+        hops=stack("hops")[:, drop:],
+        src_sat=src_sat[:, drop:],
+        dst_sat=dst_sat[:, drop:],
+        changed=changed[:, drop:],
+        fstate=fstate,
+        fstate_base=fstate_base,
+        rate_bps=stack("rate_bps")[:, drop:] if tp is not None else None,
+        bottleneck=stack("bottleneck")[:, drop:] if tp is not None else None,
+        demand_bps=demand[drop:] if demand is not None else None,
+        load=load,
+        fstate_last=fstate_last,
+    )
+
+
+def _fstate_rows(
+    plan: RunPlan,
+    orient: _Orientation,
+    t_s: float,
+    nh: NDArray[np.int32],
+    prev: NDArray[np.int32] | None,
+    rows: NDArray[np.int64],
+) -> tuple[NDArray[Any], ...]:
+    """Entries ``(t_s, node, dst, next_hop)`` of one step: all of them (``prev`` None), or those
+    that changed, which can only be in the trees ``rows``."""
+    nodes = fstate_nodes(plan).astype(np.int32)
+    dst_nodes = (plan.problem.n_sats + orient.roots[rows]).astype(np.int32)
+    sub = nh[rows]
+    mask = sub != prev[rows] if prev is not None else np.ones(sub.shape, bool)
+    # A site has no forwarding entry towards itself.
+    mask &= nodes[None, :] != dst_nodes[:, None]
+    k_idx, n_idx = np.nonzero(mask)
+    return (np.full(k_idx.size, t_s), nodes[n_idx], dst_nodes[k_idx], sub[k_idx, n_idx])
+
+
+def reconcile_fstate(
+    plan: RunPlan, res: ChunkResult, mode: str, prev_last: NDArray[np.int32]
+) -> tuple[NDArray[Any], ...]:
+    """Forwarding-state rows of a chunk with its first step restated against ``prev_last``.
+
+    ``compute_chunk`` takes the first step's changes against its own recomputation of the step
+    before; a reader of the earlier chunks holds ``prev_last``, the previous chunk's last state.
+    The two differ only where next hops tie exactly, but the file must describe the changes the
+    reader sees.
+    """
+    assert res.fstate is not None and res.fstate_base is not None
+    t_s, node, dst, nh = res.fstate[mode]
+    first = t_s == res.t_s[0]
+    orient = _orientation(plan)
+    nodes = fstate_nodes(plan)
+    state = res.fstate_base[mode].copy()
+    rows = np.searchsorted(plan.problem.n_sats + orient.roots, dst[first])
+    cols = np.searchsorted(nodes, node[first])
+    state[rows, cols] = nh[first]
+    every = np.arange(orient.roots.size)
+    again = _fstate_rows(plan, orient, float(res.t_s[0]), state, prev_last, every)
+    rest = tuple(col[~first] for col in (t_s, node, dst, nh))
+    return tuple(np.concatenate([x, y]) for x, y in zip(again, rest, strict=True))

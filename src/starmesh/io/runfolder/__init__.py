@@ -1,0 +1,136 @@
+"""The run-folder format: file names, schemas, writers, the manifest, and every reader.
+
+A run folder is what ``starmesh run`` leaves (see the README's "Run folder" table). This
+package is its only owner: the runner writes through it, and the report, the exporters and
+:func:`starmesh.open_run` read through it.
+
+- :mod:`._names`: the names of the files;
+- :mod:`._files`: atomic writes, :class:`Manifest` (complete chunks and their hashes) and
+  :class:`ChunkStore` (series kept until the summary is written);
+- :mod:`._write`: schemas and writers of the header files and of one chunk;
+- :mod:`._read`: readers, for the report, the exporters and labelled results.
+"""
+
+from __future__ import annotations
+
+from ._files import (
+    ChunkStore,
+    Manifest,
+    atomic_save_npy,
+    atomic_write_bytes,
+    atomic_write_table,
+    file_sha256,
+)
+from ._names import (
+    COMPARISON,
+    FLOW_INFO,
+    FLOWS,
+    FSTATE,
+    ISLS,
+    LINKS,
+    LOCK,
+    MANIFEST,
+    PARTIAL,
+    REPORT,
+    RESOURCES,
+    RTT,
+    SCENARIO,
+    SITES,
+    SUMMARY,
+    SWEEP_SPEC,
+    SWEEP_SUMMARY,
+    SWEEP_TABLE,
+    VARIANTS_DIR,
+    VARIANTS_SPEC,
+    chunk_name,
+)
+from ._read import (
+    Note,
+    RunData,
+    RunGeometry,
+    Series,
+    Shape,
+    SiteTable,
+    Throughput,
+    read_availability,
+    read_disruptions,
+    read_geometry,
+    read_json,
+    read_paths,
+    read_run,
+    read_run_series,
+    read_series,
+    read_summary,
+    read_throughput,
+    read_traffic_series,
+)
+from ._write import (
+    FSTATE_SCHEMA,
+    RTT_SCHEMA,
+    chunk_table,
+    fstate_last,
+    fstate_table,
+    make_chunk_dirs,
+    prepare_run_dir,
+    write_chunk,
+    write_run_header,
+    write_traffic_tables,
+)
+
+__all__ = [
+    "COMPARISON",
+    "FLOWS",
+    "FLOW_INFO",
+    "FSTATE",
+    "FSTATE_SCHEMA",
+    "ISLS",
+    "LINKS",
+    "LOCK",
+    "MANIFEST",
+    "PARTIAL",
+    "REPORT",
+    "RESOURCES",
+    "RTT",
+    "RTT_SCHEMA",
+    "SCENARIO",
+    "SITES",
+    "SUMMARY",
+    "SWEEP_SPEC",
+    "SWEEP_SUMMARY",
+    "SWEEP_TABLE",
+    "VARIANTS_DIR",
+    "VARIANTS_SPEC",
+    "ChunkStore",
+    "Manifest",
+    "Note",
+    "RunData",
+    "RunGeometry",
+    "Series",
+    "Shape",
+    "SiteTable",
+    "Throughput",
+    "atomic_save_npy",
+    "atomic_write_bytes",
+    "atomic_write_table",
+    "chunk_name",
+    "chunk_table",
+    "file_sha256",
+    "fstate_last",
+    "fstate_table",
+    "make_chunk_dirs",
+    "prepare_run_dir",
+    "read_availability",
+    "read_disruptions",
+    "read_geometry",
+    "read_json",
+    "read_paths",
+    "read_run",
+    "read_run_series",
+    "read_series",
+    "read_summary",
+    "read_throughput",
+    "read_traffic_series",
+    "write_chunk",
+    "write_run_header",
+    "write_traffic_tables",
+]

@@ -1,0 +1,38 @@
+"""The names of a run folder's files: the only place they are spelled."""
+
+from __future__ import annotations
+
+#: The scenario as run (resolved: presets expanded, names to coordinates, pairs listed).
+SCENARIO = "scenario.toml"
+#: A run with ``[[variants]]``: the scenario as given, from which a resume expands them again.
+VARIANTS_SPEC = "variants.toml"
+#: Per pair and mode statistics, and the run's figures (:class:`starmesh.results.Summary`).
+SUMMARY = "summary.json"
+#: Complete chunks and their files' hashes.
+MANIFEST = "manifest.json"
+#: Per chunk series and counters while a run is in progress.
+PARTIAL = ".partial"
+SITES = "sites.parquet"
+ISLS = "isls.parquet"
+#: Folders of one Parquet file per chunk.
+RTT = "rtt.parquet"
+FSTATE = "fstate.parquet"
+FLOWS = "flows.parquet"
+LINKS = "links.parquet"
+FLOW_INFO = "flow_info.parquet"
+RESOURCES = "resources.parquet"
+#: Variants compared (a run with ``[[variants]]``).
+COMPARISON = "comparison.json"
+#: Folder of the variant run folders (variants and sweeps).
+VARIANTS_DIR = "variants"
+SWEEP_SPEC = "sweep.toml"
+SWEEP_TABLE = "sweep.parquet"
+SWEEP_SUMMARY = "sweep_summary.json"
+REPORT = "report.html"
+#: An exclusive lock on a run folder while a process writes it.
+LOCK = ".starmesh.lock"
+
+
+def chunk_name(index: int) -> str:
+    """File name of chunk ``index`` in each per-chunk folder."""
+    return f"part-{index:06d}.parquet"

@@ -1,0 +1,271 @@
+"""Writing a run folder: table schemas, the folder's fixed files, and one chunk at a time."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from ...engine import ChunkResult, reconcile_fstate
+from ...errors import RunFolderError
+from ...results import chunk_counters
+from ._files import ChunkStore, Manifest, atomic_write_bytes, atomic_write_table
+from ._names import (
+    FLOW_INFO,
+    FLOWS,
+    FSTATE,
+    ISLS,
+    LINKS,
+    RESOURCES,
+    RTT,
+    SCENARIO,
+    SITES,
+    chunk_name,
+)
+
+if TYPE_CHECKING:
+    from ...plan import RunPlan
+
+RTT_SCHEMA = pa.schema(
+    [
+        ("t_s", pa.float64()),
+        ("mode", pa.string()),
+        ("src", pa.string()),
+        ("dst", pa.string()),
+        ("rtt_ms", pa.float64()),
+        ("hops", pa.int16()),
+        ("src_sat", pa.int32()),
+        ("dst_sat", pa.int32()),
+        ("path_changed", pa.bool_()),
+    ]
+)
+
+
+def chunk_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
+    """Rows of one chunk, ordered by time, then mode, then pair; nulls where unreachable."""
+    n_m, n_t, _n_p = res.rtt_s.shape
+    src_names, dst_names = plan.pair_names
+    sel = plan.series_idx
+    n_p = sel.size
+    pair = np.tile(sel, n_t * n_m)
+    mode_idx = np.tile(np.repeat(np.arange(n_m), n_p), n_t)
+
+    def rows(x: NDArray[Any]) -> NDArray[Any]:
+        return np.ascontiguousarray(np.transpose(x[:, :, sel], (1, 0, 2))).reshape(-1)
+
+    rtt = rows(res.rtt_s) * 1e3
+    unreachable = ~np.isfinite(rtt)
+    return pa.table(
+        {
+            "t_s": np.repeat(res.t_s, n_m * n_p),
+            "mode": pa.array(list(plan.modes)).take(mode_idx),
+            "src": pa.array(src_names).take(pair),
+            "dst": pa.array(dst_names).take(pair),
+            "rtt_ms": pa.array(rtt, mask=unreachable),
+            "hops": pa.array(rows(res.hops), mask=unreachable),
+            "src_sat": pa.array(rows(res.src_sat), mask=unreachable),
+            "dst_sat": pa.array(rows(res.dst_sat), mask=unreachable),
+            "path_changed": pa.array(rows(res.changed)),
+        },
+        schema=RTT_SCHEMA,
+    )
+
+
+FSTATE_SCHEMA = pa.schema(
+    [
+        ("t_s", pa.float64()),
+        ("mode", pa.string()),
+        ("node", pa.int32()),
+        ("dst", pa.int32()),
+        ("next_hop", pa.int32()),
+    ]
+)
+
+
+def fstate_table(plan: RunPlan, rows_by_mode: dict[str, tuple[NDArray[Any], ...]]) -> pa.Table:
+    """Forwarding-state entries of one chunk (all at the run's first step, then changes)."""
+    parts = []
+    for mode, (t_s, node, dst, nh) in rows_by_mode.items():
+        parts.append(
+            pa.table(
+                {
+                    "t_s": t_s,
+                    "mode": pa.array([mode]).take(np.zeros(t_s.size, np.int64)),
+                    "node": node,
+                    "dst": dst,
+                    "next_hop": nh,
+                },
+                schema=FSTATE_SCHEMA,
+            )
+        )
+    return pa.concat_tables(parts)
+
+
+def prepare_run_dir(out: Path, *, force: bool, keep: tuple[str, ...] = ()) -> None:
+    """Create ``out``; refuse a non-empty folder unless ``force`` (then empty it, but for the
+    entries named in ``keep``)."""
+    if out.exists():
+        if not out.is_dir():
+            raise RunFolderError(f"output {str(out)!r} is a file: choose another --out")
+        present = [p for p in out.iterdir() if p.name not in keep]
+        if present:
+            if not force:
+                raise RunFolderError(
+                    f"output folder {str(out)!r} is not empty: choose another --out, "
+                    "or pass --force to overwrite it"
+                )
+            for p in present:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def write_chunk(
+    plan: RunPlan,
+    out: Path,
+    index: int,
+    res: ChunkResult,
+    store: ChunkStore,
+    manifest: Manifest,
+    prev_last: dict[str, NDArray[np.int32]] | None,
+) -> None:
+    """Write one chunk's files atomically, then record the chunk in the manifest."""
+    name = chunk_name(index)
+    files = []
+    extra: dict[str, Any] = chunk_counters(res)
+    if res.fstate is not None:
+        assert res.fstate_last is not None
+        rows = dict(res.fstate)
+        if res.start > 0:
+            if prev_last is None:
+                raise RunFolderError(f"chunk {index} has no predecessor state to follow")
+            rows = {m: reconcile_fstate(plan, res, m, prev_last[m]) for m in res.fstate}
+        path = out / FSTATE / name
+        atomic_write_table(path, fstate_table(plan, rows))
+        files.append(path)
+        for mode, last in res.fstate_last.items():
+            extra[f"fstate_last:{mode}"] = last
+    path = out / RTT / name
+    atomic_write_table(path, chunk_table(plan, res))
+    files.append(path)
+    if res.rate_bps is not None:
+        assert res.bottleneck is not None and res.demand_bps is not None and res.load is not None
+        n_m, n_t, n_f = res.rate_bps.shape
+        modes = pa.array(list(plan.modes))
+        path = out / FLOWS / name
+        atomic_write_table(
+            path,
+            pa.table(
+                {
+                    "t_s": np.repeat(res.t_s, n_m * n_f),
+                    "mode": modes.take(np.tile(np.repeat(np.arange(n_m), n_f), n_t)),
+                    "flow": np.tile(np.arange(n_f, dtype=np.int32), n_t * n_m),
+                    "demand_mbps": np.repeat(res.demand_bps[:, None, :], n_m, axis=1)
+                    .reshape(-1)
+                    .astype(np.float32)
+                    / np.float32(1e6),
+                    "rate_mbps": (np.transpose(res.rate_bps, (1, 0, 2)).reshape(-1) / 1e6).astype(
+                        np.float32
+                    ),
+                    "bottleneck": np.transpose(res.bottleneck, (1, 0, 2)).reshape(-1),
+                }
+            ),
+        )
+        files.append(path)
+        t_s, m_idx, r_idx, util = res.load
+        path = out / LINKS / name
+        atomic_write_table(
+            path,
+            pa.table(
+                {
+                    "t_s": t_s,
+                    "mode": modes.take(m_idx.astype(np.int64)),
+                    "resource": r_idx,
+                    "utilisation": util,
+                }
+            ),
+        )
+        files.append(path)
+    # float64: the summary's statistics are those of the exact values, not of a rounding.
+    series = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)), dtype=np.float64)
+    files += store.write(index, series, extra)
+    manifest.record(index, files)
+
+
+def write_traffic_tables(plan: RunPlan, out: Path) -> None:
+    """``flow_info.parquet`` (what each flow index is) and ``resources.parquet``."""
+    tp = plan.traffic
+    assert tp is not None
+    names = plan.sites.names
+    f = tp.flows
+    atomic_write_table(
+        out / FLOW_INFO,
+        pa.table(
+            {
+                "flow": np.arange(f.src_site.size, dtype=np.int32),
+                "name": list(f.names),
+                "src": [names[i] for i in f.src_site],
+                "dst": [names[i] for i in f.dst_site],
+                "peak_demand_mbps": f.demand_bps / 1e6,
+            }
+        ),
+    )
+    r = tp.resources
+    atomic_write_table(
+        out / RESOURCES,
+        pa.table(
+            {
+                "resource": np.arange(r.capacity_bps.size, dtype=np.int32),
+                "label": r.labels(list(names)),
+                "capacity_mbps": r.capacity_bps / 1e6,
+            }
+        ),
+    )
+
+
+def fstate_last(plan: RunPlan, store: ChunkStore, index: int) -> dict[str, NDArray[np.int32]]:
+    """Last forwarding state of chunk ``index`` per mode (what the next chunk's first step is
+    taken against)."""
+    extra = store.extra(index)
+    return {m: extra[f"fstate_last:{m}"] for m in plan.modes if f"fstate_last:{m}" in extra}
+
+
+def write_run_header(plan: RunPlan, out: Path, resolved: bytes) -> None:
+    """The files of a run that do not depend on time: ``scenario.toml`` (resolved),
+    ``sites.parquet``, ``isls.parquet`` and, with traffic, ``flow_info.parquet`` and
+    ``resources.parquet``; and the chunk folders."""
+    atomic_write_bytes(out / SCENARIO, resolved)
+    s = plan.sites
+    atomic_write_table(
+        out / SITES,
+        pa.table(
+            {
+                "site_idx": np.arange(len(s), dtype=np.int32),
+                "name": list(s.names),
+                "kind": list(s.kinds),
+                "lat_deg": np.degrees(s.lat_rad),
+                "lon_deg": np.degrees(s.lon_rad),
+                "alt_m": s.alt_m,
+            }
+        ),
+    )
+    atomic_write_table(out / ISLS, pa.table({"a": plan.isl_edges[:, 0], "b": plan.isl_edges[:, 1]}))
+    if plan.traffic is not None:
+        write_traffic_tables(plan, out)
+    make_chunk_dirs(plan, out)
+
+
+def make_chunk_dirs(plan: RunPlan, out: Path) -> None:
+    """The folders that hold one Parquet file per chunk."""
+    (out / RTT).mkdir(exist_ok=True)
+    if plan.traffic is not None:
+        (out / FLOWS).mkdir(exist_ok=True)
+        (out / LINKS).mkdir(exist_ok=True)
+    if plan.forwarding_state:
+        (out / FSTATE).mkdir(exist_ok=True)

@@ -1,0 +1,764 @@
+"""Run plans: a scenario resolved into everything a run needs, validated, with no pydantic in it.
+
+:func:`build_plan` turns a :class:`~starmesh.scenario.Scenario` into a :class:`RunPlan`: the
+time grid, the constellation and its propagator settings, the ground sites, the routing problem
+(graph node numbering, pairs, fibre), traffic and disruptions. Every input error is raised here,
+before anything is computed or written. A plan is self-contained and picklable: worker processes
+and Dask workers get plans, never scenario objects, and :meth:`RunPlan.propagator` is the one
+place that makes the plan's propagator.
+
+:func:`resolved_scenario` is the scenario as run (presets expanded into shells, city names into
+coordinates, pairs listed), which the run folder records as ``scenario.toml``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .capacity import LinkCapacities, Resources, build_resources
+from .constants import LIBASTRO_EARTH_RADIUS_KM, LIBASTRO_FLATTENING, SGP4_WGS72_RADIUS_KM
+from .constellation import Constellation, WalkerShell, preset_shells
+from .disruptions import (
+    Circle,
+    FailurePlan,
+    Geofence,
+    Jammer,
+    Outage,
+    isl_outage_by_endpoints,
+    outage_of,
+    plane_outage,
+    random_outage,
+    shell_plane_of_sats,
+)
+from .elements import load_elements
+from .errors import ScenarioError
+from .ground import (
+    Site,
+    SiteKind,
+    Sites,
+    gateway_by_name,
+    hypatia_cities,
+    nearest,
+    resolve_city,
+    top_cities,
+)
+from .linkbudget import LinkProfile, starlink_ka_feeder, starlink_ku_user
+from .propagation import Propagator
+from .routing import RoutingProblem, fibre_delay_s
+from .scenario import Scenario, SiteEntry
+from .timegrid import TimeGrid, parse_utc
+from .topology import (
+    GslRule,
+    fibre_links,
+    max_isl_range_m,
+    nearest_k_edges,
+    plus_grid_edges,
+)
+from .traffic import Flows, access_flows, explicit_flows, gravity_flows
+
+#: Positions held per chunk are kept near this size [bytes] when chunk_steps is not given.
+_CHUNK_POSITION_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class TrafficPlan:
+    """Flows of a run and the capacity-limited resources they share.
+
+    Attributes
+    ----------
+    flows : Flows
+        ``F`` flows.
+    resources : Resources
+        ``R`` resources with their capacities.
+    flow_pair : ndarray of int64, shape (F,)
+        Routed pair each flow follows.
+    flow_reverse : ndarray of bool, shape (F,)
+        The flow runs from the pair's destination to its source.
+    terminals_per_site : ndarray of int64, shape (G,)
+        Terminals each site stands for (throughput per terminal = site rate / this).
+    """
+
+    flows: Flows
+    resources: Resources
+    flow_pair: NDArray[np.int64]
+    flow_reverse: NDArray[np.bool_]
+    terminals_per_site: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run needs, resolved and validated."""
+
+    name: str
+    grid: TimeGrid
+    constellation: Constellation
+    sites: Sites
+    problem: RoutingProblem
+    isl_edges: NDArray[np.int32]
+    isl_max_range_m: float
+    gsl_rule: GslRule
+    modes: tuple[str, ...]
+    chunk_steps: int
+    series_idx: NDArray[np.int64]
+    failures: FailurePlan | None = None
+    jammers: tuple[Jammer, ...] = ()
+    denied: NDArray[np.bool_] | None = None
+    profiles: tuple[LinkProfile, ...] | None = None
+    traffic: TrafficPlan | None = None
+    #: Earth model of the geometry: ``"wgs84"``, or ``"pyephem"`` (satgenpy's, for Hypatia).
+    earth_model: str = "wgs84"
+    #: UT1 - UTC [s] applied to Earth rotation.
+    dut1_s: float = 0.0
+    #: Write every node's next hop towards every pair endpoint (``fstate.parquet``).
+    forwarding_state: bool = False
+    #: Worker processes or routing threads (None: every core); never changes results.
+    workers: int | None = None
+    #: Seed of the scenario's random choices.
+    seed: int = 0
+    #: What the user should know about the inputs (records skipped, ...), one line each.
+    notes: tuple[str, ...] = ()
+    #: The scenario as run (:func:`resolved_scenario`), plain data for ``scenario.toml``.
+    resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def propagator(self) -> Propagator:
+        """The plan's propagator (Earth model and UT1 applied); the one place that makes it."""
+        return make_propagator(self.constellation, self.grid.epoch, self.earth_model, self.dut1_s)
+
+    @property
+    def chunks(self) -> list[tuple[int, int]]:
+        """Step range ``(start, stop)`` of every time chunk of the run."""
+        return list(self.grid.chunks(self.chunk_steps))
+
+    @property
+    def n_chunks(self) -> int:
+        """Number of time chunks of the run."""
+        return len(self.chunks)
+
+    @property
+    def pair_names(self) -> tuple[list[str], list[str]]:
+        """Source and destination site names of every pair."""
+        names = self.sites.names
+        return (
+            [names[i] for i in self.problem.pair_src],
+            [names[i] for i in self.problem.pair_dst],
+        )
+
+
+# --- Building a plan -------------------------------------------------------------------------
+
+
+def _resolve_site(entry: SiteEntry, kind: SiteKind, where: str) -> Site:
+    try:
+        if isinstance(entry, str):
+            if kind == "gateway":
+                return gateway_by_name(entry)
+            site = resolve_city(entry)
+        elif entry.city is not None:
+            site = resolve_city(entry.city)
+        elif entry.gateway is not None:
+            site = gateway_by_name(entry.gateway)
+        else:
+            assert entry.lat_deg is not None and entry.lon_deg is not None
+            assert entry.name is not None
+            site = Site(entry.name, "terminal", entry.lat_deg, entry.lon_deg, entry.alt_m)
+        if not isinstance(entry, str) and entry.name is not None:
+            site = Site(
+                entry.name,
+                site.kind,
+                site.lat_deg,
+                site.lon_deg,
+                site.alt_m,
+                site.approximate,
+                site.population,
+            )
+    except ScenarioError as exc:
+        raise ScenarioError(where, exc.message) from None
+    return Site(
+        site.name, kind, site.lat_deg, site.lon_deg, site.alt_m, site.approximate, site.population
+    )
+
+
+def _build_sites(scenario: Scenario) -> tuple[Sites, list[Site]]:
+    g = scenario.ground
+    sites: list[Site] = []
+    for i, e in enumerate(g.terminals):
+        sites.append(_resolve_site(e, "terminal", f"ground.terminals[{i}]"))
+    if g.terminal_dataset == "hypatia-top100":
+        sites.extend(hypatia_cities())
+    elif g.terminal_dataset is not None:
+        sites.extend(top_cities(int(g.terminal_dataset.removeprefix("top-cities:"))))
+    for i, e in enumerate(g.gateways):
+        sites.append(_resolve_site(e, "gateway", f"ground.gateways[{i}]"))
+    for i, e in enumerate(g.pops):
+        sites.append(_resolve_site(e, "pop", f"ground.pops[{i}]"))
+    if scenario.earth_model == "pyephem":
+        built = Sites.from_sites(sites, a_m=LIBASTRO_EARTH_RADIUS_KM * 1e3, f=LIBASTRO_FLATTENING)
+    else:
+        built = Sites.from_sites(sites)
+    return built, sites
+
+
+def make_propagator(
+    constellation: Constellation, epoch: datetime, earth_model: str, dut1_s: float
+) -> Propagator:
+    """A propagator with an Earth model and UT1 applied.
+
+    ``earth_model = "pyephem"`` scales SGP4's WGS72 positions to pyephem's 6378.16 km Earth, as
+    satgenpy measures with it (:mod:`starmesh.io.hypatia`).
+    """
+    scale = 1.0
+    if earth_model == "pyephem":
+        scale = LIBASTRO_EARTH_RADIUS_KM / SGP4_WGS72_RADIUS_KM
+    return Propagator(constellation, epoch, dut1_s=dut1_s, scale=scale)
+
+
+def build_constellation(scenario: Scenario) -> Constellation:
+    """The scenario's constellation alone (no ground segment, traffic or disruptions).
+
+    Readers of a run folder use it (with :func:`make_propagator`) to recompute satellite
+    positions from the run's ``scenario.toml``.
+    """
+    return _build_constellation(scenario)
+
+
+def _build_constellation(scenario: Scenario, notes: list[str] | None = None) -> Constellation:
+    c = scenario.constellation
+    if c.tle_file is not None:
+        elements = load_elements(c.tle_file, skip_bad=c.skip_bad_tle)
+        if elements.skipped and notes is not None:
+            notes.append(
+                f"skipped {len(elements.skipped)} malformed TLE record(s) of {c.tle_file}; "
+                f"first: {elements.skipped[0]}"
+            )
+        return Constellation.from_elements(Path(c.tle_file).stem, elements)
+    if c.preset is not None:
+        shells = preset_shells(c.preset)
+        name = c.preset
+    else:
+        assert c.shells is not None
+        shells = [
+            WalkerShell(
+                name=s.name or f"shell{i}",
+                n_planes=s.planes,
+                sats_per_plane=s.sats_per_plane,
+                phasing=s.phasing,
+                altitude_m=s.altitude_km * 1e3,
+                inclination_deg=s.inclination_deg,
+                pattern=s.pattern,
+                layout=c.layout,
+                mean_motion_rev_day=s.mean_motion_rev_day,
+            )
+            for i, s in enumerate(c.shells)
+        ]
+        name = scenario.name
+    return Constellation.from_shells(name, shells, epoch=scenario.time.start_utc)
+
+
+def _pairs(scenario: Scenario, sites: Sites) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    rule = scenario.routing.pairs
+    terminals = sites.of_kind("terminal")
+    if isinstance(rule, list):
+        src, dst = [], []
+        for i, (a, b) in enumerate(rule):
+            try:
+                src.append(sites.index(a))
+                dst.append(sites.index(b))
+            except ScenarioError as exc:
+                raise ScenarioError(f"routing.pairs[{i}]", exc.message) from None
+            if a == b:
+                raise ScenarioError(f"routing.pairs[{i}]", f"pair ({a!r}, {b!r}) has one site")
+        return np.array(src, np.int64), np.array(dst, np.int64)
+    if rule == "terminal-to-nearest-pop":
+        pops = sites.of_kind("pop")
+        if pops.size == 0:
+            raise ScenarioError(
+                "routing.pairs",
+                "'terminal-to-nearest-pop' needs at least one PoP: add ground.pops = [\"Warsaw\"]",
+            )
+        j = nearest(sites, terminals, sites, pops)
+        return terminals.astype(np.int64), j.astype(np.int64)
+    iu, ju = np.triu_indices(terminals.size, k=1)
+    if iu.size == 0:
+        raise ScenarioError("routing.pairs", "'all-terminal-pairs' needs at least 2 terminals")
+    return terminals[iu].astype(np.int64), terminals[ju].astype(np.int64)
+
+
+def _series(
+    scenario: Scenario, sites: Sites, src: NDArray[np.int64], dst: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Indices of the pairs whose full RTT series are written."""
+    want = scenario.routing.series_pairs
+    n_p = src.size
+    if want == "all":
+        return np.arange(n_p, dtype=np.int64)
+    if isinstance(want, int):
+        if want > n_p:
+            raise ScenarioError(
+                "routing.series_pairs", f"asks for {want} pairs but the run has {n_p}: lower it"
+            )
+        rng = np.random.default_rng(scenario.seed)
+        return np.sort(rng.choice(n_p, size=want, replace=False)).astype(np.int64)
+    index = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(src, dst, strict=True))}
+    out = []
+    for i, (a, b) in enumerate(want):
+        try:
+            key = (sites.index(a), sites.index(b))
+        except ScenarioError as exc:
+            raise ScenarioError(f"routing.series_pairs[{i}]", exc.message) from None
+        j = index.get(key, index.get(key[::-1]))
+        if j is None:
+            raise ScenarioError(
+                f"routing.series_pairs[{i}]", f"({a!r}, {b!r}) is not one of the routed pairs"
+            )
+        out.append(j)
+    return np.unique(np.array(out, np.int64))
+
+
+_CAPACITY_UNITS = {"_gbps": 1e9, "_mbps": 1e6}
+
+
+def _traffic_flows(
+    scenario: Scenario, sites: Sites, grid: TimeGrid
+) -> tuple[Flows | None, LinkCapacities | None, NDArray[np.int64] | None]:
+    """The scenario's flows, link capacities and terminals per site (None without traffic)."""
+    t = scenario.traffic
+    if t is None:
+        return None, None, None
+    over = {}
+    for name, value in t.capacity.model_dump(exclude_none=True).items():
+        unit = next(u for u in _CAPACITY_UNITS if name.endswith(u))
+        over[name.removesuffix(unit) + "_bps"] = value * _CAPACITY_UNITS[unit]
+    caps = LinkCapacities(**over)
+    terminals = sites.of_kind("terminal")
+    per_site = np.ones(len(sites), np.int64)
+    # Every terminal site stands for terminals_per_site terminals, whatever the demand model.
+    per_site[terminals] = t.terminals_per_site
+    if t.model == "access":
+        if sites.of_kind("pop").size == 0:
+            raise ScenarioError(
+                "traffic.model", "'access' traffic needs PoPs: add ground.pops = [\"Warsaw\"]"
+            )
+        flows = access_flows(
+            sites,
+            [int(i) for i in terminals],
+            None,
+            down_bps=t.down_mbps * 1e6,
+            up_bps=t.up_mbps * 1e6,
+            n_terminals=t.terminals_per_site,
+            aggregate=t.aggregate,
+            max_down_bps=caps.terminal_down_bps,
+            max_up_bps=caps.terminal_up_bps,
+            diurnal=t.diurnal,
+            epoch=grid.epoch,
+        )
+    elif t.model == "gravity":
+        pops = []
+        for i in terminals:
+            people = sites.population[i] if sites.population else None
+            if people is None:
+                raise ScenarioError(
+                    "traffic.model",
+                    f"'gravity' needs populations: terminal {sites.names[i]!r} is not a GeoNames "
+                    "city; name terminals by city or use model = 'flows'",
+                )
+            pops.append(people)
+        flows = gravity_flows(
+            sites,
+            [int(i) for i in terminals],
+            np.array(pops, float),
+            total_bps=t.total_gbps * 1e9,
+            alpha=t.alpha,
+            diurnal=t.diurnal,
+            epoch=grid.epoch,
+        )
+    else:
+        flows = explicit_flows(sites, [(a, b, mbps * 1e6) for a, b, mbps in t.flows])
+    return flows, caps, per_site
+
+
+def _route_flows(
+    flows: Flows, src: NDArray[np.int64], dst: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Give every flow a routed pair (in either direction), adding the pairs that are missing."""
+    index = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(src, dst, strict=True))}
+    src_l, dst_l = list(src), list(dst)
+    pair = np.empty(len(flows.src_site), np.int64)
+    reverse = np.zeros(len(flows.src_site), bool)
+    for f, (a, b) in enumerate(zip(flows.src_site, flows.dst_site, strict=True)):
+        a, b = int(a), int(b)
+        if (a, b) in index:
+            pair[f] = index[(a, b)]
+        elif (b, a) in index:
+            pair[f], reverse[f] = index[(b, a)], True
+        else:
+            index[(a, b)] = pair[f] = len(src_l)
+            src_l.append(a)
+            dst_l.append(b)
+    return np.array(src_l, np.int64), np.array(dst_l, np.int64), pair, reverse
+
+
+def _window(start_s: float | None, end_s: float | None) -> tuple[float, float]:
+    return (-math.inf if start_s is None else start_s, math.inf if end_s is None else end_s)
+
+
+def _site_indices(sites: Sites, names: list[str], kind: SiteKind, where: str) -> list[int]:
+    out = []
+    of_kind = [sites.names[i] for i in sites.of_kind(kind)]
+    for j, name in enumerate(names):
+        if name not in of_kind:
+            raise ScenarioError(
+                f"{where}[{j}]",
+                f"no {kind} {name!r} in this scenario: use one of {', '.join(of_kind) or 'none'}",
+            )
+        out.append(sites.index(name))
+    return out
+
+
+def _disruptions(
+    scenario: Scenario, constellation: Constellation, sites: Sites, isl_edges: NDArray[np.int32]
+) -> tuple[
+    FailurePlan | None, tuple[Jammer, ...], NDArray[np.bool_] | None, tuple[LinkProfile, ...] | None
+]:
+    """Failures, jammers, denied sites and GSL link profiles of a scenario (all validated)."""
+    d = scenario.disruptions
+    n_s, n_g, n_e = constellation.n_sats, len(sites), isl_edges.shape[0]
+    # One child generator per random outage, in a fixed order: same seed, same outages.
+    rng = np.random.default_rng(scenario.seed)
+    sats: list[Outage] = []
+    isls: list[Outage] = []
+    down: list[Outage] = []
+    for i, f in enumerate(d.failures):
+        ws, we = _window(f.start_s, f.end_s)
+        where = f"disruptions.failures[{i}]"
+        if f.satellites:
+            sats.append(
+                outage_of(f.satellites, n_s, where=f"{where}.satellites", start_s=ws, end_s=we)
+            )
+        if f.satellite_fraction > 0:
+            sats.append(
+                random_outage(
+                    n_s,
+                    f.satellite_fraction,
+                    seed=rng.spawn(1)[0],
+                    where=f"{where}.satellite_fraction",
+                    start_s=ws,
+                    end_s=we,
+                )
+            )
+        if f.planes:
+            if not constellation.shells:
+                raise ScenarioError(
+                    f"{where}.planes",
+                    "the constellation has no planes (a TLE set): name satellites instead",
+                )
+            shell_idx, plane_idx = shell_plane_of_sats(constellation)
+            for p in f.planes:
+                sats.append(
+                    plane_outage(
+                        shell_idx,
+                        plane_idx,
+                        shell=p.shell,
+                        planes=None if p.plane is None else [p.plane],
+                        where=f"{where}.planes",
+                        start_s=ws,
+                        end_s=we,
+                    )
+                )
+        if f.isl_fraction > 0:
+            isls.append(
+                random_outage(
+                    n_e,
+                    f.isl_fraction,
+                    seed=rng.spawn(1)[0],
+                    what="ISL",
+                    where=f"{where}.isl_fraction",
+                    start_s=ws,
+                    end_s=we,
+                )
+            )
+        if f.isls:
+            isls.append(
+                isl_outage_by_endpoints(
+                    isl_edges, f.isls, where=f"{where}.isls", start_s=ws, end_s=we
+                )
+            )
+        idx = _site_indices(sites, f.gateways, "gateway", f"{where}.gateways")
+        idx += _site_indices(sites, f.pops, "pop", f"{where}.pops")
+        if idx:
+            down.append(outage_of(idx, n_g, what="site", where=where, start_s=ws, end_s=we))
+    failures = (
+        FailurePlan(
+            n_s,
+            isl_edges.astype(np.int64),
+            n_g,
+            sats=tuple(sats),
+            isls=tuple(isls),
+            sites=tuple(down),
+        )
+        if sats or isls or down
+        else None
+    )
+    jammers = tuple(
+        Jammer(
+            j.lat_deg,
+            j.lon_deg,
+            j.alt_m,
+            j.eirp_dbw if j.eirp_dbw is not None else 10.0 * math.log10(j.eirp_w or 1.0),
+            j.band,
+            j.bandwidth_mhz * 1e6,
+            j.center_freq_ghz * 1e9,
+            *_window(j.start_s, j.end_s),
+            name=j.name,
+        )
+        for j in d.jammers
+    )
+    denied = None
+    if d.denied_areas:
+        fences = []
+        for a in d.denied_areas:
+            if a.circle is not None:
+                c = a.circle
+                fences.append(
+                    Geofence(
+                        circles=(Circle(c.lat_deg, c.lon_deg, c.radius_km, name=a.name),),
+                        name=a.name,
+                    )
+                )
+            else:
+                geo = a.geojson
+                if isinstance(geo, str):
+                    try:
+                        geo = Path(geo).read_text(encoding="utf-8")
+                    except OSError:
+                        raise ScenarioError(
+                            f"disruptions.denied_areas[{a.name!r}]",
+                            f"GeoJSON file {geo!r} not found: check the path, or inline it",
+                        ) from None
+                assert geo is not None
+                fences.append(Geofence.from_geojson(geo, name=a.name))
+        fence = fences[0]
+        for more in fences[1:]:
+            fence = fence | more
+        terminals = np.array([k == "terminal" for k in sites.kinds])
+        denied = fence.denied_sites(np.degrees(sites.lat_rad), np.degrees(sites.lon_rad))
+        denied = denied & terminals
+    profiles = None
+    if d.link_budget or jammers:
+        ku, ka = starlink_ku_user(), starlink_ka_feeder()
+        profiles = tuple(ka if k == "gateway" else ku for k in sites.kinds)
+    return failures, jammers, denied, profiles
+
+
+#: Resolving a resolved scenario gives it back after at most this many rounds (float round
+#: trips of unit conversions settle after one).
+_MAX_RESOLVE_ROUNDS = 4
+
+
+def build_plan(scenario: Scenario) -> RunPlan:
+    """Resolve a scenario into a :class:`RunPlan`; every input error is raised here.
+
+    The plan is built from the *resolved* scenario (:func:`resolved_scenario`), the one its run
+    folder records, so that running a run folder's own ``scenario.toml`` (``--resume``) builds
+    the same plan, bit for bit, as the original scenario did.
+
+    Parameters
+    ----------
+    scenario : Scenario
+
+    Returns
+    -------
+    RunPlan
+
+    Raises
+    ------
+    ScenarioError, TLEFormatError, StarmeshError
+    """
+    given = scenario.model_dump(mode="json", exclude_none=True)
+    plan, resolved = _build(scenario)
+    rounds = 1
+    while resolved != given and rounds < _MAX_RESOLVE_ROUNDS:
+        given = resolved
+        plan, resolved = _build(Scenario.model_validate(resolved))
+        rounds += 1
+    if resolved != given:  # pragma: no cover - a resolution that does not settle is a bug
+        raise ScenarioError("scenario", "resolving the scenario does not settle: please report it")
+    return plan
+
+
+def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
+    """One plan of a scenario as given, and the scenario it resolves to."""
+    grid = TimeGrid.from_utc(
+        parse_utc(scenario.time.start_utc),
+        duration_s=scenario.time.duration_s,
+        step_s=scenario.time.step_s,
+    )
+    notes: list[str] = []
+    constellation = _build_constellation(scenario, notes)
+    sites, site_list = _build_sites(scenario)
+    links = scenario.links
+    propagator = make_propagator(
+        constellation, grid.epoch, scenario.earth_model, scenario.run.dut1_s
+    )
+    if links.isl_max_range_km is not None:
+        isl_range = links.isl_max_range_km * 1e3
+    elif constellation.shells:
+        isl_range = max_isl_range_m(min(s.shell.altitude_m for s in constellation.shells))
+    else:
+        isl_range = max_isl_range_m(500e3)
+    if links.isl == "none":
+        isl_edges = np.zeros((0, 2), np.int32)
+    elif links.isl == "plus-grid" and constellation.shells:
+        isl_edges = plus_grid_edges(constellation)
+    else:
+        # nearest-k, or +Grid asked of satellites without a plane/slot layout (TLE sets).
+        r0, ok0 = propagator.positions_ecef_m(grid.t_s(0, 1))
+        isl_edges = nearest_k_edges(r0[0], ok0[0], k=links.isl_k, max_range_m=isl_range)
+    if links.gsl_rule == "max-range":
+        assert links.gsl_max_range_km is not None
+        rule = GslRule(max_range_m=links.gsl_max_range_km * 1e3)
+    else:
+        rule = GslRule(min_elevation_rad=math.radians(links.min_elevation_deg))
+    gw = sites.of_kind("gateway")
+    pop = sites.of_kind("pop")
+    f_gw, f_pop, f_len = fibre_links(
+        sites.lat_rad,
+        sites.lon_rad,
+        gw,
+        pop,
+        route_factor=links.fibre_route_factor,
+        policy=links.gateway_pop,
+    )
+    src, dst = _pairs(scenario, sites)
+    traffic_flows, caps, per_site = _traffic_flows(scenario, sites, grid)
+    flow_pair = flow_reverse = None
+    if traffic_flows is not None:
+        src, dst, flow_pair, flow_reverse = _route_flows(traffic_flows, src, dst)
+    modes = tuple(scenario.routing.modes)
+    if "bent-pipe" in modes and gw.size == 0 and pop.size and np.isin(dst, pop).any():
+        raise ScenarioError(
+            "routing.modes",
+            "'bent-pipe' to a PoP needs gateways: add ground.gateways = [\"Wola-Krobowska\"]",
+        )
+    problem = RoutingProblem(
+        n_sats=constellation.n_sats,
+        n_sites=len(sites),
+        gsl_site=np.array([k != "pop" for k in sites.kinds], dtype=bool),
+        isl_edges=isl_edges,
+        fibre_gw=f_gw,
+        fibre_pop=f_pop,
+        fibre_delay_s=fibre_delay_s(f_len),
+        pair_src=src,
+        pair_dst=dst,
+    )
+    chunk = scenario.run.chunk_steps or max(
+        1, min(600, _CHUNK_POSITION_BYTES // (24 * max(constellation.n_sats, 1)))
+    )
+    series_idx = _series(scenario, sites, src, dst)
+    traffic = None
+    if traffic_flows is not None:
+        assert flow_pair is not None and flow_reverse is not None and per_site is not None
+        resources = build_resources(
+            constellation.n_sats,
+            list(sites.kinds),
+            isl_edges,
+            f_gw,
+            f_pop,
+            caps,
+            n_terminals_per_site=per_site,
+        )
+        traffic = TrafficPlan(traffic_flows, resources, flow_pair, flow_reverse, per_site)
+    failures, jammers, denied, profiles = _disruptions(scenario, constellation, sites, isl_edges)
+    plan = RunPlan(
+        name=scenario.name,
+        earth_model=scenario.earth_model,
+        dut1_s=scenario.run.dut1_s,
+        forwarding_state=scenario.routing.forwarding_state,
+        workers=scenario.run.workers,
+        seed=scenario.seed,
+        notes=tuple(notes),
+        failures=failures,
+        jammers=jammers,
+        denied=denied,
+        profiles=profiles,
+        series_idx=series_idx,
+        traffic=traffic,
+        grid=grid,
+        constellation=constellation,
+        sites=sites,
+        problem=problem,
+        isl_edges=isl_edges,
+        isl_max_range_m=isl_range,
+        gsl_rule=rule,
+        modes=modes,
+        chunk_steps=chunk,
+    )
+    resolved = resolved_scenario(scenario, plan, site_list)
+    object.__setattr__(plan, "resolved", resolved)
+    return plan, resolved
+
+
+def resolved_scenario(sc: Scenario, plan: RunPlan, site_list: list[Site]) -> dict[str, Any]:
+    """The scenario as run: presets expanded to shells, names to coordinates, pairs listed.
+
+    Running the result again gives the same plan (and so the same bytes): a resumed run
+    rebuilds its plan from this.
+    """
+    data = sc.model_dump(mode="json", exclude_none=True)
+    cons = plan.constellation
+    c: dict[str, Any] = {}
+    if cons.shells:
+        c["layout"] = cons.shells[0].shell.layout
+        c["shells"] = [
+            {
+                k: v
+                for k, v in {
+                    "name": s.shell.name,
+                    "planes": s.shell.n_planes,
+                    "sats_per_plane": s.shell.sats_per_plane,
+                    "phasing": s.shell.phasing,
+                    "altitude_km": s.shell.altitude_m / 1e3,
+                    "inclination_deg": s.shell.inclination_deg,
+                    "pattern": s.shell.pattern,
+                    "mean_motion_rev_day": s.shell.mean_motion_rev_day,
+                }.items()
+                if v is not None
+            }
+            for s in cons.shells
+        ]
+    else:
+        c["tle_file"] = str(Path(cons.source).resolve())
+        c["skip_bad_tle"] = sc.constellation.skip_bad_tle
+    data["constellation"] = c
+    ground: dict[str, list[dict[str, Any]]] = {"terminals": [], "gateways": [], "pops": []}
+    key = {"terminal": "terminals", "gateway": "gateways", "pop": "pops"}
+    # The sites' coordinates as given (not recomputed from radians), so that resolving again
+    # gives the same numbers.
+    for site, kind in zip(site_list, plan.sites.kinds, strict=True):
+        ground[key[kind]].append(
+            {
+                "name": site.name,
+                "lat_deg": float(site.lat_deg),
+                "lon_deg": float(site.lon_deg),
+                "alt_m": float(site.alt_m),
+            }
+        )
+    data["ground"] = ground
+    if not cons.shells and sc.links.isl == "plus-grid":
+        data["links"]["isl"] = "nearest-k"
+    if plan.isl_edges.size:
+        data["links"]["isl_max_range_km"] = plan.isl_max_range_m / 1e3
+    src, dst = plan.pair_names
+    data["routing"]["pairs"] = [[a, b] for a, b in zip(src, dst, strict=True)]
+    data["run"]["chunk_steps"] = plan.chunk_steps
+    # How many workers computed it changes nothing in the results: not part of the record.
+    data["run"].pop("workers", None)
+    # Canonical form (the model's field order), so that resolving a resolved scenario gives the
+    # same bytes: a resumed run recognises its folder by this hash.
+    return Scenario.model_validate(data).model_dump(mode="json", exclude_none=True)

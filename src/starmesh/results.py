@@ -1,0 +1,633 @@
+"""Results of a run: statistics, a typed summary, and labelled arrays (xarray).
+
+A run's per-step results come out of :func:`starmesh.engine.compute_chunk` one chunk at a time.
+This module turns them into
+
+- per-chunk counters (:func:`chunk_counters`) and, at the end, the :class:`Summary` (per pair and
+  mode: min/median/p95/max RTT, availability, path changes; traffic: throughput per terminal,
+  unmet demand, Jain's index), computed from a :class:`SeriesStore` of the RTT series without
+  holding the whole run in memory;
+- :class:`Results`: the same run as labelled xarray objects, whether it ran in memory or is read
+  from a run folder (:func:`starmesh.open_run`).
+
+xarray and pandas are imported only when labelled results are asked for.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import __version__
+from .capacity import jain_index
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from .engine import ChunkResult
+    from .plan import RunPlan
+
+
+# --- Typed summary ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairStats:
+    """Statistics of one (mode, pair) over the run; RTT fields None when never reachable."""
+
+    mode: str
+    src: str
+    dst: str
+    rtt_min_ms: float | None
+    rtt_median_ms: float | None
+    rtt_p95_ms: float | None
+    rtt_max_ms: float | None
+    availability: float
+    path_changes: int
+
+
+@dataclass(frozen=True)
+class ModeTraffic:
+    """Traffic of one routing mode, averaged over the run's steps."""
+
+    demand_gbps_mean: float
+    allocated_gbps_mean: float
+    unmet_fraction: float
+    jain_index_mean: float
+
+
+@dataclass(frozen=True)
+class SiteThroughput:
+    """Mean throughput per terminal of one site in one mode."""
+
+    site: str
+    mode: str
+    terminals: int
+    down_mbps_per_terminal: float
+    up_mbps_per_terminal: float
+    down_demand_mbps_per_terminal: float
+
+
+@dataclass(frozen=True)
+class TrafficSummary:
+    """Traffic per mode and per site."""
+
+    modes: dict[str, ModeTraffic]
+    sites: list[SiteThroughput]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What ``summary.json`` holds, typed.
+
+    Build it from a run with :func:`summarize`, or from the file with :meth:`from_dict`;
+    :meth:`to_dict` gives the file's layout and :meth:`to_dataframe` one row per (mode, pair).
+    """
+
+    scenario: str
+    start_utc: str
+    n_steps: int
+    step_s: float
+    n_sats: int
+    n_sites: int
+    n_isl: int
+    modes: list[str]
+    pairs: list[PairStats]
+    traffic: TrafficSummary | None = None
+    starmesh_version: str = __version__
+    scenario_sha256: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON layout of ``summary.json``."""
+        out: dict[str, Any] = {}
+        if self.traffic is not None:
+            out["traffic"] = {
+                "modes": {m: asdict(t) for m, t in self.traffic.modes.items()},
+                "sites": [asdict(s) for s in self.traffic.sites],
+            }
+        out.update(
+            {
+                "starmesh_version": self.starmesh_version,
+                "scenario": self.scenario,
+                "start_utc": self.start_utc,
+                "n_steps": self.n_steps,
+                "step_s": self.step_s,
+                "n_sats": self.n_sats,
+                "n_sites": self.n_sites,
+                "n_isl": self.n_isl,
+                "modes": list(self.modes),
+                "pairs": [asdict(p) for p in self.pairs],
+            }
+        )
+        out.update(self.extra)
+        if self.scenario_sha256 is not None:
+            out["scenario_sha256"] = self.scenario_sha256
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Summary:
+        """Read the layout of ``summary.json`` (unknown keys are kept in :attr:`extra`)."""
+        known = {
+            "traffic",
+            "starmesh_version",
+            "scenario",
+            "start_utc",
+            "n_steps",
+            "step_s",
+            "n_sats",
+            "n_sites",
+            "n_isl",
+            "modes",
+            "pairs",
+            "scenario_sha256",
+        }
+        t = data.get("traffic")
+        traffic = None
+        if isinstance(t, dict):
+            traffic = TrafficSummary(
+                modes={m: ModeTraffic(**v) for m, v in t["modes"].items()},
+                sites=[SiteThroughput(**s) for s in t["sites"]],
+            )
+        return cls(
+            scenario=data["scenario"],
+            start_utc=data["start_utc"],
+            n_steps=int(data["n_steps"]),
+            step_s=float(data["step_s"]),
+            n_sats=int(data.get("n_sats", 0)),
+            n_sites=int(data.get("n_sites", 0)),
+            n_isl=int(data.get("n_isl", 0)),
+            modes=list(data["modes"]),
+            pairs=[PairStats(**p) for p in data["pairs"]],
+            traffic=traffic,
+            starmesh_version=str(data.get("starmesh_version", "")),
+            scenario_sha256=data.get("scenario_sha256"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    def pairs_of(self, mode: str) -> list[PairStats]:
+        """The pair statistics of one mode."""
+        return [p for p in self.pairs if p.mode == mode]
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per (mode, pair): the statistics of :class:`PairStats`."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(p) for p in self.pairs])
+
+
+# --- Per chunk counters and the summary ------------------------------------------------------
+
+
+def chunk_counters(res: ChunkResult) -> dict[str, NDArray[Any]]:
+    """Counters of one chunk that the summary adds up (path changes, RTT extremes, traffic)."""
+    finite = np.isfinite(res.rtt_s)
+    out: dict[str, NDArray[Any]] = {
+        "changes": res.changed.sum(axis=1),
+        "rtt_min": np.where(finite, res.rtt_s, np.inf).min(axis=1),
+        "rtt_max": np.where(finite, res.rtt_s, -np.inf).max(axis=1),
+    }
+    if res.rate_bps is not None:
+        assert res.demand_bps is not None
+        n_m, n_t, _ = res.rate_bps.shape
+        pos = res.demand_bps > 0
+        out["rate_sum"] = res.rate_bps.sum(axis=1)
+        out["demand_sum"] = res.demand_bps.sum(axis=0)
+        out["jain_sum"] = np.array(
+            [
+                sum(
+                    jain_index(res.rate_bps[m, k][pos[k]]) if pos[k].any() else 1.0
+                    for k in range(n_t)
+                )
+                for m in range(n_m)
+            ]
+        )
+    return out
+
+
+class SeriesStore(Protocol):
+    """Where a run keeps its chunks' RTT series and counters until the summary is made."""
+
+    chunks: list[tuple[int, int]]
+
+    def extra(self, index: int) -> dict[str, NDArray[Any]]: ...
+
+    def rows(self, m: int, p0: int, p1: int, n_t: int) -> NDArray[np.float64]: ...
+
+
+class MemoryStore:
+    """A :class:`SeriesStore` in memory, for runs without a run folder."""
+
+    def __init__(self, chunks: list[tuple[int, int]]) -> None:
+        self.chunks = chunks
+        self._series: dict[int, NDArray[np.float64]] = {}
+        self._extra: dict[int, dict[str, NDArray[Any]]] = {}
+
+    def write(self, index: int, res: ChunkResult) -> None:
+        """Keep one chunk's series ``(M, P, Tc)`` [s] and counters."""
+        self._series[index] = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)))
+        self._extra[index] = chunk_counters(res)
+
+    def extra(self, index: int) -> dict[str, NDArray[Any]]:
+        return self._extra[index]
+
+    def rows(self, m: int, p0: int, p1: int, n_t: int) -> NDArray[np.float64]:
+        out = np.empty((p1 - p0, n_t))
+        for i, (a, b) in enumerate(self.chunks):
+            out[:, a:b] = self._series[i][m, p0:p1]
+        return out
+
+
+def _traffic_summary(plan: RunPlan, store: SeriesStore) -> TrafficSummary:
+    """Mean demand and throughput per mode and per site, unmet demand, Jain's fairness."""
+    tp = plan.traffic
+    assert tp is not None
+    n_t = plan.grid.n_steps
+    rate = np.zeros((len(plan.modes), tp.flow_pair.size))
+    demand = np.zeros(tp.flow_pair.size)
+    jain = np.zeros(len(plan.modes))
+    for i in range(len(store.chunks)):
+        extra = store.extra(i)
+        rate += extra["rate_sum"]
+        demand += extra["demand_sum"]
+        jain += extra["jain_sum"]
+    rate, demand, jain = rate / n_t, demand / n_t, jain / n_t
+    f = tp.flows
+    names = plan.sites.names
+    modes = {}
+    sites: list[SiteThroughput] = []
+    for m, mode in enumerate(plan.modes):
+        total_d = float(demand.sum())
+        modes[mode] = ModeTraffic(
+            demand_gbps_mean=total_d / 1e9,
+            allocated_gbps_mean=float(rate[m].sum()) / 1e9,
+            unmet_fraction=float(1.0 - rate[m].sum() / total_d) if total_d > 0 else 0.0,
+            jain_index_mean=float(jain[m]),
+        )
+        for g in np.unique(np.concatenate([f.src_site, f.dst_site])):
+            if plan.sites.kinds[g] != "terminal":
+                continue
+            down = f.dst_site == g
+            up = f.src_site == g
+            n = int(tp.terminals_per_site[g])
+            sites.append(
+                SiteThroughput(
+                    site=names[g],
+                    mode=mode,
+                    terminals=n,
+                    down_mbps_per_terminal=float(rate[m, down].sum()) / 1e6 / n,
+                    up_mbps_per_terminal=float(rate[m, up].sum()) / 1e6 / n,
+                    down_demand_mbps_per_terminal=float(demand[down].sum()) / 1e6 / n,
+                )
+            )
+    return TrafficSummary(modes=modes, sites=sites)
+
+
+def summarize(plan: RunPlan, store: SeriesStore) -> Summary:
+    """Per (mode, pair) statistics: min/median/p95/max RTT [ms], availability, path changes.
+
+    Medians and percentiles are exact (of the float64 series), read a block of pairs at a time
+    so that memory does not grow with the length of the run.
+    """
+    src_names, dst_names = plan.pair_names
+    n_m, n_p, n_t = len(plan.modes), plan.problem.pair_src.size, plan.grid.n_steps
+    changes = np.zeros((n_m, n_p), np.int64)
+    rtt_min = np.full((n_m, n_p), np.inf)
+    rtt_max = np.full((n_m, n_p), -np.inf)
+    for i in range(len(store.chunks)):
+        extra = store.extra(i)
+        changes += extra["changes"]
+        rtt_min = np.minimum(rtt_min, extra["rtt_min"])
+        rtt_max = np.maximum(rtt_max, extra["rtt_max"])
+    out: list[PairStats] = []
+    block = max(1, (64 * 2**20) // (8 * max(n_t, 1)))
+    for m, mode in enumerate(plan.modes):
+        for b0 in range(0, n_p, block):
+            x = store.rows(m, b0, min(b0 + block, n_p), n_t)
+            finite = np.isfinite(x)
+            avail = finite.sum(axis=1) / n_t
+            x[~finite] = np.nan
+            with warnings.catch_warnings():
+                # All-unreachable pairs: nan statistics, reported as null below.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(x, axis=1)
+                p95 = np.nanpercentile(x, 95, axis=1)
+            for j in range(x.shape[0]):
+                p = b0 + j
+                reach = avail[j] > 0
+                out.append(
+                    PairStats(
+                        mode=mode,
+                        src=src_names[p],
+                        dst=dst_names[p],
+                        rtt_min_ms=float(rtt_min[m, p] * 1e3) if reach else None,
+                        rtt_median_ms=float(med[j] * 1e3) if reach else None,
+                        rtt_p95_ms=float(p95[j] * 1e3) if reach else None,
+                        rtt_max_ms=float(rtt_max[m, p] * 1e3) if reach else None,
+                        availability=float(avail[j]),
+                        path_changes=int(changes[m, p]),
+                    )
+                )
+    return Summary(
+        traffic=_traffic_summary(plan, store) if plan.traffic is not None else None,
+        scenario=plan.name,
+        start_utc=plan.grid.epoch.isoformat().replace("+00:00", "Z"),
+        n_steps=plan.grid.n_steps,
+        step_s=plan.grid.step_s,
+        n_sats=plan.constellation.n_sats,
+        n_sites=len(plan.sites),
+        n_isl=int(plan.isl_edges.shape[0]),
+        modes=list(plan.modes),
+        pairs=out,
+    )
+
+
+# --- Comparing runs --------------------------------------------------------------------------
+
+
+def _median_or_none(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def compare_rows(name: str, changes: dict[str, Any], summary: Summary) -> list[dict[str, Any]]:
+    """One comparison row per mode of a run: availability and RTT over its pairs, throughput."""
+    rows = []
+    for mode in summary.modes:
+        pairs = summary.pairs_of(mode)
+        med = [p.rtt_median_ms for p in pairs if p.rtt_median_ms is not None]
+        p95 = [p.rtt_p95_ms for p in pairs if p.rtt_p95_ms is not None]
+        row: dict[str, Any] = {
+            "variant": name,
+            "changes": changes,
+            "mode": mode,
+            "availability_pct": 100.0 * float(np.mean([p.availability for p in pairs])),
+            "pairs_never_served": int(sum(p.availability == 0 for p in pairs)),
+            "rtt_median_ms": _median_or_none(med),
+            "rtt_p95_ms": _median_or_none(p95),
+            "path_changes": int(sum(p.path_changes for p in pairs)),
+        }
+        t = summary.traffic
+        if t is not None:
+            sites = [s for s in t.sites if s.mode == mode]
+            row["down_mbps_per_terminal"] = (
+                float(np.mean([s.down_mbps_per_terminal for s in sites])) if sites else None
+            )
+            row["unmet_fraction"] = t.modes[mode].unmet_fraction
+        rows.append(row)
+    return rows
+
+
+def sweep_row(vid: str, params: dict[str, Any], summary: Summary, mode: str) -> dict[str, Any]:
+    """One row of ``sweep_summary.json``: a variant's parameters and its statistics in a mode."""
+    pairs = summary.pairs_of(mode)
+    med = [p.rtt_median_ms for p in pairs if p.rtt_median_ms is not None]
+    p95 = [p.rtt_p95_ms for p in pairs if p.rtt_p95_ms is not None]
+    return {
+        "variant": vid,
+        **{k: table_cell(v) for k, v in params.items()},
+        "mode": mode,
+        "availability_mean": float(np.mean([p.availability for p in pairs])),
+        "rtt_median_ms": _median_or_none(med),
+        "rtt_p95_ms": _median_or_none(p95),
+        "path_changes": int(sum(p.path_changes for p in pairs)),
+    }
+
+
+def table_cell(x: Any) -> Any:
+    """A parameter value as a table cell: scalars as they are, anything else as JSON."""
+    import json
+
+    return x if isinstance(x, int | float | str | bool) else json.dumps(x)
+
+
+# --- Labelled results ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSeries:
+    """Per-step results of a run's series pairs, as plain arrays.
+
+    Attributes
+    ----------
+    t_s : ndarray, shape (T,)
+        Step times [s since ``epoch``].
+    modes : list of str, length M
+    src, dst : list of str, length P
+    rtt_ms : ndarray, shape (M, T, P)
+        Round-trip time [ms]; NaN where unreachable.
+    hops : ndarray of int16, shape (M, T, P)
+        Links on the path; -1 where unreachable.
+    src_sat, dst_sat : ndarray of int32, shape (M, T, P)
+        Serving satellites at the two ends; -1 where unreachable.
+    path_changed : ndarray of bool, shape (M, T, P)
+    """
+
+    t_s: NDArray[np.float64]
+    modes: list[str]
+    src: list[str]
+    dst: list[str]
+    rtt_ms: NDArray[np.float64]
+    hops: NDArray[np.int16]
+    src_sat: NDArray[np.int32]
+    dst_sat: NDArray[np.int32]
+    path_changed: NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class TrafficSeries:
+    """Per-step traffic of a run as plain arrays.
+
+    Attributes
+    ----------
+    flow_src, flow_dst, flow_name : list of str, length F
+    rate_mbps : ndarray, shape (M, T, F)
+        Allocated rate [Mbit/s].
+    demand_mbps : ndarray, shape (T, F)
+        Demand [Mbit/s].
+    bottleneck : ndarray of int32, shape (M, T, F)
+        Resource that limits each flow (-1: its demand).
+    """
+
+    flow_src: list[str]
+    flow_dst: list[str]
+    flow_name: list[str]
+    rate_mbps: NDArray[np.float32]
+    demand_mbps: NDArray[np.float32]
+    bottleneck: NDArray[np.int32]
+
+
+class Results:
+    """A run's results as labelled arrays: what :func:`starmesh.run` returns.
+
+    The arrays are read on first use (from a run folder) or were kept in memory (a run without
+    ``out``); either way the same numbers as the run folder's files.
+
+    Attributes
+    ----------
+    summary : Summary
+    variants : dict of str to Results
+        The runs of the scenario's ``[[variants]]`` (empty without them).
+    comparison : list of dict
+        One row per variant and mode (empty without variants).
+    path : Path or None
+        The run folder (None for a run in memory).
+    """
+
+    def __init__(
+        self,
+        summary: Summary,
+        epoch: np.datetime64,
+        load_series: Any,
+        load_traffic: Any = None,
+        *,
+        path: Any = None,
+        variants: dict[str, Results] | None = None,
+        comparison: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.summary = summary
+        self.path = path
+        self.variants: dict[str, Results] = variants or {}
+        self.comparison: list[dict[str, Any]] = comparison or []
+        self._epoch = epoch
+        self._load_series = load_series
+        self._load_traffic = load_traffic
+        self._dataset: xr.Dataset | None = None
+
+    def __repr__(self) -> str:
+        s = self.summary
+        where = f" at {self.path}" if self.path is not None else " (in memory)"
+        more = f", variants {', '.join(self.variants)}" if self.variants else ""
+        return (
+            f"<starmesh.Results {s.scenario!r}{where}: {s.n_steps} steps of {s.step_s:g} s, "
+            f"{len(s.pairs) // max(len(s.modes), 1)} pairs, modes {', '.join(s.modes)}{more}>"
+        )
+
+    @property
+    def dataset(self) -> xr.Dataset:
+        """Every per-step result as one :class:`xarray.Dataset`.
+
+        Variables ``rtt`` [ms], ``hops``, ``src_sat``, ``dst_sat``, ``path_changed`` over
+        ``(mode, time, pair)`` (the run's series pairs), with ``src`` and ``dst`` as coordinates of
+        ``pair`` and ``time`` as datetime64 (UTC) with ``t_s`` beside it; with traffic also
+        ``rate`` and ``bottleneck`` over ``(mode, time, flow)`` and ``demand`` over
+        ``(time, flow)`` [Mbit/s].
+        """
+        if self._dataset is None:
+            self._dataset = self._build()
+        return self._dataset
+
+    @property
+    def rtt(self) -> xr.DataArray:
+        """Round-trip time [ms], dims ``(mode, time, pair)``; NaN where unreachable."""
+        return self.dataset["rtt"]
+
+    @property
+    def hops(self) -> xr.DataArray:
+        """Links on each path, dims ``(mode, time, pair)``; -1 where unreachable."""
+        return self.dataset["hops"]
+
+    @property
+    def rate(self) -> xr.DataArray:
+        """Allocated rate of every flow [Mbit/s], dims ``(mode, time, flow)``."""
+        if "rate" not in self.dataset:
+            raise KeyError("this run has no traffic: add a [traffic] table to the scenario")
+        return self.dataset["rate"]
+
+    def _build(self) -> xr.Dataset:
+        import xarray as xr
+
+        s: RunSeries = self._load_series()
+        time = self._epoch + np.round(s.t_s * 1e9).astype("timedelta64[ns]")
+        coords: dict[str, Any] = {
+            "mode": s.modes,
+            "time": time,
+            "t_s": ("time", s.t_s, {"units": "s", "long_name": "time since the run's start"}),
+            "pair": [f"{a} -> {b}" for a, b in zip(s.src, s.dst, strict=True)],
+            "src": ("pair", s.src),
+            "dst": ("pair", s.dst),
+        }
+        dims = ("mode", "time", "pair")
+        data: dict[str, Any] = {
+            "rtt": (dims, s.rtt_ms, {"units": "ms", "long_name": "round-trip time"}),
+            "hops": (dims, s.hops, {"long_name": "links on the path (-1: no route)"}),
+            "src_sat": (dims, s.src_sat, {"long_name": "satellite serving src (-1: none)"}),
+            "dst_sat": (dims, s.dst_sat, {"long_name": "satellite serving dst (-1: none)"}),
+            "path_changed": (dims, s.path_changed, {"long_name": "path differs from last step"}),
+        }
+        t: TrafficSeries | None = self._load_traffic() if self._load_traffic else None
+        if t is not None:
+            coords["flow"] = np.arange(len(t.flow_src))
+            coords["flow_src"] = ("flow", t.flow_src)
+            coords["flow_dst"] = ("flow", t.flow_dst)
+            coords["flow_name"] = ("flow", t.flow_name)
+            data["rate"] = (
+                ("mode", "time", "flow"),
+                t.rate_mbps,
+                {"units": "Mbit/s", "long_name": "max-min fair rate"},
+            )
+            data["demand"] = (("time", "flow"), t.demand_mbps, {"units": "Mbit/s"})
+            data["bottleneck"] = (
+                ("mode", "time", "flow"),
+                t.bottleneck,
+                {"long_name": "resource limiting the flow (resources.parquet; -1: demand)"},
+            )
+        return xr.Dataset(
+            data, coords=coords, attrs={"scenario": self.summary.scenario, "units_time": "UTC"}
+        )
+
+
+def series_from_chunks(plan: RunPlan, results: list[ChunkResult]) -> RunSeries:
+    """The series pairs' per-step results of a run computed in memory."""
+    sel = plan.series_idx
+    src, dst = plan.pair_names
+    rtt = np.concatenate([r.rtt_s[:, :, sel] for r in results], axis=1) * 1e3
+    unreachable = ~np.isfinite(rtt)
+    rtt[unreachable] = np.nan
+
+    def cat(name: str, dtype: Any) -> NDArray[Any]:
+        x = np.concatenate([getattr(r, name)[:, :, sel] for r in results], axis=1).astype(dtype)
+        if name != "changed":
+            x[unreachable] = -1
+        return x
+
+    return RunSeries(
+        t_s=np.concatenate([r.t_s for r in results]),
+        modes=list(plan.modes),
+        src=[src[i] for i in sel],
+        dst=[dst[i] for i in sel],
+        rtt_ms=rtt,
+        hops=cat("hops", np.int16),
+        src_sat=cat("src_sat", np.int32),
+        dst_sat=cat("dst_sat", np.int32),
+        path_changed=cat("changed", bool),
+    )
+
+
+def traffic_from_chunks(plan: RunPlan, results: list[ChunkResult]) -> TrafficSeries | None:
+    """Per-step traffic of a run computed in memory (None without traffic)."""
+    tp = plan.traffic
+    if tp is None:
+        return None
+    names = plan.sites.names
+    f = tp.flows
+    return TrafficSeries(
+        flow_src=[names[i] for i in f.src_site],
+        flow_dst=[names[i] for i in f.dst_site],
+        flow_name=list(f.names),
+        rate_mbps=(
+            np.concatenate([r.rate_bps for r in results if r.rate_bps is not None], axis=1) / 1e6
+        ).astype(np.float32),
+        # As flows.parquet writes it.
+        demand_mbps=np.concatenate(
+            [r.demand_bps for r in results if r.demand_bps is not None]
+        ).astype(np.float32)
+        / np.float32(1e6),
+        bottleneck=np.concatenate(
+            [r.bottleneck for r in results if r.bottleneck is not None], axis=1
+        ),
+    )
