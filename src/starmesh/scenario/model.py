@@ -1,17 +1,12 @@
-"""Scenarios: pydantic models of a TOML scenario file, built-in scenarios, and error messages.
+"""The scenario model: pydantic models of a TOML scenario file.
 
-No physics here: this module only validates and resolves names (presets, built-in scenarios).
-Field names carry their units; ranges are enforced; unknown keys are errors that list the valid
-keys, so typos never pass silently.
+No physics here. Field names carry their units; ranges are enforced; unknown keys are errors
+that list the valid keys, so typos never pass silently.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
-from importlib.resources import files
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,13 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from .constellation import PRESETS
-from .errors import ScenarioError, StarmeshError
-from .timegrid import parse_utc
-
-#: Built-in scenarios, in the order ``starmesh scenarios`` lists them; the first is the default.
-BUILTIN_SCENARIOS = ("ukraine", "hypatia-starlink-550")
-DEFAULT_SCENARIO = BUILTIN_SCENARIOS[0]
+from ..constellation import PRESETS
+from ..errors import StarmeshError
+from ..timegrid import parse_utc
 
 
 class _Model(BaseModel):
@@ -466,74 +457,7 @@ class Scenario(_Model):
         return self
 
 
-# --- Loading ---------------------------------------------------------------------------------
-
-
-def builtin_text(name: str) -> str:
-    """TOML text of a built-in scenario."""
-    if name not in BUILTIN_SCENARIOS:
-        raise ScenarioError(
-            "scenario",
-            f"no built-in scenario {name!r}: use one of {', '.join(BUILTIN_SCENARIOS)} "
-            "(starmesh scenarios lists them)",
-        )
-    return (files("starmesh") / "scenarios" / f"{name}.toml").read_text(encoding="utf-8")
-
-
-def builtin_description(name: str) -> str:
-    """First description line of a built-in scenario."""
-    data = tomllib.loads(builtin_text(name))
-    return str(data.get("description", "")).strip().splitlines()[0]
-
-
-def parse_scenario(data: dict[str, Any], *, base_dir: Path | None = None) -> Scenario:
-    """Validate a scenario mapping.
-
-    Relative ``tle_file`` paths are resolved against ``base_dir``.
-
-    Raises
-    ------
-    pydantic.ValidationError
-        On any invalid field (see :func:`format_validation_error`).
-    """
-    scenario = Scenario.model_validate(data)
-    tle = scenario.constellation.tle_file
-    if tle is not None and base_dir is not None and not Path(tle).is_absolute():
-        cons = scenario.constellation.model_copy(update={"tle_file": str(base_dir / tle)})
-        scenario = scenario.model_copy(update={"constellation": cons})
-    return scenario
-
-
-def load_scenario(name_or_path: str | Path) -> Scenario:
-    """Load a scenario from a TOML file or by built-in name.
-
-    Raises
-    ------
-    ScenarioError
-        Missing file, unreadable TOML.
-    pydantic.ValidationError
-        Invalid content.
-    """
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ScenarioError(
-                "scenario",
-                f"file {str(path)!r} not found: check the path, or name a built-in "
-                f"({', '.join(BUILTIN_SCENARIOS)})",
-            )
-        text = path.read_text(encoding="utf-8")
-        base = path.resolve().parent
-        where = str(path)
-    else:
-        text = builtin_text(str(name_or_path))
-        base = None
-        where = f"built-in {name_or_path}"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError("scenario", f"{where} is not valid TOML: {exc}") from None
-    return parse_scenario(data, base_dir=base)
+# --- Error messages ---------------------------------------------------------------------------
 
 
 _RANGE_WORDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
@@ -568,119 +492,3 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         lines.append(f"{loc}: {msg}")
     # pydantic reports every branch of a union; keep the distinct lines only.
     return list(dict.fromkeys(lines))
-
-
-# --- Sweeps ----------------------------------------------------------------------------------
-
-
-def _check_parameter(name: str) -> None:
-    """Raise a ScenarioError unless ``name`` is a dotted path to a scenario field."""
-    model: Any = Scenario
-    parts = name.split(".")
-    for i, part in enumerate(parts):
-        fields = model.model_fields
-        if part not in fields or part in ("sweep", "variants"):
-            where = ".".join(parts[:i]) or "the top level"
-            valid = ", ".join(f for f in fields if f not in ("sweep", "variants"))
-            raise ScenarioError(
-                f"sweep.grid[{name!r}]",
-                f"unknown parameter: no field {part!r} at {where} (fields there: {valid})",
-            )
-        ann = fields[part].annotation
-        sub = next(
-            (
-                a
-                for a in (ann, *getattr(ann, "__args__", ()))
-                if isinstance(a, type) and issubclass(a, BaseModel)
-            ),
-            None,
-        )
-        if i < len(parts) - 1:
-            if sub is None:
-                raise ScenarioError(
-                    f"sweep.grid[{name!r}]", f"{'.'.join(parts[: i + 1])} has no sub-fields"
-                )
-            model = sub
-
-
-def expand_sweep(scenario: Scenario) -> list[tuple[str, dict[str, Any], Scenario]]:
-    """The variants of a scenario's sweep: ``(id, parameters, scenario)`` for every point of the
-    grid times every seed, in a fixed order.
-
-    Raises
-    ------
-    ScenarioError
-        No sweep, an empty grid, an unknown parameter, or a value a variant cannot take.
-    """
-    import itertools
-
-    sweep = scenario.sweep
-    if sweep is None:
-        raise ScenarioError("sweep", "the scenario has no [sweep] table: add one to sweep it")
-    for name in sweep.grid:
-        _check_parameter(name)
-    names = list(sweep.grid)
-    seeds = sweep.seeds or [scenario.seed]
-    base = scenario.model_dump(mode="json", exclude_none=True)
-    base.pop("sweep")
-    variants = []
-    for k, (values, seed) in enumerate(
-        itertools.product(itertools.product(*(sweep.grid[n] for n in names)), seeds)
-    ):
-        data = json.loads(json.dumps(base))
-        params: dict[str, Any] = dict(zip(names, values, strict=True))
-        params["seed"] = seed
-        _apply(data, params)
-        vid = f"v{k:03d}"
-        data["name"] = f"{scenario.name}-{vid}"
-        try:
-            variant = Scenario.model_validate(data)
-        except ValidationError as exc:
-            first = format_validation_error(exc)[0]
-            raise ScenarioError(f"sweep ({vid}: {params})", first) from None
-        variants.append((vid, params, variant))
-    return variants
-
-
-def _apply(data: dict[str, Any], params: dict[str, Any]) -> None:
-    """Set dotted fields of a scenario mapping in place."""
-    for name, value in params.items():
-        node = data
-        *head, leaf = name.split(".")
-        for part in head:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-
-
-def expand_variants(scenario: Scenario) -> list[tuple[str, dict[str, Any], Scenario]]:
-    """``baseline`` (the scenario without its variants) and each named variant, as
-    ``(name, changes, scenario)``.
-
-    Raises
-    ------
-    ScenarioError
-        An unknown field, or a value a variant cannot take.
-    """
-    base = scenario.model_dump(mode="json", exclude_none=True)
-    base.pop("variants", None)
-    base.pop("sweep", None)
-    out: list[tuple[str, dict[str, Any], Scenario]] = [
-        ("baseline", {}, Scenario.model_validate(base))
-    ]
-    for i, v in enumerate(scenario.variants):
-        for name in v.set:
-            try:
-                _check_parameter(name)
-            except ScenarioError as exc:
-                raise ScenarioError(f"variants[{i}].set[{name!r}]", exc.message) from None
-        data = json.loads(json.dumps(base))
-        _apply(data, v.set)
-        data["name"] = f"{scenario.name}-{v.name}"
-        try:
-            variant = Scenario.model_validate(data)
-        except ValidationError as exc:
-            raise ScenarioError(
-                f"variants[{i}] ({v.name})", format_validation_error(exc)[0]
-            ) from None
-        out.append((v.name, dict(v.set), variant))
-    return out
