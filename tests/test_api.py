@@ -30,7 +30,9 @@ SMALL = {
     "routing": {"modes": ["isl", "bent-pipe"]},
     "run": {"chunk_steps": 4},
     "traffic": {"model": "access", "terminals_per_site": 200, "down_mbps": 25.0, "up_mbps": 3.0},
-    "variants": [{"name": "no-kaunas", "set": {"disruptions.failures": [{"gateways": ["Kaunas"]}]}}],
+    "variants": [
+        {"name": "no-kaunas", "set": {"disruptions.failures": [{"gateways": ["Kaunas"]}]}}
+    ],
 }
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from starmesh.plan import build_plan
 from starmesh.report import write_report
 from starmesh.report.page import _PROBE_JS
-from starmesh.scenario import parse_scenario
-from starmesh.plan import build_plan
 from starmesh.runner import run_plan
+from starmesh.scenario import parse_scenario
 
 pytestmark = pytest.mark.browser
 

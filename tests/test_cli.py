@@ -118,8 +118,32 @@ def test_run_refuses_non_empty_folder_without_force(tmp_path):
             "3",
         ],
     )
+    # --force replaces only a starmesh run: a folder with someone's files is never deleted.
+    assert res.exit_code == 1, res.output
+    assert "did not write" in res.output or "not one" in res.output
+    assert (out / "keep.txt").read_text() == "precious"
+    run = tmp_path / "run"
+    args = ["run", str(_write(tmp_path, SMALL)), "--out", str(run), "-q", "--duration-s", "3"]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, [*args, "--force"])
     assert res.exit_code == 0, res.output
-    assert not (out / "keep.txt").exists()
+    (run / "notes.txt").write_text("mine")
+    res = runner.invoke(app, [*args, "--force"])
+    assert res.exit_code == 1 and "notes.txt" in res.output
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_force_never_deletes_the_working_directory(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    args = ["run", str(_write(tmp_path, SMALL)), "-q", "--duration-s", "3"]
+    assert runner.invoke(app, [*args, "--out", str(run)]).exit_code == 0
+    monkeypatch.chdir(run)
+    res = runner.invoke(app, [*args, "--out", ".", "--force"])
+    assert res.exit_code == 1 and "working directory" in res.output
+    assert (run / "summary.json").is_file()
+    monkeypatch.chdir(run / "rtt.parquet")
+    res = runner.invoke(app, [*args, "--out", str(run), "--force"])
+    assert res.exit_code == 1 and "working directory" in res.output
 
 
 def test_run_with_tle_swaps_the_constellation(tmp_path):

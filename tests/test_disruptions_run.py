@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from starmesh.cli import app
 from starmesh.ground import resolve_city
-from starmesh.scenario import parse_scenario
 from starmesh.plan import build_plan
 from starmesh.runner import run_plan
+from starmesh.scenario import parse_scenario
 
 runner = CliRunner()
 

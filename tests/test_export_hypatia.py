@@ -250,6 +250,14 @@ def write_run(
                 ),
                 path / "fstate.parquet" / f"part-{i:06d}.parquet",
             )
+    # The manifest the run would write: two complete chunks (their files hashed), as exporters
+    # verify a run folder before reading it.
+    from starmesh.io.runfolder import Manifest
+
+    m = Manifest(path, "0" * 64, [(0, 3), (3, 10**9)])
+    for i in range(2):
+        part = path / "fstate.parquet" / f"part-{i:06d}.parquet"
+        m.record(i, [part] if part.is_file() else [path / "sites.parquet"])
     return path
 
 

@@ -43,10 +43,10 @@ import pyarrow.parquet as pq
 import pytest
 from numpy.typing import NDArray
 
-from starmesh.propagation import Propagator
-from starmesh.scenario import Scenario, parse_scenario
 from starmesh.plan import RunPlan, build_plan
+from starmesh.propagation import Propagator
 from starmesh.runner import run_plan
+from starmesh.scenario import Scenario, parse_scenario
 
 DATA = Path(__file__).parent / "data" / "hypatia"
 

@@ -13,9 +13,9 @@ import pytest
 from starmesh.constants import C_M_S
 from starmesh.errors import ScenarioError
 from starmesh.frames import great_circle_m
-from starmesh.scenario import parse_scenario
 from starmesh.plan import build_plan
 from starmesh.runner import run_plan
+from starmesh.scenario import parse_scenario
 
 BASE = {
     "name": "e2e",
@@ -166,9 +166,9 @@ def test_statistics_do_not_depend_on_chunks_or_executor(base_run, tmp_path, exec
 def test_forwarding_state_deltas_replay_to_shortest_paths(tmp_path):
     from scipy.sparse.csgraph import dijkstra
 
+    from starmesh.engine import fstate_nodes
     from starmesh.propagation import Propagator
     from starmesh.routing import snapshot_graph, space_delay_s
-    from starmesh.engine import fstate_nodes
     from starmesh.topology import find_gsls, isl_lengths_m
 
     data = {

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from starmesh.cli import app
-from starmesh.scenario import parse_scenario
 from starmesh.plan import build_plan
 from starmesh.runner import run_plan
+from starmesh.scenario import parse_scenario
 
 runner = CliRunner()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -22,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.core import TyperGroup
 
 from .api import to_scenario
 from .errors import StarmeshError
@@ -45,7 +48,55 @@ from .scenario import (
     format_validation_error,
 )
 
+# typer >= 0.20 carries its own copy of click; catch both copies' exceptions.
+_CLICKS = tuple({click, getattr(typer.core, "_click", click)})
+_CLICK_ERRORS = tuple(c.exceptions.ClickException for c in _CLICKS)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+_NO_ARGS = tuple(
+    c.exceptions.NoArgsIsHelpError for c in _CLICKS if hasattr(c.exceptions, "NoArgsIsHelpError")
+)
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (a bad option value, an unknown option) as one ``error:`` line and exit 1,
+    like every other error, instead of click's usage box."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        standalone = kwargs.pop("standalone_mode", True)
+        try:
+            rv = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except _NO_ARGS:
+            if not standalone:
+                raise
+            return super().main(*args, **{**kwargs, "standalone_mode": True})
+        except _CLICK_ERRORS as exc:
+            if not standalone:
+                raise
+            ctx = getattr(exc, "ctx", None)
+            param = getattr(exc, "param", None)
+            opt = ""
+            if param is not None and getattr(param, "opts", None):
+                opt = f"{param.opts[0]}: "
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            err_console.print(
+                f"[red]error:[/red] {escape(opt + exc.format_message())}{escape(hint)}",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(1)
+        except _ABORTS:
+            if not standalone:
+                raise
+            err_console.print("aborted", highlight=False)
+            sys.exit(130)
+        if standalone:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     help="starmesh: simulate Starlink-class satellite networks, from orbits to per-step RTT.",
@@ -86,6 +137,25 @@ def _errors() -> Iterator[None]:
             raise
         err_console.print(
             f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        # A full disk, a read-only folder, a vanished file: what and where, never a traceback.
+        if _State.verbose:
+            raise
+        what = exc.strerror or str(exc)
+        where = f": {exc.filename}" if exc.filename else ""
+        fix = {
+            errno.ENOSPC: "free some space or choose another --out",
+            errno.EROFS: "choose a folder you can write (--out)",
+            errno.EACCES: "choose a folder you can write (--out)",
+            errno.EPERM: "choose a folder you can write (--out)",
+        }.get(exc.errno or 0, "check the path")
+        err_console.print(
+            f"[red]error:[/red] {escape(what + where)}; {fix}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(1) from None
 
@@ -139,8 +209,9 @@ def _summary_table(summary: Summary, max_pairs: int = 40) -> Table:
 @app.command()
 def run(
     scenario: Annotated[
-        str, typer.Argument(help="Built-in scenario name or TOML file.")
-    ] = DEFAULT_SCENARIO,
+        str | None,
+        typer.Argument(help=f"Built-in scenario name or TOML file (default: {DEFAULT_SCENARIO})."),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Run folder (default: runs/<scenario>-<UTC time>)."),
@@ -191,6 +262,23 @@ def run(
     with _errors():
         executor = _executor(dask)
         if resume is not None:
+            given = [
+                name
+                for name, value in (
+                    (scenario, scenario),
+                    ("--out", out),
+                    ("--tle", tle),
+                    ("--duration-s", duration_s),
+                    ("--step-s", step_s),
+                    ("--force", force or None),
+                )
+                if value is not None
+            ]
+            if given:
+                raise StarmeshError(
+                    f"--resume finishes a run as it was started, so {given[0]} cannot be "
+                    f"changed: drop {given[0]}, or start a new run without --resume"
+                )
             if folder_kind(resume) == "sweep":
                 raise StarmeshError(
                     f"--resume {str(resume)!r} is a sweep folder: use starmesh sweep --resume"
@@ -198,7 +286,7 @@ def run(
             source: Any = resume_scenario(resume)
             folder = resume
         else:
-            source = scenario
+            source = scenario or DEFAULT_SCENARIO
         sc = to_scenario(
             source,
             tle=tle,

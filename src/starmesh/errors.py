@@ -28,6 +28,10 @@ class ScenarioError(StarmeshError, ValueError):
         self.message = message
         super().__init__(f"{field}: {message}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Errors cross process boundaries (worker processes, Dask): rebuild from the arguments.
+        return (type(self), (self.field, self.message))
+
 
 class TLEFormatError(StarmeshError, ValueError):
     """A TLE/3LE or OMM file holds a malformed record.
@@ -48,6 +52,9 @@ class TLEFormatError(StarmeshError, ValueError):
         self.reason = reason
         super().__init__(f"{path}:{line}: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, str]]:
+        return (type(self), (self.path, self.line, self.reason))
+
 
 class UnknownSiteError(ScenarioError):
     """A city or site name that no data set knows."""
@@ -58,4 +65,12 @@ class NoRouteError(StarmeshError):
 
 
 class RunFolderError(StarmeshError):
-    """The output folder cannot be used (exists and is not empty, not writable)."""
+    """The output folder cannot be used (exists and is not empty, not writable, locked)."""
+
+
+class RunLockedError(RunFolderError):
+    """Another process is writing the run folder."""
+
+
+class BudgetError(StarmeshError):
+    """A run would need more steps, memory or disk than this machine has (or than allowed)."""

@@ -55,8 +55,41 @@ _PLANS: Sequence[RunPlan] = ()
 _PROPS: dict[int, Any] = {}
 
 
-def _init_worker(plans: Sequence[RunPlan]) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this worker process when the process that started it dies (SIGKILL included).
+
+    Linux's ``prctl(PR_SET_PDEATHSIG)`` makes the kernel send SIGKILL when the parent dies; a
+    daemon thread that watches ``getppid()`` covers other systems and the moment before the
+    ``prctl`` call. Without this, a killed run leaves its workers (and their memory) behind.
+    """
+    import ctypes
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="starmesh-parent-watch", daemon=True).start()
+
+
+def _init_worker(plans: Sequence[RunPlan], parent_pid: int) -> None:
     global _PLANS
+    _exit_with_parent(parent_pid)
     _PLANS = plans
     _PROPS.clear()
     set_workers(1)
@@ -97,7 +130,7 @@ class ProcessExecutor:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(list(plans),),
+            initargs=(list(plans), os.getpid()),
         )
         self._pool = pool
         return _ordered(lambda v, a, b: pool.submit(_chunk_task, v, a, b), units, 2 * self.workers)

@@ -13,9 +13,11 @@ coordinates, pairs listed), which the run folder records as ``scenario.toml``.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +39,8 @@ from .disruptions import (
     random_outage,
     shell_plane_of_sats,
 )
-from .elements import load_elements
-from .errors import ScenarioError
+from .elements import ElementSet, load_elements
+from .errors import BudgetError, ScenarioError
 from .ground import (
     Site,
     SiteKind,
@@ -136,6 +138,16 @@ class RunPlan:
         """Step range ``(start, stop)`` of every time chunk of the run."""
         return list(self.grid.chunks(self.chunk_steps))
 
+    def disk_bytes(self) -> int:
+        """Disk a run of this plan needs at its peak, roughly [bytes]: the RTT rows (about 16
+        bytes each, compressed), the series store kept until the summary (8 bytes per pair,
+        step and mode), and forwarding-state and traffic rows."""
+        n_t, n_m = self.grid.n_steps, len(self.modes)
+        rows = 16 * self.series_idx.size * n_t * n_m
+        store = 8 * self.problem.pair_src.size * n_t * n_m
+        flows = 0 if self.traffic is None else 12 * self.traffic.flow_pair.size * n_t * n_m
+        return rows + store + flows
+
     @property
     def n_chunks(self) -> int:
         """Number of time chunks of the run."""
@@ -225,19 +237,110 @@ def build_constellation(scenario: Scenario) -> Constellation:
     Readers of a run folder use it (with :func:`make_propagator`) to recompute satellite
     positions from the run's ``scenario.toml``.
     """
-    return _build_constellation(scenario)
+    return _build_constellation(scenario)[0]
 
 
-def _build_constellation(scenario: Scenario, notes: list[str] | None = None) -> Constellation:
+#: Largest element file read [bytes]: CelesTrak's whole active catalogue is about 5 MB as TLE and
+#: 25 MB as OMM XML, so anything near this is not an element file.
+MAX_ELEMENT_FILE_BYTES = 256 * 2**20
+#: Element sets whose epoch is further than this from a step get a note [days]. SGP4 from a
+#: fresh TLE is good to about 1 km over a day or two for LEO (Vallado et al., AIAA 2006-6753;
+#: CelesTrak's guidance that TLEs go stale within days); the refusal limit is the scenario's
+#: ``constellation.max_epoch_age_days`` (default 30).
+WARN_EPOCH_AGE_DAYS = 3.0
+
+
+def _element_file_sha256(path: str) -> str:
+    """SHA-256 of an element file, refusing what is not a regular file of sane size."""
+    p = Path(path)
+    where = "constellation.tle_file"
+    if p.exists() and not p.is_file():
+        raise ScenarioError(where, f"{path!r} is not a regular file: give a TLE or OMM file")
+    if p.is_file() and p.stat().st_size > MAX_ELEMENT_FILE_BYTES:
+        raise ScenarioError(
+            where,
+            f"{path!r} has {p.stat().st_size / 2**20:.0f} MiB, more than any element file "
+            f"({MAX_ELEMENT_FILE_BYTES // 2**20} MiB): is this the right file?",
+        )
+    try:
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+    except OSError:
+        return ""  # load_elements says what is wrong with it
+
+
+def _check_elements(
+    elements: ElementSet, grid: TimeGrid, max_age_days: float, notes: list[str]
+) -> None:
+    """Refuse element sets that cannot describe the run: duplicate or damaged records, epochs
+    far from the run."""
+    where = "constellation.tle_file"
+    ids = np.array([r.norad_id for r in elements.records], np.int64)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        dup = int(uniq[counts > 1][0])
+        raise ScenarioError(
+            where,
+            f"NORAD id {dup} appears {int(counts[counts > 1][0])} times in {elements.source}: "
+            "keep one element set per satellite (the newest)",
+        )
+    for r in elements.records:
+        if "\x00" in r.name:
+            raise ScenarioError(
+                where, f"record at line {r.line_no} of {elements.source} has a NUL byte in its name"
+            )
+    start = grid.epoch
+    stop = start + timedelta(seconds=float(grid.n_steps * grid.step_s))
+    ages = (
+        np.array(
+            [
+                max(abs((r.epoch - start).total_seconds()), abs((r.epoch - stop).total_seconds()))
+                for r in elements.records
+            ]
+        )
+        / 86400.0
+    )
+    worst = int(np.argmax(ages)) if ages.size else 0
+    if ages.size and ages[worst] > max_age_days:
+        r = elements.records[worst]
+        raise ScenarioError(
+            where,
+            f"{int((ages > max_age_days).sum())} element set(s) have epochs more than "
+            f"{max_age_days:g} days from the run (e.g. {r.name or r.norad_id} at "
+            f"{r.epoch.isoformat()}, {ages[worst]:.0f} days): SGP4 is meaningless that far "
+            "from its epoch; get fresh elements, move time.start_utc near their epochs, or raise "
+            "constellation.max_epoch_age_days",
+        )
+    stale = int((ages > WARN_EPOCH_AGE_DAYS).sum())
+    if stale:
+        notes.append(
+            f"{stale} element set(s) are more than {WARN_EPOCH_AGE_DAYS:g} days from the run: "
+            "positions drift by kilometres per day away from a TLE's epoch"
+        )
+
+
+def _build_constellation(
+    scenario: Scenario, notes: list[str] | None = None, grid: TimeGrid | None = None
+) -> tuple[Constellation, str | None]:
+    """The scenario's constellation and, for an element file, its SHA-256."""
     c = scenario.constellation
     if c.tle_file is not None:
+        digest = _element_file_sha256(c.tle_file)
+        if c.tle_sha256 is not None and digest != c.tle_sha256:
+            raise ScenarioError(
+                "constellation.tle_file",
+                f"{c.tle_file!r} changed since this run started (SHA-256 {digest[:12]}..., the run "
+                f"recorded {c.tle_sha256[:12]}...): restore the file, or start the run again "
+                "with --force",
+            )
         elements = load_elements(c.tle_file, skip_bad=c.skip_bad_tle)
         if elements.skipped and notes is not None:
             notes.append(
                 f"skipped {len(elements.skipped)} malformed TLE record(s) of {c.tle_file}; "
                 f"first: {elements.skipped[0]}"
             )
-        return Constellation.from_elements(Path(c.tle_file).stem, elements)
+        if grid is not None and notes is not None:
+            _check_elements(elements, grid, c.max_epoch_age_days, notes)
+        return Constellation.from_elements(Path(c.tle_file).stem, elements), digest
     if c.preset is not None:
         shells = preset_shells(c.preset)
         name = c.preset
@@ -258,7 +361,82 @@ def _build_constellation(scenario: Scenario, notes: list[str] | None = None) -> 
             for i, s in enumerate(c.shells)
         ]
         name = scenario.name
-    return Constellation.from_shells(name, shells, epoch=scenario.time.start_utc)
+    return Constellation.from_shells(name, shells, epoch=scenario.time.start_utc), None
+
+
+#: Flows a run may hold (each is a row of the flow x resource incidence at every step).
+MAX_FLOWS = 2_000_000
+
+
+def _check_traffic_size(scenario: Scenario) -> None:
+    """Refuse traffic that would expand into more flows than a run can hold, before building."""
+    t = scenario.traffic
+    if t is None or t.model != "access" or t.aggregate:
+        return
+    n_sites = len(scenario.ground.terminals)
+    ds = scenario.ground.terminal_dataset
+    if ds == "hypatia-top100":
+        n_sites += 100
+    elif ds is not None:
+        n_sites += int(ds.removeprefix("top-cities:"))
+    n_flows = 2 * n_sites * t.terminals_per_site
+    if n_flows > MAX_FLOWS:
+        raise BudgetError(
+            f"traffic.terminals_per_site: {t.terminals_per_site:,} terminals per site with "
+            f"aggregate = false is {n_flows:,} flows, more than a run holds ({MAX_FLOWS:,}): "
+            "set traffic.aggregate = true (one flow per site and direction)"
+        )
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine [bytes] (8 GiB if it cannot be told)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 2**30
+
+
+def chunk_memory_bytes(n_sats: int, n_sites: int, n_pairs: int, n_modes: int, steps: int) -> int:
+    """Working memory of one chunk of ``steps`` steps, roughly [bytes].
+
+    Positions ``(T, S, 3)`` float64 and their GSL candidates; per mode the shortest-path trees
+    (distance and edge, 16 bytes per root and node; at most every site is a root) and per-pair
+    results (RTT, hops, serving satellites, path hash: 26 bytes per pair and step), and the
+    chunk's series in the run's store (8 bytes per pair, step and mode).
+    """
+    n_nodes = n_sats + 2 * n_sites
+    positions = 24 * n_sats * (steps + 1) * 3  # positions, ECEF copies and link geometry
+    trees = 16 * n_sites * n_nodes * n_modes
+    pairs = 34 * n_pairs * (steps + 1) * n_modes
+    return positions + trees + pairs
+
+
+def _chunk_steps(scenario: Scenario, n_sats: int, n_sites: int, n_pairs: int, n_modes: int) -> int:
+    """Steps per chunk: the scenario's, or as many as keep positions near 32 MB and the chunk
+    within the memory budget; refuse a run whose single step does not fit."""
+    budget = scenario.run.max_memory_fraction * machine_memory_bytes()
+    if chunk_memory_bytes(n_sats, n_sites, n_pairs, n_modes, 1) > budget:
+        need = chunk_memory_bytes(n_sats, n_sites, n_pairs, n_modes, 1)
+        raise BudgetError(
+            f"one step of this run needs about {need / 2**30:.1f} GiB ({n_pairs:,} pairs, "
+            f"{n_sites:,} sites, {n_sats:,} satellites), more than "
+            f"{scenario.run.max_memory_fraction:.0%} of this machine's "
+            f"{machine_memory_bytes() / 2**30:.0f} GiB: route fewer pairs (routing.pairs, "
+            "terminal_dataset) or raise run.max_memory_fraction"
+        )
+    if scenario.run.chunk_steps is not None:
+        need = chunk_memory_bytes(n_sats, n_sites, n_pairs, n_modes, scenario.run.chunk_steps)
+        if need > budget:
+            raise BudgetError(
+                f"run.chunk_steps: {scenario.run.chunk_steps} steps per chunk need about "
+                f"{need / 2**30:.1f} GiB, more than {scenario.run.max_memory_fraction:.0%} of "
+                "this machine's memory: lower run.chunk_steps (or leave it out)"
+            )
+        return scenario.run.chunk_steps
+    steps = max(1, min(600, _CHUNK_POSITION_BYTES // (24 * max(n_sats, 1))))
+    while steps > 1 and chunk_memory_bytes(n_sats, n_sites, n_pairs, n_modes, steps) > budget / 4:
+        steps //= 2
+    return steps
 
 
 def _pairs(scenario: Scenario, sites: Sites) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -599,8 +777,15 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         duration_s=scenario.time.duration_s,
         step_s=scenario.time.step_s,
     )
+    if grid.n_steps > scenario.run.max_steps:
+        raise BudgetError(
+            f"time: {scenario.time.duration_s:g} s at step_s = {scenario.time.step_s:g} s is "
+            f"{grid.n_steps:,} steps, more than run.max_steps = {scenario.run.max_steps:,}: use "
+            "a longer step or a shorter duration, or raise run.max_steps if you mean it"
+        )
+    _check_traffic_size(scenario)
     notes: list[str] = []
-    constellation = _build_constellation(scenario, notes)
+    constellation, tle_sha256 = _build_constellation(scenario, notes, grid)
     sites, site_list = _build_sites(scenario)
     links = scenario.links
     propagator = make_propagator(
@@ -657,9 +842,7 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         pair_src=src,
         pair_dst=dst,
     )
-    chunk = scenario.run.chunk_steps or max(
-        1, min(600, _CHUNK_POSITION_BYTES // (24 * max(constellation.n_sats, 1)))
-    )
+    chunk = _chunk_steps(scenario, constellation.n_sats, len(sites), src.size, len(modes))
     series_idx = _series(scenario, sites, src, dst)
     traffic = None
     if traffic_flows is not None:
@@ -699,12 +882,14 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         modes=modes,
         chunk_steps=chunk,
     )
-    resolved = resolved_scenario(scenario, plan, site_list)
+    resolved = resolved_scenario(scenario, plan, site_list, tle_sha256)
     object.__setattr__(plan, "resolved", resolved)
     return plan, resolved
 
 
-def resolved_scenario(sc: Scenario, plan: RunPlan, site_list: list[Site]) -> dict[str, Any]:
+def resolved_scenario(
+    sc: Scenario, plan: RunPlan, site_list: list[Site], tle_sha256: str | None = None
+) -> dict[str, Any]:
     """The scenario as run: presets expanded to shells, names to coordinates, pairs listed.
 
     Running the result again gives the same plan (and so the same bytes): a resumed run
@@ -735,6 +920,8 @@ def resolved_scenario(sc: Scenario, plan: RunPlan, site_list: list[Site]) -> dic
     else:
         c["tle_file"] = str(Path(cons.source).resolve())
         c["skip_bad_tle"] = sc.constellation.skip_bad_tle
+        c["tle_sha256"] = tle_sha256
+        c["max_epoch_age_days"] = sc.constellation.max_epoch_age_days
     data["constellation"] = c
     ground: dict[str, list[dict[str, Any]]] = {"terminals": [], "gateways": [], "pops": []}
     key = {"terminal": "terminals", "gateway": "gateways", "pop": "pops"}

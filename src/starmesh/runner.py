@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +34,7 @@ import pyarrow as pa
 import tomli_w
 
 from .engine import ChunkResult
-from .errors import RunFolderError, StarmeshError
+from .errors import BudgetError, RunFolderError, RunLockedError, StarmeshError
 from .executors import Executor, make_executor
 from .io.runfolder import (
     COMPARISON,
@@ -48,6 +51,7 @@ from .io.runfolder import (
     Manifest,
     atomic_write_bytes,
     atomic_write_table,
+    check_run_dir,
     fstate_last,
     make_chunk_dirs,
     prepare_run_dir,
@@ -99,6 +103,60 @@ def scenario_bytes(data: dict[str, Any]) -> bytes:
     return tomli_w.dumps(data).encode()
 
 
+# --- Locking ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def locked_folder(out: Path, *, force: bool = False, resume: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on a run folder while writing it.
+
+    The folder is checked first (:func:`~starmesh.io.runfolder.check_run_dir`: ``force`` replaces
+    only a starmesh run folder), then created and locked with ``filelock`` (an OS lock, released
+    by the OS if the process dies). A second process gets one line naming the holder's pid. If
+    the run fails before writing anything, a folder this call created is removed again.
+
+    Raises
+    ------
+    RunLockedError
+        Another process holds the lock.
+    RunFolderError
+        The folder cannot be used.
+    """
+    from filelock import FileLock, Timeout
+
+    if not resume:
+        check_run_dir(out, force=force)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    pid_file = out / (LOCK + ".pid")
+    lock = FileLock(out / LOCK, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = pid_file.read_text(encoding="utf-8").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise RunLockedError(
+            f"{str(out)!r} is being written by another starmesh process (pid {holder}): "
+            "wait for it to finish or stop it, or choose another --out"
+        ) from None
+    try:
+        atomic_write_bytes(pid_file, f"{os.getpid()}\n".encode())
+        yield
+    except BaseException:
+        if created and all(p.name in (LOCK, LOCK + ".pid") for p in out.iterdir()):
+            lock.release()
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        pid_file.unlink(missing_ok=True)
+        # The lock file goes with the lock, so a finished run folder holds only its results.
+        # (Lockers never wait, so no process can be queued on the file being removed.)
+        (out / LOCK).unlink(missing_ok=True)
+        lock.release()
+
+
 # --- One run folder --------------------------------------------------------------------------
 
 
@@ -143,6 +201,24 @@ def _prepare(
         manifest.save()
     todo = [i for i in range(len(chunks)) if not manifest.is_complete(i)]
     return _Target(plan, out, digest, manifest, ChunkStore(out, chunks), chunks, todo)
+
+
+def check_disk(plans: list[RunPlan], out: Path) -> None:
+    """Refuse a run whose files would not fit on the disk of ``out`` (an estimate, with 20 %
+    to spare), before computing anything."""
+    need = int(1.2 * sum(p.disk_bytes() for p in plans))
+    probe = next((p for p in [out, *out.absolute().parents] if p.exists()), Path("."))
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise BudgetError(
+            f"this run needs about {need / 2**30:.1f} GiB of disk and {str(probe)!r} has "
+            f"{free / 2**30:.1f} GiB free: free some space, choose another --out, or write "
+            "fewer series (routing.series_pairs)"
+        )
+
+
+#: Most variants one sweep runs (each is a run folder).
+MAX_SWEEP_VARIANTS = 1000
 
 
 def _execute(targets: list[_Target], runner: Executor, progress: Progress | None) -> None:
@@ -227,16 +303,20 @@ def run_plan(
     -------
     Summary
     """
+    if not resume:
+        check_disk([plan], out)
     # First, so that an unreachable cluster leaves no run folder behind.
     runner = make_executor(executor, plan.workers, n_units=plan.n_chunks)
     try:
-        target = _prepare(plan, out, force=force, resume=resume)
-        _execute([target], runner, progress)
+        with locked_folder(out, force=force, resume=resume):
+            target = _prepare(plan, out, force=force, resume=resume)
+            _execute([target], runner, progress)
+            runner.close()
+            summary = _finish(target)
+            if report:
+                write_report_safely(out)
     finally:
         runner.close()
-    summary = _finish(target)
-    if report:
-        write_report_safely(out)
     return summary
 
 
@@ -349,6 +429,8 @@ def run_scenario(
         )
         return RunOutcome(out, summary, {"baseline": summary}, [])
     spec = scenario_bytes(scenario.model_dump(mode="json", exclude_none=True))
+    if not resume:
+        check_disk(job.plans, out)
 
     def setup() -> None:
         if resume:
@@ -360,25 +442,26 @@ def run_scenario(
         prepare_run_dir(out, force=force)
         atomic_write_bytes(out / VARIANTS_SPEC, spec)
 
-    summaries, targets = _run_folders(
-        job.plans,
-        [out if name == "baseline" else out / VARIANTS_DIR / name for name in job.names],
-        workers=scenario.run.workers,
-        executor=executor,
-        resume=resume,
-        progress=progress,
-        setup=setup,
-        keep=(VARIANTS_SPEC, VARIANTS_DIR, LOCK),
-    )
-    rows = [
-        row
-        for name, changes, summary in zip(job.names, job.changes, summaries, strict=True)
-        for row in compare_rows(name, changes, summary)
-    ]
-    _write_json(out / COMPARISON, {"variants": rows})
-    if report:
-        for t in targets:
-            write_report_safely(t.out)
+    with locked_folder(out, force=force, resume=resume):
+        summaries, targets = _run_folders(
+            job.plans,
+            [out if name == "baseline" else out / VARIANTS_DIR / name for name in job.names],
+            workers=scenario.run.workers,
+            executor=executor,
+            resume=resume,
+            progress=progress,
+            setup=setup,
+            keep=(VARIANTS_SPEC, VARIANTS_DIR),
+        )
+        rows = [
+            row
+            for name, changes, summary in zip(job.names, job.changes, summaries, strict=True)
+            for row in compare_rows(name, changes, summary)
+        ]
+        _write_json(out / COMPARISON, {"variants": rows})
+        if report:
+            for t in targets:
+                write_report_safely(t.out)
     return RunOutcome(
         out,
         summaries[0],
@@ -410,7 +493,20 @@ def run_sweep(
         before anything is written.
     """
     variants = expand_sweep(scenario)
+    if len(variants) > MAX_SWEEP_VARIANTS:
+        raise BudgetError(
+            f"sweep: the grid gives {len(variants):,} variants, more than one sweep runs "
+            f"({MAX_SWEEP_VARIANTS:,}): sweep fewer values, or split it into several sweeps"
+        )
+    steps = sum(round(v.time.duration_s / v.time.step_s) for _vid, _params, v in variants)
+    if steps > scenario.run.max_steps:
+        raise BudgetError(
+            f"sweep: {len(variants)} variants are {steps:,} steps in all, more than "
+            f"run.max_steps = {scenario.run.max_steps:,}: sweep fewer values or shorter runs, "
+            "or raise run.max_steps"
+        )
     plans = [build_plan(v) for _vid, _params, v in variants]
+    check_disk(plans, out)
 
     def setup() -> None:
         if not resume:
@@ -420,15 +516,23 @@ def run_sweep(
         elif not (out / SWEEP_SPEC).is_file():
             raise RunFolderError(f"cannot resume {str(out)!r}: no {SWEEP_SPEC} there")
 
-    summaries, _targets = _run_folders(
-        plans,
-        [out / VARIANTS_DIR / vid for vid, _params, _v in variants],
-        workers=scenario.run.workers,
-        executor=executor,
-        resume=resume,
-        progress=progress,
-        setup=setup,
-    )
+    with locked_folder(out, force=force, resume=resume):
+        summaries, _targets = _run_folders(
+            plans,
+            [out / VARIANTS_DIR / vid for vid, _params, _v in variants],
+            workers=scenario.run.workers,
+            executor=executor,
+            resume=resume,
+            progress=progress,
+            setup=setup,
+        )
+        return _write_sweep(out, variants, summaries)
+
+
+def _write_sweep(
+    out: Path, variants: list[tuple[str, dict[str, Any], Scenario]], summaries: list[Summary]
+) -> dict[str, Any]:
+    """``sweep.parquet`` and ``sweep_summary.json`` of a finished sweep."""
     rows: list[dict[str, Any]] = []
     table: list[dict[str, Any]] = []
     for (vid, params, _v), summary in zip(variants, summaries, strict=True):

@@ -28,7 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import StarmeshError
-from .runfolder import SCENARIO, SITES, read_geometry
+from .runfolder import SCENARIO, SITES, read_geometry, verify_run
+
+#: Most satellite positions one CZML file holds (each about 60 bytes of JSON: 3 GB).
+MAX_CZML_POSITIONS = 50_000_000
 
 #: Sampling of satellite positions [s] unless told otherwise: a degree-5 Lagrange fit through
 #: 60 s samples of a LEO orbit is within metres.
@@ -101,9 +104,17 @@ def export_czml(
     if not (math.isfinite(sample_step_s) and sample_step_s > 0):
         raise StarmeshError(f"sample_step_s must be > 0, got {sample_step_s}")
     _check_run_dir(run_dir)
+    verify_run(run_dir)
     geo = read_geometry(run_dir)
     grid = geo.grid
     span_s = float(grid.t_s(grid.n_steps - 1, grid.n_steps)[0])
+    n_samples = span_s / sample_step_s + 1
+    if n_samples * max(len(geo.sat_names), 1) > MAX_CZML_POSITIONS:
+        least = span_s * max(len(geo.sat_names), 1) / MAX_CZML_POSITIONS
+        raise StarmeshError(
+            f"--sample-step-s {sample_step_s:g} gives {n_samples:.3g} samples of "
+            f"{len(geo.sat_names)} satellites, too many for a CZML file: use at least {least:.3g} s"
+        )
     t_s = np.arange(0.0, span_s, sample_step_s)
     t_s = np.append(t_s, span_s) if t_s.size == 0 or t_s[-1] < span_s else t_s
     if t_s.size == 1:

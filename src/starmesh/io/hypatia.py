@@ -76,6 +76,7 @@ from ..errors import RunFolderError, StarmeshError
 from ..frames import slant_range_m
 from ..timegrid import parse_utc
 from ..topology import max_isl_range_m
+from .runfolder import verify_run
 
 #: WGS72 semi-major axis [m]: satgenpy's Earth radius, and the ellipsoid of the ground
 #: stations' x, y, z (``distance_tools.geodetic2cartesian``).
@@ -131,6 +132,7 @@ def _check_run_dir(run_dir: Path) -> None:
             f"run folder {str(run_dir)!r} has no forwarding state (fstate.parquet): run the "
             "scenario with [routing] forwarding_state = true"
         )
+    verify_run(run_dir)
 
 
 def _read_scenario(path: Path) -> dict[str, Any]:

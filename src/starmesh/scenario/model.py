@@ -25,7 +25,8 @@ from ..timegrid import parse_utc
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are never a valid setting: say so rather than compare them to bounds.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -88,6 +89,11 @@ class ConstellationSpec(_Model):
     shells: list[ShellSpec] | None = None
     tle_file: str | None = None
     skip_bad_tle: bool = False
+    #: SHA-256 of the TLE/OMM file's bytes, recorded by a run; a resume refuses a changed file.
+    tle_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    #: Element sets whose epoch is further than this from any step are refused [days]: SGP4
+    #: far from its epoch is meaningless (errors grow by km per day in LEO).
+    max_epoch_age_days: float = Field(30.0, gt=0.0, le=36_500.0)
     layout: Literal["walker", "hypatia"] = "walker"
 
     @model_validator(mode="after")
@@ -258,6 +264,11 @@ class RunSpec(_Model):
         None, ge=1, le=256, description="threads for routing (default: all cores)"
     )
     dut1_s: float = Field(0.0, ge=-0.9, le=0.9)
+    #: Refuse runs of more steps than this (a typo in step_s should not start a month-long run);
+    #: raise it for a run you mean.
+    max_steps: int = Field(10_000_000, ge=1)
+    #: Refuse runs whose working memory per chunk would exceed this share of the machine's RAM.
+    max_memory_fraction: float = Field(0.6, gt=0.0, le=1.0)
 
 
 class PlaneSpec(_Model):
@@ -347,16 +358,16 @@ class DisruptionsSpec(_Model):
 class CapacitySpec(_Model):
     """Overrides of the sourced default link capacities (starmesh.capacity.LinkCapacities)."""
 
-    sat_user_down_gbps: float | None = Field(None, ge=0.0)
-    sat_user_up_gbps: float | None = Field(None, ge=0.0)
-    sat_feeder_down_gbps: float | None = Field(None, ge=0.0)
-    sat_feeder_up_gbps: float | None = Field(None, ge=0.0)
-    gateway_down_gbps: float | None = Field(None, ge=0.0)
-    gateway_up_gbps: float | None = Field(None, ge=0.0)
-    isl_gbps: float | None = Field(None, ge=0.0)
-    terminal_down_mbps: float | None = Field(None, ge=0.0)
-    terminal_up_mbps: float | None = Field(None, ge=0.0)
-    fibre_gbps: float | None = Field(None, ge=0.0)
+    sat_user_down_gbps: float | None = Field(None, gt=0.0)
+    sat_user_up_gbps: float | None = Field(None, gt=0.0)
+    sat_feeder_down_gbps: float | None = Field(None, gt=0.0)
+    sat_feeder_up_gbps: float | None = Field(None, gt=0.0)
+    gateway_down_gbps: float | None = Field(None, gt=0.0)
+    gateway_up_gbps: float | None = Field(None, gt=0.0)
+    isl_gbps: float | None = Field(None, gt=0.0)
+    terminal_down_mbps: float | None = Field(None, gt=0.0)
+    terminal_up_mbps: float | None = Field(None, gt=0.0)
+    fibre_gbps: float | None = Field(None, gt=0.0)
 
 
 class TrafficSpec(_Model):
@@ -485,6 +496,8 @@ def format_validation_error(exc: ValidationError) -> list[str]:
             msg = f"must be {_RANGE_WORDS[bound[0]]} {bound[1]}"
         if err["type"] == "missing":
             msg = "required key is missing: add it"
+        if err["type"] == "finite_number":
+            msg = "NaN and infinity are not allowed: give a finite number"
         value = err.get("input")
         show = not isinstance(value, dict | list) and err["type"] != "missing"
         if show and not (isinstance(value, float) and math.isnan(value)) and "got" not in msg:

@@ -20,6 +20,7 @@ from ._files import (
     atomic_write_bytes,
     atomic_write_table,
     file_sha256,
+    verify_run,
 )
 from ._names import (
     COMPARISON,
@@ -67,6 +68,7 @@ from ._read import (
 from ._write import (
     FSTATE_SCHEMA,
     RTT_SCHEMA,
+    check_run_dir,
     chunk_table,
     fstate_last,
     fstate_table,
@@ -112,6 +114,7 @@ __all__ = [
     "atomic_save_npy",
     "atomic_write_bytes",
     "atomic_write_table",
+    "check_run_dir",
     "chunk_name",
     "chunk_table",
     "file_sha256",
@@ -130,6 +133,7 @@ __all__ = [
     "read_summary",
     "read_throughput",
     "read_traffic_series",
+    "verify_run",
     "write_chunk",
     "write_run_header",
     "write_traffic_tables",

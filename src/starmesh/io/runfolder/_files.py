@@ -31,26 +31,39 @@ from ._names import MANIFEST, PARTIAL
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary sibling and a rename (fsync'd)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk or a kill: no temporary file is left behind.
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_table(path: Path, table: pa.Table) -> None:
     """Write a Parquet file through a temporary sibling and a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_save_npy(path: Path, array: NDArray[Any]) -> None:
     """Save one array as ``.npy`` through a temporary sibling and a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def file_sha256(path: Path) -> str:
@@ -93,9 +106,12 @@ class Manifest:
         path = out / MANIFEST
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            m = cls(out, data["scenario_sha256"], [tuple(c) for c in data["chunks"]])
-            m.done = {int(k): dict(v) for k, v in data["done"].items()}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            m = cls(out, str(data["scenario_sha256"]), [])
+            m.chunks = [(int(a), int(b)) for a, b in data["chunks"]]
+            m.done = {
+                int(k): {str(f): str(h) for f, h in v.items()} for k, v in data["done"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RunFolderError(
                 f"cannot resume {str(out)!r}: no readable {MANIFEST} ({exc}); "
                 "run it again with --force"
@@ -151,9 +167,13 @@ class ChunkStore:
         """Store one chunk; returns the files written."""
         atomic_save_npy(self.series_path(index), series)
         tmp = self.extra_path(index).with_name(f".{self.extra_path(index).name}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **extra)
-        os.replace(tmp, self.extra_path(index))
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **extra)
+            os.replace(tmp, self.extra_path(index))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return [self.series_path(index), self.extra_path(index)]
 
     def extra(self, index: int) -> dict[str, NDArray[Any]]:
@@ -173,3 +193,45 @@ class ChunkStore:
     def remove(self) -> None:
         """Drop ``.partial/``."""
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def verify_run(out: Path) -> None:
+    """Check that a finished run folder is whole: every chunk recorded and every recorded file
+    present with the hash the manifest gives.
+
+    Raises
+    ------
+    RunFolderError
+        Naming the first chunk or file that is missing or damaged, and the fix.
+    """
+    if not (out / MANIFEST).is_file():
+        raise RunFolderError(
+            f"{str(out)!r} has no {MANIFEST}: it is not a complete starmesh run folder"
+        )
+    try:
+        m = Manifest.load(out)
+    except RunFolderError:
+        raise RunFolderError(
+            f"{str(out)!r}: its {MANIFEST} cannot be read; run it again with --force"
+        ) from None
+    for i, (a, b) in enumerate(m.chunks):
+        files = m.done.get(i)
+        if not files:
+            raise RunFolderError(
+                f"{str(out)!r} is incomplete: chunk {i} (steps {a}-{b - 1}) was never written; "
+                f"finish it with: starmesh run --resume {out}"
+            )
+        for rel, digest in files.items():
+            if rel.startswith(PARTIAL + "/"):
+                continue  # kept only until the summary is written
+            p = out / rel
+            if not p.is_file():
+                raise RunFolderError(
+                    f"{str(out)!r} is damaged: {rel} (chunk {i}) is missing; "
+                    f"recompute it with: starmesh run --resume {out}"
+                )
+            if file_sha256(p) != digest:
+                raise RunFolderError(
+                    f"{str(out)!r} is damaged: {rel} (chunk {i}) differs from what the run wrote; "
+                    f"recompute it with: starmesh run --resume {out}"
+                )

@@ -30,6 +30,7 @@ from ...propagation import Propagator
 from ...results import RunSeries, Summary, TrafficSeries
 from ...scenario import load_scenario
 from ...timegrid import TimeGrid, parse_utc
+from ._files import verify_run
 from ._names import FLOW_INFO, FLOWS, FSTATE, ISLS, RTT, SCENARIO, SITES, SUMMARY
 
 #: Columns of ``flows.parquet`` that may hold a terminal's rate, with their factor to bit/s.
@@ -168,7 +169,7 @@ def _bad_folder(run_dir: Path, what: str) -> StarmeshError:
     )
 
 
-def read_run(run_dir: Path | str) -> RunData:
+def read_run(run_dir: Path | str, *, verify: bool = True) -> RunData:
     """Read the summary, sites and resolved scenario of a run folder.
 
     Parameters
@@ -186,6 +187,11 @@ def read_run(run_dir: Path | str) -> RunData:
         If the folder does not exist or lacks a readable ``summary.json`` or ``sites.parquet``.
     """
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise StarmeshError(
+            f"{str(run_dir)!r} is a file, not a run folder: pass the folder written by "
+            "`starmesh run`"
+        )
     if not run_dir.is_dir():
         raise StarmeshError(
             f"run folder {str(run_dir)!r} not found: pass a folder written by `starmesh run`"
@@ -193,6 +199,8 @@ def read_run(run_dir: Path | str) -> RunData:
     path = run_dir / SUMMARY
     if not path.is_file():
         raise _bad_folder(run_dir, "it has no summary.json (the run did not finish)")
+    if verify:
+        verify_run(run_dir)
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -752,7 +760,8 @@ def read_geometry(run_dir: Path | str) -> RunGeometry:
 
 
 def read_summary(run_dir: Path | str) -> Summary:
-    """``summary.json`` of a finished run, typed."""
+    """``summary.json`` of a finished run, typed (the folder is verified against its
+    manifest)."""
     run = read_run(run_dir)
     try:
         return Summary.from_dict(run.summary)
@@ -763,7 +772,7 @@ def read_summary(run_dir: Path | str) -> Summary:
 def read_run_series(run_dir: Path | str) -> RunSeries:
     """Every row of ``rtt.parquet`` as arrays ``(mode, time, pair)``, in the run's order."""
     run_dir = Path(run_dir)
-    run = read_run(run_dir)
+    run = read_run(run_dir, verify=False)
     ds = _rtt_dataset(run_dir)
     if ds is None:
         raise _bad_folder(run_dir, f"it has no readable {RTT}")
@@ -806,7 +815,7 @@ def read_traffic_series(run_dir: Path | str) -> TrafficSeries | None:
     run_dir = Path(run_dir)
     if not (run_dir / FLOWS).is_dir() or not (run_dir / FLOW_INFO).is_file():
         return None
-    run = read_run(run_dir)
+    run = read_run(run_dir, verify=False)
     info = pq.read_table(run_dir / FLOW_INFO)
     t = pa_ds.dataset(run_dir / FLOWS, format="parquet").to_table()
     modes = run.modes

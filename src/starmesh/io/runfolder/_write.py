@@ -15,15 +15,26 @@ from ...errors import RunFolderError
 from ...results import chunk_counters
 from ._files import ChunkStore, Manifest, atomic_write_bytes, atomic_write_table
 from ._names import (
+    COMPARISON,
     FLOW_INFO,
     FLOWS,
     FSTATE,
     ISLS,
     LINKS,
+    LOCK,
+    MANIFEST,
+    PARTIAL,
+    REPORT,
     RESOURCES,
     RTT,
     SCENARIO,
     SITES,
+    SUMMARY,
+    SWEEP_SPEC,
+    SWEEP_SUMMARY,
+    SWEEP_TABLE,
+    VARIANTS_DIR,
+    VARIANTS_SPEC,
     chunk_name,
 )
 
@@ -105,19 +116,99 @@ def fstate_table(plan: RunPlan, rows_by_mode: dict[str, tuple[NDArray[Any], ...]
     return pa.concat_tables(parts)
 
 
+#: What starmesh writes into a run, variants or sweep folder (anything else is someone's file).
+RUN_ENTRIES = frozenset(
+    {
+        SCENARIO,
+        VARIANTS_SPEC,
+        SUMMARY,
+        MANIFEST,
+        PARTIAL,
+        SITES,
+        ISLS,
+        RTT,
+        FSTATE,
+        FLOWS,
+        LINKS,
+        FLOW_INFO,
+        RESOURCES,
+        COMPARISON,
+        VARIANTS_DIR,
+        SWEEP_SPEC,
+        SWEEP_TABLE,
+        SWEEP_SUMMARY,
+        REPORT,
+        LOCK,
+        LOCK + ".pid",
+    }
+)
+#: Files whose presence marks a folder as starmesh's.
+RUN_MARKERS = (MANIFEST, SCENARIO, SWEEP_SPEC, VARIANTS_SPEC)
+
+
+def _ours(name: str) -> bool:
+    # ".<name>.tmp": a file being written when a run was killed.
+    return name in RUN_ENTRIES or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def check_run_dir(out: Path, *, force: bool) -> None:
+    """Refuse an output folder that cannot be used, before anything is written.
+
+    A non-empty folder needs ``force``, and ``force`` replaces only a folder that starmesh wrote
+    (it holds a manifest, ``scenario.toml``, ``sweep.toml`` or ``variants.toml`` and nothing
+    else), never a symlink, the working directory or a folder above it.
+
+    Raises
+    ------
+    RunFolderError
+    """
+    if out.is_symlink():
+        raise RunFolderError(
+            f"output {str(out)!r} is a symlink: give the real folder, or another --out"
+        )
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"output {str(out)!r} is a file: choose another --out")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise RunFolderError(f"output {str(out)!r} is below a file: choose another --out")
+    if not out.is_dir():
+        return
+    present = [p.name for p in out.iterdir() if p.name not in (LOCK, LOCK + ".pid")]
+    if not present:
+        return
+    if not force:
+        raise RunFolderError(
+            f"output folder {str(out)!r} is not empty: choose another --out, "
+            "or pass --force to replace the starmesh run in it"
+        )
+    here = Path.cwd().resolve()
+    real = out.resolve()
+    if real == here or real in here.parents:
+        raise RunFolderError(
+            f"--force would delete {str(out)!r}, which holds the working directory: "
+            "choose another --out"
+        )
+    if not any((out / m).is_file() for m in RUN_MARKERS):
+        raise RunFolderError(
+            f"--force replaces only starmesh run folders, and {str(out)!r} is not one "
+            "(no manifest.json or scenario.toml): choose another --out"
+        )
+    foreign = sorted(n for n in present if not _ours(n))
+    if foreign:
+        raise RunFolderError(
+            f"--force would delete files starmesh did not write in {str(out)!r} "
+            f"(e.g. {foreign[0]!r}): move them, or choose another --out"
+        )
+
+
 def prepare_run_dir(out: Path, *, force: bool, keep: tuple[str, ...] = ()) -> None:
-    """Create ``out``; refuse a non-empty folder unless ``force`` (then empty it, but for the
-    entries named in ``keep``)."""
+    """Create ``out``, or empty it (``force``, checked by :func:`check_run_dir`) but for the
+    entries named in ``keep`` and the folder's lock."""
+    keep = (*keep, LOCK, LOCK + ".pid")
     if out.exists():
-        if not out.is_dir():
-            raise RunFolderError(f"output {str(out)!r} is a file: choose another --out")
         present = [p for p in out.iterdir() if p.name not in keep]
         if present:
-            if not force:
-                raise RunFolderError(
-                    f"output folder {str(out)!r} is not empty: choose another --out, "
-                    "or pass --force to overwrite it"
-                )
+            check_run_dir(out, force=force)
             for p in present:
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p)
