@@ -127,8 +127,9 @@ def md1_wait_s(u: ArrayLike, rho: ArrayLike, service_s: ArrayLike) -> FloatArray
     return np.where(u < 1.0 - rho, 0.0, np.maximum(x, 0.0))
 
 
-def great_circle_m(lat1_deg: ArrayLike, lon1_deg: ArrayLike, lat2_deg: ArrayLike,
-                   lon2_deg: ArrayLike) -> FloatArray:
+def great_circle_m(
+    lat1_deg: ArrayLike, lon1_deg: ArrayLike, lat2_deg: ArrayLike, lon2_deg: ArrayLike
+) -> FloatArray:
     """Great-circle distance on the mean sphere [m] (haversine)."""
     p1, p2 = np.radians(_f(lat1_deg)), np.radians(_f(lat2_deg))
     dl = np.radians(_f(lon2_deg) - _f(lon1_deg))
@@ -226,6 +227,7 @@ def rtt_breakdown(
     )
     proc = processing_s(hops, params)
     samples = prop[e] + user + feeder + proc[e] + queue + 2.0 * net[e]
+    samples = np.where(np.isfinite(prop)[e], samples, np.inf)
     mean = np.stack(
         [
             prop,

@@ -45,8 +45,9 @@ class PopTable:
         try:
             return self.code.index(code)
         except ValueError:
-            raise ScenarioError("service.pop", f"unknown PoP {code!r}: use one of "
-                                f"{', '.join(self.code)}") from None
+            raise ScenarioError(
+                "service.pop", f"unknown PoP {code!r}: use one of {', '.join(self.code)}"
+            ) from None
 
 
 def load_pop_table() -> PopTable:
@@ -97,7 +98,9 @@ def assign_pops(
     lat = np.atleast_1d(np.asarray(lat_deg, dtype=np.float64))
     lon = np.atleast_1d(np.asarray(lon_deg, dtype=np.float64))
     if policy not in ("table", "nearest"):
-        raise ScenarioError("service.pop_policy", f"unknown policy {policy!r}: use table or nearest")
+        raise ScenarioError(
+            "service.pop_policy", f"unknown policy {policy!r}: use table or nearest"
+        )
     d = great_circle_m(lat[:, None], lon[:, None], table.lat_deg[None, :], table.lon_deg[None, :])
     nearest = np.argmin(d, axis=1)
     out = nearest.astype(np.int64)
@@ -113,10 +116,18 @@ def assign_pops(
 
 
 def backhaul_delay_s(
-    gw_lat_deg: ArrayLike, gw_lon_deg: ArrayLike, pop_lat_deg: ArrayLike, pop_lon_deg: ArrayLike,
-    *, route_factor: float,
+    gw_lat_deg: ArrayLike,
+    gw_lon_deg: ArrayLike,
+    pop_lat_deg: ArrayLike,
+    pop_lon_deg: ArrayLike,
+    *,
+    route_factor: float,
 ) -> NDArray[np.float64]:
     """One-way gateway -> PoP fibre delay [s], shape ``(W, Q)`` (great circle x route factor)."""
-    d = great_circle_m(np.asarray(gw_lat_deg)[:, None], np.asarray(gw_lon_deg)[:, None],
-                       np.asarray(pop_lat_deg)[None, :], np.asarray(pop_lon_deg)[None, :])
+    d = great_circle_m(
+        np.asarray(gw_lat_deg)[:, None],
+        np.asarray(gw_lon_deg)[:, None],
+        np.asarray(pop_lat_deg)[None, :],
+        np.asarray(pop_lon_deg)[None, :],
+    )
     return fibre_delay_s(d, route_factor=route_factor)

@@ -37,8 +37,13 @@ Policy = Literal["hold", "highest", "north", "random"]
 POLICIES: tuple[str, ...] = ("hold", "highest", "north", "random")
 
 
-def slot_index(t_s: ArrayLike, *, slot_s: float = SLOT_S, offset_s: float = SLOT_OFFSET_S,
-               epoch_second_of_minute: float = 0.0) -> NDArray[np.int64]:
+def slot_index(
+    t_s: ArrayLike,
+    *,
+    slot_s: float = SLOT_S,
+    offset_s: float = SLOT_OFFSET_S,
+    epoch_second_of_minute: float = 0.0,
+) -> NDArray[np.int64]:
     """Global slot number of each time ``t_s`` [s since the run epoch], shape ``(T,)``.
 
     ``floor((t_s + epoch_second_of_minute - offset_s) / slot_s)``, where
@@ -110,8 +115,10 @@ def schedule(
     Schedule
     """
     if policy not in POLICIES:
-        raise ScenarioError("service.scheduler_policy",
-                            f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
+        raise ScenarioError(
+            "service.scheduler_policy",
+            f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}",
+        )
     vis = np.asarray(visible, dtype=bool)
     el = np.where(vis, np.asarray(elevation_rad, dtype=np.float64), -np.inf)
     n_t, n_g, n_s = vis.shape
@@ -119,14 +126,19 @@ def schedule(
         raise ScenarioError("service.seed", "policy 'random' needs a seeded numpy Generator")
     if policy == "north":
         if azimuth_rad is None or site_lat_deg is None:
-            raise ScenarioError("service.scheduler_policy",
-                                "policy 'north' needs azimuth_rad and site_lat_deg")
+            raise ScenarioError(
+                "service.scheduler_policy", "policy 'north' needs azimuth_rad and site_lat_deg"
+            )
         lat = np.asarray(site_lat_deg, dtype=np.float64)
         # cos(az) > 0: satellite in the northern half of the sky.
-        northish = np.cos(np.asarray(azimuth_rad, dtype=np.float64)) * np.where(
-            lat >= 0.0, 1.0, -1.0)[None, :, None] > 0.0
-    slot = slot_index(t_s, slot_s=slot_s, offset_s=offset_s,
-                      epoch_second_of_minute=epoch_second_of_minute)
+        northish = (
+            np.cos(np.asarray(azimuth_rad, dtype=np.float64))
+            * np.where(lat >= 0.0, 1.0, -1.0)[None, :, None]
+            > 0.0
+        )
+    slot = slot_index(
+        t_s, slot_s=slot_s, offset_s=offset_s, epoch_second_of_minute=epoch_second_of_minute
+    )
     serving = np.full((n_t, n_g), -1, dtype=np.int32)
     g_idx = np.arange(n_g)
     starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
@@ -145,8 +157,9 @@ def schedule(
                 pick = np.argmax(e0, axis=1)
             elif policy == "north":
                 en = np.where(northish[a], e0, -np.inf)
-                pick = np.where(np.isfinite(en).any(axis=1), np.argmax(en, axis=1),
-                                np.argmax(e0, axis=1))
+                pick = np.where(
+                    np.isfinite(en).any(axis=1), np.argmax(en, axis=1), np.argmax(e0, axis=1)
+                )
             else:
                 assert rng is not None
                 # Gumbel-free uniform choice among eligible: random keys, argmax over eligible.

@@ -24,8 +24,10 @@ def cells_of(lat_deg: ArrayLike, lon_deg: ArrayLike, res: int) -> list[str]:
     """H3 cell (hexagon) id of each site at resolution ``res``."""
     import h3
 
-    return [h3.latlng_to_cell(float(a), float(b), res)
-            for a, b in zip(np.atleast_1d(lat_deg), np.atleast_1d(lon_deg))]
+    return [
+        h3.latlng_to_cell(float(a), float(b), res)
+        for a, b in zip(np.atleast_1d(lat_deg), np.atleast_1d(lon_deg))
+    ]
 
 
 def cell_area_m2(cells: list[str]) -> FloatArray:
@@ -77,15 +79,25 @@ def beam_capacity_bps(
     """
     prof = profile if profile is not None else starlink_ku_user()
     lb = prof.downlink
-    q = lb.evaluate(np.atleast_1d(np.asarray(distance_m, dtype=np.float64)),
-                    np.atleast_1d(np.asarray(elevation_rad, dtype=np.float64)))
+    q = lb.evaluate(
+        np.atleast_1d(np.asarray(distance_m, dtype=np.float64)),
+        np.atleast_1d(np.asarray(elevation_rad, dtype=np.float64)),
+    )
     sinr = q.sinr_db - np.asarray(rain_db, dtype=np.float64)
-    return capacity_bps(sinr, lb.bandwidth_hz, table=lb.modcods,
-                        implementation_margin_db=lb.implementation_margin_db)
+    return capacity_bps(
+        sinr,
+        lb.bandwidth_hz,
+        table=lb.modcods,
+        implementation_margin_db=lb.implementation_margin_db,
+    )
 
 
 def rain_fade_db(
-    lat_deg: ArrayLike, lon_deg: ArrayLike, elevation_deg: ArrayLike, *, frequency_hz: float,
+    lat_deg: ArrayLike,
+    lon_deg: ArrayLike,
+    elevation_deg: ArrayLike,
+    *,
+    frequency_hz: float,
     exceedance_percent: float,
 ) -> FloatArray:
     """Rain attenuation exceeded ``exceedance_percent`` % of an average year [dB] (ITU-R P.618
@@ -93,22 +105,26 @@ def rain_fade_db(
     import itur
 
     a = itur.models.itu618.rain_attenuation(
-        np.asarray(lat_deg, dtype=np.float64), np.asarray(lon_deg, dtype=np.float64),
-        frequency_hz / 1e9, np.asarray(elevation_deg, dtype=np.float64), p=exceedance_percent)
+        np.asarray(lat_deg, dtype=np.float64),
+        np.asarray(lon_deg, dtype=np.float64),
+        frequency_hz / 1e9,
+        np.asarray(elevation_deg, dtype=np.float64),
+        p=exceedance_percent,
+    )
     return np.asarray(a.value, dtype=np.float64)
 
 
 def satellite_load_bps(counts: NDArray[np.int64], demand_per_terminal_bps: ArrayLike) -> FloatArray:
     """Offered load per satellite [bit/s], shape ``(S,)``: ``sum_g counts[g, s] * demand[g]``."""
-    d = np.broadcast_to(np.asarray(demand_per_terminal_bps, dtype=np.float64),
-                        (counts.shape[0],))
+    d = np.broadcast_to(np.asarray(demand_per_terminal_bps, dtype=np.float64), (counts.shape[0],))
     return d @ counts
 
 
 def carried_load_bps(offered_bps: ArrayLike, capacity_bps_: ArrayLike) -> FloatArray:
     """Load a resource carries [bit/s]: ``min(offered, capacity)``."""
-    return np.minimum(np.asarray(offered_bps, dtype=np.float64),
-                      np.asarray(capacity_bps_, dtype=np.float64))
+    return np.minimum(
+        np.asarray(offered_bps, dtype=np.float64), np.asarray(capacity_bps_, dtype=np.float64)
+    )
 
 
 def ps_throughput_bps(capacity: ArrayLike, offered: ArrayLike) -> FloatArray:
@@ -134,7 +150,8 @@ def speed_test_bps(
     ``min(terminal_max, PS(beams_per_cell * beam_capacity, cell_offered),
     PS(sat_capacity, sat_offered))`` with :func:`ps_throughput_bps`. All arrays broadcast.
     """
-    cell = ps_throughput_bps(np.asarray(beam_capacity, dtype=np.float64) * beams_per_cell,
-                             cell_offered_bps)
+    cell = ps_throughput_bps(
+        np.asarray(beam_capacity, dtype=np.float64) * beams_per_cell, cell_offered_bps
+    )
     sat = ps_throughput_bps(sat_capacity_bps, sat_offered_bps)
     return np.minimum(np.minimum(cell, sat), terminal_max_bps)
