@@ -107,7 +107,7 @@ def assign_pops(
     hit = np.zeros(lat.shape, dtype=bool)
     if policy == "table":
         reg = region if region is not None else [""] * len(country)
-        for g, (c, r) in enumerate(zip(country, reg)):
+        for g, (c, r) in enumerate(zip(country, reg, strict=True)):
             key = (c, r) if (c, r) in table.region_pop else (c, "")
             if key in table.region_pop:
                 out[g] = table.region_pop[key]

@@ -143,7 +143,7 @@ def schedule(
     g_idx = np.arange(n_g)
     starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
     ends = np.r_[starts[1:], n_t]
-    for a, b in zip(starts, ends):
+    for a, b in zip(starts, ends, strict=True):
         if a == 0 and previous is not None and previous[0] == slot[0]:
             pick = np.asarray(previous[1], dtype=np.int64)
         else:

@@ -26,7 +26,7 @@ def cells_of(lat_deg: ArrayLike, lon_deg: ArrayLike, res: int) -> list[str]:
 
     return [
         h3.latlng_to_cell(float(a), float(b), res)
-        for a, b in zip(np.atleast_1d(lat_deg), np.atleast_1d(lon_deg))
+        for a, b in zip(np.atleast_1d(lat_deg), np.atleast_1d(lon_deg), strict=True)
     ]
 
 

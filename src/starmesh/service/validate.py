@@ -29,7 +29,7 @@ from starmesh.frames import elevation_rad, geodetic_to_ecef, up_vectors
 from starmesh.ground import starlink_gateways
 from starmesh.propagation import Propagator
 from starmesh.service import params as P
-from starmesh.service.latency import fibre_delay_s, great_circle_m, rtt_breakdown
+from starmesh.service.latency import COMPONENTS, fibre_delay_s, great_circle_m, rtt_breakdown
 from starmesh.service.pops import assign_pops, backhaul_delay_s, load_pop_table
 from starmesh.service.scheduler import schedule
 from starmesh.service.throughput import beam_capacity_bps, cell_area_m2, cells_of, speed_test_bps
@@ -154,19 +154,7 @@ def run_validation(*, n_steps: int = 300, seed: int = 1, grant_frames: float | N
         },
         "propagation_median_ms": float(np.median(prop[np.isfinite(prop)]) * 1e3),
         "measured_ms": {"min": 20.0, "p25": 40.0, "median": 50.0, "p75": 60.0},
-        "share": dict(
-            zip(
-                (
-                    "propagation",
-                    "user_access",
-                    "feeder_access",
-                    "processing",
-                    "queueing",
-                    "internet",
-                ),
-                map(float, b.share()),
-            )
-        ),
+        "share": dict(zip(COMPONENTS, map(float, b.share()), strict=True)),
         "handovers": int(sch.handovers[0]),
     }
     out["belgium"]["ratio_median"] = out["belgium"]["rtt_ms"]["median"] / 50.0
@@ -249,19 +237,7 @@ def run_validation(*, n_steps: int = 300, seed: int = 1, grant_frames: float | N
         },
         "propagation_median_ms": float(np.median(prop[np.isfinite(prop)]) * 1e3),
         "measured_ms": {"median": 25.7, "frac_above_55ms": "<0.01"},
-        "share": dict(
-            zip(
-                (
-                    "propagation",
-                    "user_access",
-                    "feeder_access",
-                    "processing",
-                    "queueing",
-                    "internet",
-                ),
-                map(float, b.share()),
-            )
-        ),
+        "share": dict(zip(COMPONENTS, map(float, b.share()), strict=True)),
         "rho_sat_median": float(np.median(rho_sat)),
         "rho_cell_median": float(np.median(rho_user)),
         "download_mbps": {
