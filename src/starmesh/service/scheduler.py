@@ -67,11 +67,15 @@ class Schedule:
         ``previous`` carry-in).
     slot : ndarray of int64, shape (T,)
         Slot number of each step.
+    carry : (int, ndarray of int32, shape (G,))
+        Last slot number and the satellite assigned in it (even if it set before the chunk's
+        last step): pass it as ``previous=`` to the next chunk.
     """
 
     serving: NDArray[np.int32]
     handovers: NDArray[np.int64]
     slot: NDArray[np.int64]
+    carry: tuple[int, NDArray[np.int32]]
 
 
 def schedule(
@@ -143,6 +147,7 @@ def schedule(
     g_idx = np.arange(n_g)
     starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
     ends = np.r_[starts[1:], n_t]
+    pick = np.full(n_g, -1, dtype=np.int64)
     for a, b in zip(starts, ends, strict=True):
         if a == 0 and previous is not None and previous[0] == slot[0]:
             pick = np.asarray(previous[1], dtype=np.int64)
@@ -170,7 +175,10 @@ def schedule(
         still = np.zeros((b - a, n_g), dtype=bool)
         still[:, ok] = vis[a:b, g_idx[ok], pick[ok]]
         serving[a:b] = np.where(still, pick[None, :], -1).astype(np.int32)
-    return Schedule(serving=serving, handovers=count_handovers(serving, previous), slot=slot)
+    carry = (int(slot[-1]) if n_t else -(2**62), pick.astype(np.int32))
+    return Schedule(
+        serving=serving, handovers=count_handovers(serving, previous), slot=slot, carry=carry
+    )
 
 
 def count_handovers(
