@@ -70,14 +70,50 @@ def test_md1_mean_is_pollaczek_khinchine(rho):
 
 
 def test_md1_against_simulated_queue():
-    # Lindley recursion of a real M/D/1 queue: mean wait matches the P-K value used here.
+    # Lindley recursion of a real M/D/1 queue: mean wait and the whole waiting-time
+    # distribution match P-K and Erlang's formula used here.
     rng = np.random.default_rng(2)
     rho, d = 0.7, 1.0
     a = rng.exponential(d / rho, 400_000)
     w = np.zeros_like(a)
     for i in range(1, a.size):
         w[i] = max(0.0, w[i - 1] + d - a[i])
-    assert w[1000:].mean() == pytest.approx(float(L.md1_mean_wait_s(rho, d)), rel=0.05)
+    w = w[1000:]
+    assert w.mean() == pytest.approx(float(L.md1_mean_wait_s(rho, d)), rel=0.05)
+    for x in (0.0, 0.5, 1.0, 2.5, 4.0, 7.0):
+        assert np.mean(w <= x) == pytest.approx(float(L.md1_wait_cdf([x], rho, d)[0]), abs=0.006)
+    # Samples drawn by inversion have the same distribution.
+    smp = L.md1_wait_s(rng.random(200_000), rho, d)
+    for q in (0.5, 0.9, 0.99):
+        assert np.quantile(smp, q) == pytest.approx(np.quantile(w, q), abs=0.08 * d)
+
+
+def _erlang_decimal(x: str, rho: str) -> float:
+    # Erlang's M/D/1 formula in 80-digit decimal arithmetic (D = 1): no cancellation error.
+    import math
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 80
+    lam, xx, s = Decimal(rho), Decimal(x), Decimal(0)
+    for k in range(int(xx) + 1):
+        y = lam * (k - xx)
+        s += y**k / Decimal(math.factorial(k)) * (-y).exp()
+    return float((1 - Decimal(rho)) * s)
+
+
+@pytest.mark.parametrize("rho", ["0.3", "0.7", "0.95", "0.99"])
+@pytest.mark.parametrize("x", ["0.5", "5.5", "10", "20", "50"])
+def test_md1_cdf_against_high_precision(rho, x):
+    want = _erlang_decimal(x, rho)
+    got = float(L.md1_wait_cdf([float(x)], float(rho), 1.0)[0])
+    # Absolute error tiny, relative error of the tail probability below 2 %.
+    assert abs(got - want) < 1e-7 and abs(got - want) <= 0.02 * max(1 - want, 1e-12) + 1e-15
+
+
+def test_md1_decay_rate_solves_lundberg():
+    for rho in (0.2, 0.6, 0.9):
+        th = L.md1_decay_rate(rho, 2e-3)
+        assert rho / 2e-3 * np.expm1(th * 2e-3) == pytest.approx(th, rel=1e-9)
 
 
 def test_md1_overload_is_inf_and_zero_load_is_zero():
