@@ -375,3 +375,29 @@ def test_validation_known_gaps(which):
         assert abs(o["belgium"]["ratio_median"] - 1) < 0.25
     else:
         assert abs(o["us"]["TLE 2026-05-12 (10,361 sats)"]["ratio_download"] - 1) < 0.35
+
+
+def test_sparse_scheduler_on_gsl_candidates_matches_dense():
+    # The engine's GslCandidates (sorted by t, site, sat) go straight into schedule_sparse.
+    from starmesh.service.scheduler import schedule_sparse
+
+    vis, el, _ = _sky(40, 5, 11, 3)
+    t = np.arange(40.0)
+    ti, gi, si = np.nonzero(vis)
+    for policy in ("hold", "highest"):
+        dense = schedule(t, vis, el, policy=policy)
+        sparse = schedule_sparse(t, 5, ti, gi, si, el[ti, gi, si], policy=policy)
+        assert np.array_equal(dense.serving, sparse.serving)
+        assert np.array_equal(dense.handovers, sparse.handovers)
+    with pytest.raises(ScenarioError, match="sorted by t_idx"):
+        schedule_sparse(t, 5, ti[::-1], gi[::-1], si[::-1], el[ti, gi, si][::-1])
+
+
+def test_hold_prefers_satellite_visible_whole_slot_over_higher_start():
+    t = np.arange(12.0, 27.0)
+    el = np.full((t.size, 1, 2), 0.7)
+    el[:, 0, 0] = np.r_[1.4, np.full(t.size - 1, 1.3)]
+    el[-1, 0, 0] = 0.1  # sets on the slot's last step
+    vis = el >= 0.5
+    assert np.all(schedule(t, vis, el, policy="hold").serving[:, 0] == 1)
+    assert schedule(t, vis, el, policy="highest").serving[0, 0] == 0

@@ -118,63 +118,136 @@ def schedule(
     -------
     Schedule
     """
-    if policy not in POLICIES:
-        raise ScenarioError(
-            "service.scheduler_policy",
-            f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}",
-        )
     vis = np.asarray(visible, dtype=bool)
-    el = np.where(vis, np.asarray(elevation_rad, dtype=np.float64), -np.inf)
-    n_t, n_g, n_s = vis.shape
-    if policy == "random" and rng is None:
-        raise ScenarioError("service.seed", "policy 'random' needs a seeded numpy Generator")
+    n_g = vis.shape[1]
+    t_idx, site_idx, sat_idx = np.nonzero(vis)  # C order: sorted by (t, site, sat)
+    north = None
     if policy == "north":
         if azimuth_rad is None or site_lat_deg is None:
             raise ScenarioError(
                 "service.scheduler_policy", "policy 'north' needs azimuth_rad and site_lat_deg"
             )
-        lat = np.asarray(site_lat_deg, dtype=np.float64)
-        # cos(az) > 0: satellite in the northern half of the sky.
-        northish = (
-            np.cos(np.asarray(azimuth_rad, dtype=np.float64))
-            * np.where(lat >= 0.0, 1.0, -1.0)[None, :, None]
-            > 0.0
+        north = north_of_site(
+            np.asarray(azimuth_rad, dtype=np.float64)[t_idx, site_idx, sat_idx],
+            np.asarray(site_lat_deg, dtype=np.float64)[site_idx],
         )
+    return schedule_sparse(
+        t_s,
+        n_g,
+        t_idx,
+        site_idx,
+        sat_idx,
+        np.asarray(elevation_rad, dtype=np.float64)[t_idx, site_idx, sat_idx],
+        policy=policy,
+        rng=rng,
+        north=north,
+        slot_s=slot_s,
+        offset_s=offset_s,
+        epoch_second_of_minute=epoch_second_of_minute,
+        previous=previous,
+    )
+
+
+def north_of_site(azimuth_rad: ArrayLike, site_lat_deg: ArrayLike) -> NDArray[np.bool_]:
+    """True where a satellite is poleward of its terminal: northern half of the sky for a
+    northern-hemisphere terminal, southern half for a southern one (``cos(az)`` sign)."""
+    az = np.asarray(azimuth_rad, dtype=np.float64)
+    hemi = np.where(np.asarray(site_lat_deg, dtype=np.float64) >= 0.0, 1.0, -1.0)
+    return np.asarray(np.cos(az) * hemi > 0.0)
+
+
+def schedule_sparse(
+    t_s: ArrayLike,
+    n_sites: int,
+    t_idx: ArrayLike,
+    site_idx: ArrayLike,
+    sat_idx: ArrayLike,
+    elevation_rad: ArrayLike,
+    *,
+    policy: Policy = "hold",
+    rng: np.random.Generator | None = None,
+    north: ArrayLike | None = None,
+    slot_s: float = SLOT_S,
+    offset_s: float = SLOT_OFFSET_S,
+    epoch_second_of_minute: float = 0.0,
+    previous: tuple[int, NDArray[np.int32]] | None = None,
+) -> Schedule:
+    """:func:`schedule` on sparse candidate links (the engine's GSL candidates).
+
+    Parameters
+    ----------
+    t_s : array_like, shape (T,)
+    n_sites : int
+        ``G``; sites (terminals) are ``0 .. G-1``.
+    t_idx, site_idx, sat_idx : array_like of int, shape (L,)
+        Visible terminal-satellite links, sorted by ``t_idx`` (e.g. ``GslCandidates`` restricted
+        to terminals).
+    elevation_rad : array_like, shape (L,)
+    north : array_like of bool, shape (L,), optional
+        Satellite poleward of the terminal (:func:`north_of_site`); required for ``"north"``.
+    policy, rng, slot_s, offset_s, epoch_second_of_minute, previous
+        As for :func:`schedule`.
+    """
+    if policy not in POLICIES:
+        raise ScenarioError(
+            "service.scheduler_policy",
+            f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}",
+        )
+    if policy == "random" and rng is None:
+        raise ScenarioError("service.seed", "policy 'random' needs a seeded numpy Generator")
+    if policy == "north" and north is None:
+        raise ScenarioError("service.scheduler_policy", "policy 'north' needs north flags")
+    ti = np.asarray(t_idx, dtype=np.int64)
+    gi = np.asarray(site_idx, dtype=np.int64)
+    si = np.asarray(sat_idx, dtype=np.int64)
+    el = np.asarray(elevation_rad, dtype=np.float64)
+    nb = np.zeros(ti.shape, dtype=bool) if north is None else np.asarray(north, dtype=bool)
+    if ti.size and np.any(np.diff(ti) < 0):
+        raise ScenarioError("service.gsl", "candidate links must be sorted by t_idx")
     slot = slot_index(
         t_s, slot_s=slot_s, offset_s=offset_s, epoch_second_of_minute=epoch_second_of_minute
     )
-    serving = np.full((n_t, n_g), -1, dtype=np.int32)
-    g_idx = np.arange(n_g)
-    starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
+    n_t = slot.size
+    n_key = int(si.max(initial=-1)) + 1
+    key = gi * n_key + si
+    bounds = np.searchsorted(ti, np.arange(n_t + 1))
+    serving = np.full((n_t, n_sites), -1, dtype=np.int32)
+    starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]]) if n_t else np.zeros(0, int)
     ends = np.r_[starts[1:], n_t]
-    pick = np.full(n_g, -1, dtype=np.int64)
+    pick = np.full(n_sites, -1, dtype=np.int64)
     for a, b in zip(starts, ends, strict=True):
         if a == 0 and previous is not None and previous[0] == slot[0]:
-            pick = np.asarray(previous[1], dtype=np.int64)
+            pick = np.asarray(previous[1], dtype=np.int64).copy()
         else:
-            e0 = el[a]
-            any_vis = np.isfinite(e0).any(axis=1)
+            c0 = slice(bounds[a], bounds[a + 1])  # candidates at the slot's first step
+            k0, e0, g0, s0 = key[c0], el[c0], gi[c0], si[c0]
             if policy == "hold":
-                emin = el[a:b].min(axis=0)
-                whole = np.isfinite(emin).any(axis=1)
-                pick = np.where(whole, np.argmax(emin, axis=1), np.argmax(e0, axis=1))
+                cs = slice(bounds[a], bounds[b])
+                ks, inv = np.unique(key[cs], return_inverse=True)
+                emin = np.full(ks.size, np.inf)
+                np.minimum.at(emin, inv, el[cs])
+                count = np.bincount(inv, minlength=ks.size)
+                pos = np.searchsorted(ks, k0)
+                whole = count[pos] == (b - a)
+                # Satellites visible all slot rank first, by their minimum elevation.
+                score = np.where(whole, 10.0 + emin[pos], e0)
             elif policy == "highest":
-                pick = np.argmax(e0, axis=1)
+                score = e0
             elif policy == "north":
-                en = np.where(northish[a], e0, -np.inf)
-                pick = np.where(
-                    np.isfinite(en).any(axis=1), np.argmax(en, axis=1), np.argmax(e0, axis=1)
-                )
+                score = np.where(nb[c0], 10.0 + e0, e0)
             else:
                 assert rng is not None
-                # Gumbel-free uniform choice among eligible: random keys, argmax over eligible.
-                keys = np.where(np.isfinite(e0), rng.random((n_g, n_s)), -1.0)
-                pick = np.argmax(keys, axis=1)
-            pick = np.where(any_vis, pick, -1)
+                score = rng.random(k0.size)
+            pick = np.full(n_sites, -1, dtype=np.int64)
+            if k0.size:
+                order = np.lexsort((-score, g0))
+                first = np.r_[True, g0[order][1:] != g0[order][:-1]]
+                pick[g0[order][first]] = s0[order][first]
         ok = pick >= 0
-        still = np.zeros((b - a, n_g), dtype=bool)
-        still[:, ok] = vis[a:b, g_idx[ok], pick[ok]]
-        serving[a:b] = np.where(still, pick[None, :], -1).astype(np.int32)
+        want = np.flatnonzero(ok) * n_key + pick[ok]
+        for k in range(a, b):
+            here = np.isin(want, key[bounds[k] : bounds[k + 1]])
+            serving[k, np.flatnonzero(ok)[here]] = pick[ok][here]
     carry = (int(slot[-1]) if n_t else -(2**62), pick.astype(np.int32))
     return Schedule(
         serving=serving, handovers=count_handovers(serving, previous), slot=slot, carry=carry
