@@ -401,3 +401,19 @@ def test_hold_prefers_satellite_visible_whole_slot_over_higher_start():
     vis = el >= 0.5
     assert np.all(schedule(t, vis, el, policy="hold").serving[:, 0] == 1)
     assert schedule(t, vis, el, policy="highest").serving[0, 0] == 0
+
+
+def test_serving_gsl_mask_and_delay():
+    from starmesh.service.chunk import serving_gsl_mask, serving_link_delay_s
+
+    # Sites 0, 1 terminals; site 2 a gateway. Two steps, satellites 0..2.
+    t = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1])
+    g = np.array([0, 0, 1, 2, 2, 0, 1, 1, 2])
+    s = np.array([0, 1, 2, 0, 1, 1, 0, 2, 2])
+    length = np.arange(9) * 1e5 + 6e5
+    serving = np.array([[1, 2], [1, -1]], dtype=np.int32)
+    keep = serving_gsl_mask(t, g, s, serving, [0, 1])
+    assert keep.tolist() == [False, True, True, True, True, True, False, False, True]
+    d = serving_link_delay_s(t, g, s, length, serving, [0, 1])
+    np.testing.assert_allclose(d[0], [length[1] / C_M_S, length[2] / C_M_S])
+    assert d[1, 0] == pytest.approx(length[5] / C_M_S) and np.isnan(d[1, 1])
