@@ -417,3 +417,45 @@ def test_serving_gsl_mask_and_delay():
     d = serving_link_delay_s(t, g, s, length, serving, [0, 1])
     np.testing.assert_allclose(d[0], [length[1] / C_M_S, length[2] / C_M_S])
     assert d[1, 0] == pytest.approx(length[5] / C_M_S) and np.isnan(d[1, 1])
+
+
+def test_rtt_quantiles_fast_path_matches_sampling_and_irwin_hall():
+    p = ServiceParams(utilisation=0.0)
+    prop = np.array([[8e-3, 20e-3], [np.inf, 9e-3]])
+    up = np.full((2, 2), 2.5e-3)
+    q, _ = L.rtt_quantiles_s(prop, up, np.zeros((2, 2)), params=p, q=(0.5,))
+    # Zero load: random part = frame x Irwin-Hall(4), whose median is exactly 2.
+    det = (
+        prop
+        + 2 * up
+        + (p.grant_frames + 2) * FRAME_S
+        + 2 * FRAME_S
+        + 2 * (p.sat_processing_s + p.ground_processing_s)
+    )
+    fin = np.isfinite(prop)
+    np.testing.assert_allclose(q[0][fin], (det + 2 * FRAME_S)[fin], rtol=0, atol=0.02 * FRAME_S)
+    assert np.isinf(q[0][1, 0])
+    # Loaded: agrees with brute-force sampling of rtt_breakdown.
+    p2 = ServiceParams()
+    rho_u = np.array([[0.3, 0.8], [0.6, 0.9]])
+    rho_f = np.array([[0.2, 0.5], [0.7, 0.1]])
+    prop2 = np.full((2, 2), 10e-3)
+    qs, _ = L.rtt_quantiles_s(
+        prop2, up, np.ones((2, 2)), params=p2, rho_user=rho_u, rho_feeder=rho_f, q=(0.5, 0.95)
+    )
+    b = L.rtt_breakdown(
+        prop2,
+        up,
+        np.ones((2, 2)),
+        params=p2,
+        rng=np.random.default_rng(9),
+        n_samples=40_000,
+        rho_user=rho_u,
+        rho_feeder=rho_f,
+    )
+    np.testing.assert_allclose(qs, b.quantiles_s((0.5, 0.95)), rtol=0.02)
+    # Deterministic: same inputs, same bytes.
+    again, _ = L.rtt_quantiles_s(
+        prop2, up, np.ones((2, 2)), params=p2, rho_user=rho_u, rho_feeder=rho_f, q=(0.5, 0.95)
+    )
+    assert again.tobytes() == qs.tobytes()

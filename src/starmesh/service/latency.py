@@ -27,6 +27,7 @@ formula (:func:`md1_wait_cdf`), with its exact exponential asymptote far in the 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -166,39 +167,56 @@ def md1_wait_tail(x_s: ArrayLike, rho: ArrayLike, service_s: float) -> FloatArra
     return out
 
 
-_GRID = 400
+#: Resolution of the tabulated M/D/1 quantile functions: utilisation step and u-grid size.
+_RHO_STEP = 1e-3
+_U_GRID = 4096
+
+
+@functools.lru_cache(maxsize=1024)
+def _md1_quantile_row(rho_milli: int, service_s: float) -> tuple[NDArray[np.float64], float]:
+    """Quantile function of the M/D/1 wait on ``u_j = j / _U_GRID`` and the tail rate ``theta``."""
+    rho = rho_milli * _RHO_STEP
+    lam = rho / service_s
+    x_max = 14.0 / lam
+    grid = np.linspace(0.0, x_max, 1200)
+    cdf = np.maximum.accumulate(md1_wait_cdf(grid, rho, service_s))
+    th = md1_decay_rate(rho, service_s)
+    u = np.arange(_U_GRID + 1) / _U_GRID
+    q = np.interp(u, cdf, grid)
+    beyond = u > cdf[-1]
+    with np.errstate(divide="ignore"):
+        q[beyond] = x_max + np.log((1.0 - cdf[-1]) / (1.0 - u[beyond])) / th
+    q[u <= 1.0 - rho] = 0.0
+    return q, th
 
 
 def md1_wait_s(u: ArrayLike, rho: ArrayLike, service_s: float) -> FloatArray:
     """Exact M/D/1 waiting-time samples [s] by inverting :func:`md1_wait_cdf`.
 
-    ``u`` are uniform variates in [0, 1); ``rho`` broadcasts with them and is rounded to 1e-3
-    (one inverse table per distinct value). 0 with probability ``1 - rho``; ``inf`` for
-    ``rho >= 1``. Beyond the table the exact exponential tail is inverted analytically.
+    ``u`` are uniform variates in [0, 1); ``rho`` broadcasts with them and is rounded to 1e-3.
+    The quantile function of each utilisation is tabulated once (cached) on 4,096 equal steps
+    of ``u`` and interpolated; above the last step the exact exponential tail is inverted
+    analytically. 0 with probability ``1 - rho``; ``inf`` for ``rho >= 1``.
     """
     u, r = np.broadcast_arrays(np.asarray(u, dtype=np.float64), np.asarray(rho, dtype=np.float64))
-    out = np.zeros(u.shape)
-    rr = np.round(r, 3)
-    for rv in np.unique(rr):
-        m = rr == rv
-        if rv <= 0.0:
-            continue
-        if rv >= 1.0:
-            out[m] = np.inf
-            continue
-        lam = rv / service_s
-        x_max = 14.0 / lam
-        grid = np.linspace(0.0, x_max, _GRID)
-        cdf = np.maximum.accumulate(md1_wait_cdf(grid, float(rv), service_s))
-        uu = u[m]
-        x = np.interp(uu, cdf, grid)
-        beyond = uu > cdf[-1]
-        if beyond.any():
-            th = md1_decay_rate(float(rv), service_s)
-            x[beyond] = x_max + np.log((1.0 - cdf[-1]) / (1.0 - uu[beyond])) / th
-        x[uu < 1.0 - rv] = 0.0
-        out[m] = x
-    return out
+    ri = np.clip(np.rint(r / _RHO_STEP), 0, 1.0 / _RHO_STEP).astype(np.int64)
+    levels = np.unique(ri)
+    rows = np.zeros((levels.size, _U_GRID + 1))
+    theta = np.ones(levels.size)
+    for i, lv in enumerate(levels):
+        if 0 < lv < round(1.0 / _RHO_STEP):
+            rows[i], theta[i] = _md1_quantile_row(int(lv), float(service_s))
+    row = np.searchsorted(levels, ri)
+    pos = u * _U_GRID
+    j = np.minimum(pos.astype(np.int64), _U_GRID - 1)
+    f = pos - j
+    out = rows[row, j] * (1.0 - f) + rows[row, j + 1] * f
+    top = j == _U_GRID - 1  # the last interval ends at u = 1 (inf): use the analytic tail
+    if top.any():
+        u0 = (_U_GRID - 1) / _U_GRID
+        out[top] = rows[row[top], j[top]] + np.log((1.0 - u0) / (1.0 - u[top])) / theta[row[top]]
+    out = np.where(ri <= 0, 0.0, out)
+    return np.where(ri >= round(1.0 / _RHO_STEP), np.inf, out)
 
 
 def great_circle_m(
@@ -314,3 +332,102 @@ def rtt_breakdown(
         axis=-1,
     )
     return RttBreakdown(samples_s=samples, mean_s=mean)
+
+
+#: Samples behind each cached quantile table of :func:`rtt_quantiles_s`.
+_TABLE_SAMPLES = 20_000
+#: Utilisation resolution of those tables.
+_RHO_TABLE_STEP = 0.01
+
+
+@functools.lru_cache(maxsize=4096)
+def _random_part_quantiles(
+    rho_u_i: int,
+    rho_f_i: int,
+    frame_s: float,
+    feeder_frame_s: float,
+    q: tuple[float, ...],
+    seed: int,
+) -> NDArray[np.float64]:
+    """Quantiles of the random part of the RTT for one pair of utilisations (cached)."""
+    rng = np.random.default_rng([seed, rho_u_i, rho_f_i])
+    n = _TABLE_SAMPLES
+    u = rng.random((8, n))
+    ru, rf = rho_u_i * _RHO_TABLE_STEP, rho_f_i * _RHO_TABLE_STEP
+    r = (u[0] + u[1]) * frame_s + (u[2] + u[3]) * feeder_frame_s
+    r = r + md1_wait_s(u[4], ru, frame_s) + md1_wait_s(u[5], ru, frame_s)
+    r = r + md1_wait_s(u[6], rf, feeder_frame_s) + md1_wait_s(u[7], rf, feeder_frame_s)
+    return np.quantile(r, np.asarray(q))
+
+
+def rtt_quantiles_s(
+    prop_rtt_s: ArrayLike,
+    user_prop_s: ArrayLike,
+    n_isl_hops: ArrayLike,
+    *,
+    params: ServiceParams,
+    q: tuple[float, ...] = (0.5, 0.95, 0.99),
+    rho_user: ArrayLike | None = None,
+    rho_feeder: ArrayLike | None = None,
+    internet_s: ArrayLike = 0.0,
+    seed: int = 0,
+) -> tuple[FloatArray, FloatArray]:
+    """RTT quantiles and component means per step and pair, fast enough for every run step.
+
+    The RTT is a deterministic part (propagation, request/grant legs, fixed frames, processing,
+    Internet leg) plus a random part (four uniform frame waits and four M/D/1 waits) whose law
+    depends only on the two utilisations. A quantile of a shifted variable is the shift plus the
+    quantile, so each quantile is the deterministic part plus a cached table lookup: the random
+    part's quantiles are computed once per pair of utilisations (rounded to 0.01) from 20,000
+    samples of a Generator seeded with ``(seed, rho_user, rho_feeder)``: same inputs, same bytes.
+
+    Parameters
+    ----------
+    prop_rtt_s, user_prop_s, n_isl_hops, params, rho_user, rho_feeder, internet_s
+        As for :func:`rtt_breakdown`, shapes ``(T, P)``.
+    q : tuple of float
+        Quantile levels.
+    seed : int
+        Seed of the tables' Generators (the scenario's seed).
+
+    Returns
+    -------
+    quantiles_s : ndarray, shape (len(q), T, P)
+        ``inf`` where unreachable or a utilisation is >= 1.
+    mean_s : ndarray, shape (T, P, len(COMPONENTS))
+        Expected contribution of each component, as in :class:`RttBreakdown`.
+    """
+    prop = _f(prop_rtt_s)
+    shape = prop.shape
+    up = np.broadcast_to(_f(user_prop_s), shape)
+    hops = np.broadcast_to(_f(n_isl_hops), shape)
+    ru = np.broadcast_to(_f(params.utilisation if rho_user is None else rho_user), shape)
+    rf = np.broadcast_to(_f(params.utilisation if rho_feeder is None else rho_feeder), shape)
+    net = np.broadcast_to(_f(internet_s), shape)
+    uf, ff = params.frame_s, params.feeder_frame_s
+    proc = processing_s(hops, params)
+    det = prop + 2.0 * up + (params.grant_frames + 2.0) * uf + 2.0 * ff + proc + 2.0 * net
+    top = round(1.0 / _RHO_TABLE_STEP)
+    iu = np.clip(np.rint(ru / _RHO_TABLE_STEP), 0, top).astype(np.int64)
+    jf = np.clip(np.rint(rf / _RHO_TABLE_STEP), 0, top).astype(np.int64)
+    pair = iu * (top + 1) + jf
+    keys, inv = np.unique(pair, return_inverse=True)
+    table = np.full((keys.size, len(q)), np.inf)
+    for k, key in enumerate(keys):
+        a, b = divmod(int(key), top + 1)
+        if a < top and b < top:
+            table[k] = _random_part_quantiles(a, b, uf, ff, tuple(q), seed)
+    quant = det[None] + np.moveaxis(table[inv.reshape(shape)], -1, 0)
+    quant = np.where(np.isfinite(prop)[None], quant, np.inf)
+    mean = np.stack(
+        [
+            prop,
+            2.0 * up + (params.grant_frames + 3.0) * uf,
+            3.0 * ff * np.ones(shape),
+            proc,
+            2.0 * md1_mean_wait_s(ru, uf) + 2.0 * md1_mean_wait_s(rf, ff),
+            2.0 * net,
+        ],
+        axis=-1,
+    )
+    return quant, mean
