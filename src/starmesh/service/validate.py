@@ -11,10 +11,15 @@ figures between measurement sources and months is of that order):
   satellites in the 53 deg shells), bent pipe via 2021 gateways, home PoP Frankfurt (region
   table), Internet leg to an anchor drawn from 12 European IXP cities (ASSUMED anchor set).
 * US mainland, 8 terminals, SpaceX network update (June 2025): terminal -> PoP peak-hour median
-  25.7 ms, < 1 % above 55 ms. Gen1 preset (4,408 satellites; 2025 had more), bent pipe via
-  2021 gateways, home PoP from the region table (nearest where the state is not in it), queueing
-  utilisation from the throughput model.
-* Ookla Q1 2025 US median download 104.7 Mbit/s: speed tests at the same 8 terminals.
+  25.7 ms, < 1 % above 55 ms. Two constellations bracket mid-2025's ~7,600 satellites: the
+  Gen1 preset (4,408) and the shipped TLE set of 2026-05-12 (10,361). Bent pipe via 2021
+  gateways, home PoP from the region table (nearest where the state is not in it); queueing
+  utilisation from the throughput model: each satellite carries ``density x footprint x busy-hour
+  demand / satellites in view`` (the expectation of terminals spread uniformly over visible
+  satellites), capacity the mean of v1.5 and v2 mini (ASSUMED half/half). Utilisations are
+  clipped at 0.99: an overloaded satellite (Gen1 case) shows as very large queueing, not inf.
+* Ookla Q1 2025 US median download 104.7 Mbit/s: speed tests at the same 8 terminals
+  (processor-sharing rate on cell beam and satellite, capped by the terminal's maximum).
 """
 
 from __future__ import annotations
