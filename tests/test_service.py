@@ -459,3 +459,21 @@ def test_rtt_quantiles_fast_path_matches_sampling_and_irwin_hall():
         prop2, up, np.ones((2, 2)), params=p2, rho_user=rho_u, rho_feeder=rho_f, q=(0.5, 0.95)
     )
     assert again.tobytes() == qs.tobytes()
+
+
+def test_random_policy_with_seed_is_independent_of_chunking():
+    from starmesh.service.scheduler import schedule_sparse
+
+    vis, el, _ = _sky(45, 4, 9, 21)
+    vis[:] = True  # every satellite eligible: the random draw alone decides
+    t = np.arange(45.0)
+    ti, gi, si = np.nonzero(vis)
+    e = el[ti, gi, si]
+    one = schedule_sparse(t, 4, ti, gi, si, e, policy="random", seed=5)
+    cut = np.searchsorted(ti, 27)
+    a = schedule_sparse(t[:27], 4, ti[:cut], gi[:cut], si[:cut], e[:cut], policy="random", seed=5)
+    b = schedule_sparse(
+        t[27:], 4, ti[cut:] - 27, gi[cut:], si[cut:], e[cut:], policy="random", seed=5
+    )
+    assert np.array_equal(np.vstack([a.serving, b.serving]), one.serving)
+    assert len({tuple(one.serving[k]) for k in (0, 15, 30)}) > 1  # it does change per slot

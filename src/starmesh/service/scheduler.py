@@ -166,6 +166,7 @@ def schedule_sparse(
     *,
     policy: Policy = "hold",
     rng: np.random.Generator | None = None,
+    seed: int | None = None,
     north: ArrayLike | None = None,
     slot_s: float = SLOT_S,
     offset_s: float = SLOT_OFFSET_S,
@@ -183,6 +184,9 @@ def schedule_sparse(
         Visible terminal-satellite links, sorted by ``t_idx`` (e.g. ``GslCandidates`` restricted
         to terminals).
     elevation_rad : array_like, shape (L,)
+    seed : int, optional
+        For ``"random"``: a Generator seeded with ``(seed, slot)`` per slot, so the choice is
+        independent of chunking (preferred over ``rng`` in runs).
     north : array_like of bool, shape (L,), optional
         Satellite poleward of the terminal (:func:`north_of_site`); required for ``"north"``.
     policy, rng, slot_s, offset_s, epoch_second_of_minute, previous
@@ -193,8 +197,10 @@ def schedule_sparse(
             "service.scheduler_policy",
             f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}",
         )
-    if policy == "random" and rng is None:
-        raise ScenarioError("service.seed", "policy 'random' needs a seeded numpy Generator")
+    if policy == "random" and rng is None and seed is None:
+        raise ScenarioError(
+            "service.seed", "policy 'random' needs a seed (or a seeded numpy Generator)"
+        )
     if policy == "north" and north is None:
         raise ScenarioError("service.scheduler_policy", "policy 'north' needs north flags")
     ti = np.asarray(t_idx, dtype=np.int64)
@@ -236,8 +242,13 @@ def schedule_sparse(
             elif policy == "north":
                 score = np.where(nb[c0], 10.0 + e0, e0)
             else:
-                assert rng is not None
-                score = rng.random(k0.size)
+                # With ``seed``, one Generator per global slot: the draw does not depend on how
+                # the run is cut into chunks (parallel chunks give the same bytes).
+                g_rng = (
+                    np.random.default_rng([seed, int(slot[a]) % 2**63]) if seed is not None else rng
+                )
+                assert g_rng is not None
+                score = g_rng.random(k0.size)
             pick = np.full(n_sites, -1, dtype=np.int64)
             if k0.size:
                 order = np.lexsort((-score, g0))
