@@ -1,0 +1,137 @@
+"""Sourced parameters of the service model (SI units), each with its source and uncertainty.
+
+Nothing here is tuned to the validation cases except the fields marked CALIBRATED, which say
+against what they were calibrated. See ``src/starmesh/data/PROVENANCE.md`` for the full citations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from starmesh.errors import ScenarioError
+
+#: Starlink physical-layer frame length [s]: 1/750 s. Humphreys, Iannucci, Komodromos, Graff,
+#: "Signal Structure of the Starlink Ku-Band Downlink", IEEE TAES 2023 (arXiv:2210.11578) measure
+#: a frame period of 1/750 s = 1.333 ms on the Ku downlink. Uncertainty: exact for the downlink;
+#: the uplink frame is assumed equal (unpublished).
+FRAME_S = 1.0 / 750.0
+
+#: Global reconfiguration (scheduler) interval [s]: 15 s, globally synchronised at seconds
+#: 12, 27, 42 and 57 past the minute. Tanveer et al., "Making Sense of Constellations:
+#: Methodologies for Understanding Starlink's Scheduling Algorithms", CoNEXT-SW 2023
+#: (arXiv:2307.00402); Mohan et al., "A Multifaceted Look at Starlink Performance", WWW 2024
+#: (arXiv:2310.09242), Sec. 6. Exact (observed at the second level).
+SLOT_S = 15.0
+#: Offset of the slot boundaries within the minute [s] (Mohan et al. 2024: boundaries at
+#: 12/27/42/57 s past the minute). Uncertainty +-1 s (clock alignment of the probes).
+SLOT_OFFSET_S = 12.0
+
+
+@dataclass(frozen=True)
+class ServiceParams:
+    """All non-geometric parameters of the service model.
+
+    Attributes (SI units; source and uncertainty in the module constants and PROVENANCE.md)
+    ----------
+    frame_s : float
+        Access frame length [s] (Humphreys et al. 2023: 1/750 s).
+    grant_frames : float
+        CALIBRATED. Uplink request -> grant scheduling latency in frames, on top of the two user-
+        link propagation legs of the request/grant exchange. Calibrated once against Michel et
+        al.'s 20 ms minimum RTT for Louvain-la-Neuve (not a validation target: the medians are):
+        even 0 extra frames gives a model minimum of ~21 ms, so the calibrated value is 0 (the
+        request/grant exchange costs its two propagation legs and frame alignment only).
+        Plausible range 0-6 frames.
+    feeder_frame_s : float
+        Feeder-link (Ka/E-band) frame length [s]; assumed equal to the user frame (unpublished),
+        uncertainty x0.5-x1.
+    sat_processing_s : float
+        On-board processing (demodulation, switching, re-modulation) per satellite traversal [s].
+        0.5 ms ASSUMED (no public Starlink figure; a regenerative payload decodes at least one
+        frame-sized block); uncertainty 0.1-1 ms.
+    ground_processing_s : float
+        Gateway baseband + PoP routing per traversal [s]: 1.0 ms ASSUMED (no public figure);
+        uncertainty 0.3-3 ms.
+    isl_hop_processing_s : float
+        Per ISL hop optical-terminal + switch processing [s]: 0.1 ms assumed (store-and-forward of
+        a 1500 B packet at 10 Gbit/s is 1.2 us; switching dominates); uncertainty 0.01-0.5 ms.
+    fibre_route_factor : float
+        Fibre path length over great-circle distance for terrestrial legs: 1.5 (Bozkurt et al.,
+        "Why is the Internet so slow?!", PAM 2017: median fibre path inflation ~1.5-2 for
+        intra-continental paths); uncertainty 1.2-2.0.
+    utilisation : float
+        Busy-hour utilisation of each access link when the traffic model gives none; 0.5 assumed
+        (no public Starlink figure), uncertainty 0.2-0.85.
+    """
+
+    frame_s: float = FRAME_S
+    grant_frames: float = 0.0
+    feeder_frame_s: float = FRAME_S
+    sat_processing_s: float = 0.5e-3
+    ground_processing_s: float = 1.0e-3
+    isl_hop_processing_s: float = 0.1e-3
+    fibre_route_factor: float = 1.5
+    utilisation: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = float(getattr(self, f.name))
+            if not v >= 0.0 or v == float("inf"):
+                raise ScenarioError(f"service.{f.name}", f"must be finite and >= 0, got {v!r}")
+        if self.utilisation >= 1.0:
+            raise ScenarioError(
+                "service.utilisation", f"must be in [0, 1), got {self.utilisation!r}"
+            )
+        if self.fibre_route_factor < 1.0:
+            raise ScenarioError(
+                "service.fibre_route_factor", f"must be >= 1, got {self.fibre_route_factor!r}"
+            )
+
+
+@dataclass(frozen=True)
+class SatelliteGeneration:
+    """Per-satellite downlink capacity of one Starlink generation.
+
+    Attributes
+    ----------
+    name : str
+    capacity_bps : float
+        Total user-downlink capacity of one satellite [bit/s].
+    """
+
+    name: str
+    capacity_bps: float
+
+
+#: Starlink v1.5: ~20 Gbit/s per satellite (SpaceX has said a V2 mini has "about four times" the
+#: usable capacity of earlier satellites, quoted by Ars Technica, Feb 2023; V2 mini ~96 Gbit/s
+#: gives ~24 Gbit/s for v1.5; 20 Gbit/s is the commonly cited v1 figure). Uncertainty +-50 %.
+V1_5 = SatelliteGeneration("v1.5", 20e9)
+#: Starlink v2 mini: ~96 Gbit/s (about 4x v1.5; SpaceX via Ars Technica 2023). Uncertainty +-40 %.
+V2_MINI = SatelliteGeneration("v2-mini", 96e9)
+GENERATIONS = {g.name: g for g in (V1_5, V2_MINI)}
+
+#: Average downstream demand per US broadband subscriber [bit/s]: OpenVault Broadband Insights
+#: Q4 2024: 698.2 GB/month total, of which ~92 % downstream (upstream ~8 %: OVBI 4Q24), i.e.
+#: ~642 GB/month = 1.98 Mbit/s averaged over 30 days. Uncertainty +-20 % (Starlink users may
+#: differ from the cable/fibre base OpenVault measures).
+MEAN_DOWNLOAD_DEMAND_BPS = 642e9 * 8.0 / (30 * 86_400.0)
+#: Busy-hour over daily-average traffic ratio: 1.7 assumed (typical diurnal residential peak);
+#: uncertainty 1.4-2.2.
+BUSY_HOUR_FACTOR = 1.7
+#: Per-terminal ceiling of one speed test [bit/s]: the top of the residential download range
+#: SpaceX advertised (25-220 Mbit/s, starlink.com/specifications, as recalled: NOT re-verified
+#: here). Uncertainty: 220-400 Mbit/s (Michel et al. 2022 saw > 300 Mbit/s in Belgium).
+TERMINAL_MAX_BPS = 220e6
+#: Starlink subscribers in the contiguous US (assumed 2.0 million in Q1 2025: Starlink passed
+#: 6 million customers globally in 2025 (CNET, quoting Ookla, 2025) with the US the largest
+#: market); uncertainty +-40 %.
+US_SUBSCRIBERS = 2.0e6
+#: Land area of the contiguous US [m^2] (US Census Bureau: 8,080,464 km^2).
+CONUS_AREA_M2 = 8.080464e12
+#: H3 resolution of a service cell: resolution 5 (mean area 252.9 km^2, edge ~8.5 km), the
+#: hexagon size of Starlink's availability map as read by the community; uncertainty: res 4-6.
+CELL_H3_RES = 5
+#: Beams a single satellite points at one cell at a time (assumed 1; FCC filings give the number
+#: of beams per satellite, not per cell); uncertainty 1-2.
+BEAMS_PER_CELL = 1

@@ -1,0 +1,280 @@
+"""The global scheduler: terminal -> satellite assignments that change only at slot boundaries.
+
+Starlink's global controller reassigns terminals to satellites every 15 s, at boundaries
+synchronised worldwide (12, 27, 42, 57 s past the minute: Tanveer et al. 2023, Mohan et al.
+2024). Within a slot the assignment holds. Policies (``policy=``):
+
+``"hold"``
+    best-at-slot-start-and-hold: among satellites visible at every step of the slot (the
+    controller plans with ephemerides), the one with the highest *minimum* elevation over the
+    slot; if none stays visible, the highest elevation at the slot's start.
+``"highest"``
+    the highest elevation at the slot's start.
+``"north"``
+    the highest elevation at the slot's start among satellites north of a northern-hemisphere
+    terminal (south of a southern one), falling back to all visible ones. Tanveer et al. 2023
+    find the scheduler favours north-facing satellites in the northern hemisphere (GSO-arc
+    avoidance keeps terminals from pointing towards the equator).
+``"random"``
+    a uniformly random satellite visible at the slot's start (seeded Generator).
+
+A satellite that sets before the end of its slot leaves the terminal unserved (``-1``) until the
+next boundary: the scheduler does not react within a slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from starmesh.errors import ScenarioError
+from starmesh.service.params import SLOT_OFFSET_S, SLOT_S
+
+Policy = Literal["hold", "highest", "north", "random"]
+POLICIES: tuple[str, ...] = ("hold", "highest", "north", "random")
+
+
+def slot_index(
+    t_s: ArrayLike,
+    *,
+    slot_s: float = SLOT_S,
+    offset_s: float = SLOT_OFFSET_S,
+    epoch_second_of_minute: float = 0.0,
+) -> NDArray[np.int64]:
+    """Global slot number of each time ``t_s`` [s since the run epoch], shape ``(T,)``.
+
+    ``floor((t_s + epoch_second_of_minute - offset_s) / slot_s)``, where
+    ``epoch_second_of_minute`` is the epoch's seconds past the UTC minute.
+    """
+    t = np.asarray(t_s, dtype=np.float64) + epoch_second_of_minute - offset_s
+    # A tiny guard so that 15.000000000001 / 15 rounding does not move a boundary step.
+    return np.floor(t / slot_s + 1e-9).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Result of :func:`schedule`.
+
+    Attributes
+    ----------
+    serving : ndarray of int32, shape (T, G)
+        Serving satellite per step and terminal; -1 when none.
+    handovers : ndarray of int64, shape (G,)
+        Changes of serving satellite between consecutive served slots (including from the
+        ``previous`` carry-in).
+    slot : ndarray of int64, shape (T,)
+        Slot number of each step.
+    carry : (int, ndarray of int32, shape (G,))
+        Last slot number and the satellite assigned in it (even if it set before the chunk's
+        last step): pass it as ``previous=`` to the next chunk.
+    """
+
+    serving: NDArray[np.int32]
+    handovers: NDArray[np.int64]
+    slot: NDArray[np.int64]
+    carry: tuple[int, NDArray[np.int32]]
+
+
+def schedule(
+    t_s: ArrayLike,
+    visible: NDArray[np.bool_],
+    elevation_rad: NDArray[np.float64],
+    *,
+    policy: Policy = "hold",
+    rng: np.random.Generator | None = None,
+    azimuth_rad: NDArray[np.float64] | None = None,
+    site_lat_deg: ArrayLike | None = None,
+    slot_s: float = SLOT_S,
+    offset_s: float = SLOT_OFFSET_S,
+    epoch_second_of_minute: float = 0.0,
+    previous: tuple[int, NDArray[np.int32]] | None = None,
+) -> Schedule:
+    """Assign each terminal one satellite per slot.
+
+    Parameters
+    ----------
+    t_s : array_like, shape (T,)
+        Step times [s since the epoch], increasing.
+    visible : ndarray of bool, shape (T, G, S)
+        Satellite above the terminal's elevation mask.
+    elevation_rad : ndarray, shape (T, G, S)
+    policy : {"hold", "highest", "north", "random"}
+    rng : numpy.random.Generator
+        Required for ``"random"``.
+    azimuth_rad : ndarray, shape (T, G, S)
+        Azimuth from north, clockwise; required for ``"north"``.
+    site_lat_deg : array_like, shape (G,)
+        Terminal latitudes; required for ``"north"``.
+    slot_s, offset_s, epoch_second_of_minute : float
+        Slot length, boundary offset within the minute and the epoch's seconds past the minute.
+    previous : (slot, serving (G,)), optional
+        The slot number and assignment of the step before ``t_s[0]`` (from the previous chunk):
+        a slot that spans chunks keeps its assignment.
+
+    Returns
+    -------
+    Schedule
+    """
+    vis = np.asarray(visible, dtype=bool)
+    n_g = vis.shape[1]
+    t_idx, site_idx, sat_idx = np.nonzero(vis)  # C order: sorted by (t, site, sat)
+    north = None
+    if policy == "north":
+        if azimuth_rad is None or site_lat_deg is None:
+            raise ScenarioError(
+                "service.scheduler_policy", "policy 'north' needs azimuth_rad and site_lat_deg"
+            )
+        north = north_of_site(
+            np.asarray(azimuth_rad, dtype=np.float64)[t_idx, site_idx, sat_idx],
+            np.asarray(site_lat_deg, dtype=np.float64)[site_idx],
+        )
+    return schedule_sparse(
+        t_s,
+        n_g,
+        t_idx,
+        site_idx,
+        sat_idx,
+        np.asarray(elevation_rad, dtype=np.float64)[t_idx, site_idx, sat_idx],
+        policy=policy,
+        rng=rng,
+        north=north,
+        slot_s=slot_s,
+        offset_s=offset_s,
+        epoch_second_of_minute=epoch_second_of_minute,
+        previous=previous,
+    )
+
+
+def north_of_site(azimuth_rad: ArrayLike, site_lat_deg: ArrayLike) -> NDArray[np.bool_]:
+    """True where a satellite is poleward of its terminal: northern half of the sky for a
+    northern-hemisphere terminal, southern half for a southern one (``cos(az)`` sign)."""
+    az = np.asarray(azimuth_rad, dtype=np.float64)
+    hemi = np.where(np.asarray(site_lat_deg, dtype=np.float64) >= 0.0, 1.0, -1.0)
+    return np.asarray(np.cos(az) * hemi > 0.0)
+
+
+def schedule_sparse(
+    t_s: ArrayLike,
+    n_sites: int,
+    t_idx: ArrayLike,
+    site_idx: ArrayLike,
+    sat_idx: ArrayLike,
+    elevation_rad: ArrayLike,
+    *,
+    policy: Policy = "hold",
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    north: ArrayLike | None = None,
+    slot_s: float = SLOT_S,
+    offset_s: float = SLOT_OFFSET_S,
+    epoch_second_of_minute: float = 0.0,
+    previous: tuple[int, NDArray[np.int32]] | None = None,
+) -> Schedule:
+    """:func:`schedule` on sparse candidate links (the engine's GSL candidates).
+
+    Parameters
+    ----------
+    t_s : array_like, shape (T,)
+    n_sites : int
+        ``G``; sites (terminals) are ``0 .. G-1``.
+    t_idx, site_idx, sat_idx : array_like of int, shape (L,)
+        Visible terminal-satellite links, sorted by ``t_idx`` (e.g. ``GslCandidates`` restricted
+        to terminals).
+    elevation_rad : array_like, shape (L,)
+    seed : int, optional
+        For ``"random"``: a Generator seeded with ``(seed, slot)`` per slot, so the choice is
+        independent of chunking (preferred over ``rng`` in runs).
+    north : array_like of bool, shape (L,), optional
+        Satellite poleward of the terminal (:func:`north_of_site`); required for ``"north"``.
+    policy, rng, slot_s, offset_s, epoch_second_of_minute, previous
+        As for :func:`schedule`.
+    """
+    if policy not in POLICIES:
+        raise ScenarioError(
+            "service.scheduler_policy",
+            f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}",
+        )
+    if policy == "random" and rng is None and seed is None:
+        raise ScenarioError(
+            "service.seed", "policy 'random' needs a seed (or a seeded numpy Generator)"
+        )
+    if policy == "north" and north is None:
+        raise ScenarioError("service.scheduler_policy", "policy 'north' needs north flags")
+    ti = np.asarray(t_idx, dtype=np.int64)
+    gi = np.asarray(site_idx, dtype=np.int64)
+    si = np.asarray(sat_idx, dtype=np.int64)
+    el = np.asarray(elevation_rad, dtype=np.float64)
+    nb = np.zeros(ti.shape, dtype=bool) if north is None else np.asarray(north, dtype=bool)
+    if ti.size and np.any(np.diff(ti) < 0):
+        raise ScenarioError("service.gsl", "candidate links must be sorted by t_idx")
+    slot = slot_index(
+        t_s, slot_s=slot_s, offset_s=offset_s, epoch_second_of_minute=epoch_second_of_minute
+    )
+    n_t = slot.size
+    n_key = int(si.max(initial=-1)) + 1
+    key = gi * n_key + si
+    bounds = np.searchsorted(ti, np.arange(n_t + 1))
+    serving = np.full((n_t, n_sites), -1, dtype=np.int32)
+    starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]]) if n_t else np.zeros(0, int)
+    ends = np.r_[starts[1:], n_t]
+    pick = np.full(n_sites, -1, dtype=np.int64)
+    for a, b in zip(starts, ends, strict=True):
+        if a == 0 and previous is not None and previous[0] == slot[0]:
+            pick = np.asarray(previous[1], dtype=np.int64).copy()
+        else:
+            c0 = slice(bounds[a], bounds[a + 1])  # candidates at the slot's first step
+            k0, e0, g0, s0 = key[c0], el[c0], gi[c0], si[c0]
+            if policy == "hold":
+                cs = slice(bounds[a], bounds[b])
+                ks, inv = np.unique(key[cs], return_inverse=True)
+                emin = np.full(ks.size, np.inf)
+                np.minimum.at(emin, inv, el[cs])
+                count = np.bincount(inv, minlength=ks.size)
+                pos = np.searchsorted(ks, k0)
+                whole = count[pos] == (b - a)
+                # Satellites visible all slot rank first, by their minimum elevation.
+                score = np.where(whole, 10.0 + emin[pos], e0)
+            elif policy == "highest":
+                score = e0
+            elif policy == "north":
+                score = np.where(nb[c0], 10.0 + e0, e0)
+            else:
+                # With ``seed``, one Generator per global slot: the draw does not depend on how
+                # the run is cut into chunks (parallel chunks give the same bytes).
+                g_rng = (
+                    np.random.default_rng([seed, int(slot[a]) % 2**63]) if seed is not None else rng
+                )
+                assert g_rng is not None
+                score = g_rng.random(k0.size)
+            pick = np.full(n_sites, -1, dtype=np.int64)
+            if k0.size:
+                order = np.lexsort((-score, g0))
+                first = np.r_[True, g0[order][1:] != g0[order][:-1]]
+                pick[g0[order][first]] = s0[order][first]
+        ok = pick >= 0
+        want = np.flatnonzero(ok) * n_key + pick[ok]
+        for k in range(a, b):
+            here = np.isin(want, key[bounds[k] : bounds[k + 1]])
+            serving[k, np.flatnonzero(ok)[here]] = pick[ok][here]
+    carry = (int(slot[-1]) if n_t else -(2**62), pick.astype(np.int32))
+    return Schedule(
+        serving=serving, handovers=count_handovers(serving, previous), slot=slot, carry=carry
+    )
+
+
+def count_handovers(
+    serving: NDArray[np.int32], previous: tuple[int, NDArray[np.int32]] | None = None
+) -> NDArray[np.int64]:
+    """Changes of serving satellite per terminal, ignoring unserved (-1) steps, shape ``(G,)``."""
+    s = np.asarray(serving)
+    if previous is not None:
+        s = np.vstack([np.asarray(previous[1], dtype=s.dtype)[None, :], s])
+    out = np.zeros(s.shape[1], dtype=np.int64)
+    for g in range(s.shape[1]):
+        col = s[:, g]
+        col = col[col >= 0]
+        out[g] = int(np.count_nonzero(col[1:] != col[:-1]))
+    return out
