@@ -450,6 +450,35 @@ def _circ_mean(angle_rad: NDArray[np.float64]) -> float:
     return float(np.mod(np.angle(np.exp(1j * angle_rad).mean()), _TWO_PI))
 
 
+def _sats_per_plane(
+    u_rad: NDArray[np.float64], plane: NDArray[np.int64], sizes: NDArray[np.int64]
+) -> int:
+    """Slots per plane ``N`` of one shell.
+
+    The smallest ``N`` from the median plane size up whose slot lattice the arguments of
+    latitude fit (mean over planes of ``|mean exp(i N u)|`` at least 0.9: 1 for a Walker plane
+    with any slots missing, near 0 for a wrong ``N``), up to 1.5 x the largest plane. Real
+    planes hold spares and uneven gaps and may fit no lattice; then the upper-quartile plane
+    size (a well-filled plane).
+    """
+    lo = max(1, int(np.floor(np.median(sizes))))
+    # Planes at least two-thirds full: a lattice finer than that fits noise, not slots.
+    hi = max(lo, int(1.5 * int(sizes.max())))
+    cand = np.arange(lo, hi + 1)
+    z = np.exp(1j * cand[:, None] * u_rad[None, :])  # (C, S_shell): a few hundred x a few k
+    n_pl = sizes.size
+    per_plane = np.zeros((cand.size, n_pl), complex)
+    for c in range(cand.size):  # a loop over candidate N, not satellites
+        per_plane[c] = np.bincount(plane, weights=z[c].real, minlength=n_pl) + 1j * np.bincount(
+            plane, weights=z[c].imag, minlength=n_pl
+        )
+    coherence = (np.abs(per_plane) / np.maximum(sizes, 1)).mean(axis=1)
+    fit = np.flatnonzero(coherence >= 0.9)
+    if fit.size:
+        return int(cand[fit[0]])
+    return max(1, round(float(np.percentile(sizes, 75))))
+
+
 def infer_shells(
     elements: ElementSet,
     *,
@@ -542,10 +571,7 @@ def infer_shells(
         dp = np.maximum(1, np.rint(gaps / (_TWO_PI / lattice_p)).astype(np.int64))
         pidx = np.concatenate([[0], np.cumsum(dp[:-1])]) % lattice_p
         sizes_p = np.bincount(lab, minlength=n_pl)
-        # N: the upper-quartile plane size. Exact for a Walker shell; for a real shell it is
-        # the size of a well-filled plane (real planes hold spares and gaps, so the median
-        # in-plane spacing underestimates the slot).
-        n_per = max(1, round(float(np.percentile(sizes_p, 75))))
+        n_per = _sats_per_plane(u[members], lab, sizes_p)
         slot_rad = _TWO_PI / n_per
         # Lattice phase of each plane in [0, slot) and the phase step between adjacent planes.
         phase = np.array([_circ_mean(n_per * u[members][lab == p]) / n_per for p in range(n_pl)])
@@ -680,6 +706,14 @@ class PlusGridIsl:
         prev[inf.plane_next[has]] = np.flatnonzero(has)
         self._prev = prev
         self._n_planes = n_planes
+        # Plane centres (circular mean RAAN at the inference epoch) and their drift rates.
+        z = np.zeros(n_planes, complex)
+        np.add.at(z, pid, np.exp(1j * inf.raan_rad[self._sat]))
+        self._plane_raan = np.angle(z)
+        cnt = np.maximum(np.bincount(pid, minlength=n_planes), 1)
+        self._plane_raan_dot = (
+            np.bincount(pid, weights=inf.raan_dot_rad_s[self._sat], minlength=n_planes) / cnt
+        )
 
     def _pair_step(
         self, r: NDArray[np.float64], ok: NDArray[np.bool_], tau_s: float
@@ -692,13 +726,8 @@ class PlusGridIsl:
         if sat.size < 2:
             return np.zeros(0, np.int64)
         u = np.mod(inf.u_rad[sat] + inf.u_dot_rad_s[sat] * tau_s, _TWO_PI)
-        if self.cross_plane == "nearest":
-            raan = inf.raan_rad[sat] + inf.raan_dot_rad_s[sat] * tau_s
-            key = np.mod(u + raan * np.cos(inf.inc_rad[sat]), _TWO_PI)
-        else:
-            key = u
-        order = np.lexsort((key, pid))
-        sat, pid, key, u = sat[order], pid[order], key[order], u[order]
+        order = np.lexsort((u, pid))
+        sat, pid, u = sat[order], pid[order], u[order]
         counts = np.bincount(pid, minlength=self._n_planes)
         start = np.concatenate([[0], np.cumsum(counts)[:-1]])
         end = start + counts
@@ -709,20 +738,17 @@ class PlusGridIsl:
         fa = (counts[pid] >= 3) | ((counts[pid] == 2) & (idx == start[pid]))
         a_list = [sat[fa]]
         b_list = [sat[nxt_in[fa]]]
-        # Ordering key for the in-plane order uses u; lattice and nearest keys differ from u by
-        # a constant per plane (RAAN cos i is common to a plane to first order), so the cyclic
-        # order is the same.
-        flat = pid * 8.0 + key  # planes 8 rad apart: keys never interleave
+        flat = pid * 8.0 + u  # planes 8 rad apart: keys never interleave
 
         def partner(
-            target_plane: NDArray[np.int64], target_key: NDArray[np.float64]
+            target_plane: NDArray[np.int64], target_u: NDArray[np.float64]
         ) -> NDArray[np.int64]:
             res = np.full(target_plane.size, -1, np.int64)
             valid = target_plane >= 0
             valid[valid] = counts[target_plane[valid]] > 0
             tp = target_plane[valid]
-            tk = np.mod(target_key[valid], _TWO_PI)
-            pos = np.searchsorted(flat, tp * 8.0 + tk)
+            tu = np.mod(target_u[valid], _TWO_PI)
+            pos = np.searchsorted(flat, tp * 8.0 + tu)
             hi = np.where(pos < end[tp], pos, start[tp])
             lo = np.where(pos - 1 >= start[tp], pos - 1, end[tp] - 1)
             if self.cross_plane == "nearest":
@@ -731,26 +757,34 @@ class PlusGridIsl:
                 d_lo = np.linalg.norm(r[sat[lo]] - r[sat[src]], axis=1)
                 pick = np.where(d_lo < d_hi, lo, hi)
             else:
-                e_hi = np.abs(np.angle(np.exp(1j * (key[hi] - tk))))
-                e_lo = np.abs(np.angle(np.exp(1j * (key[lo] - tk))))
+                e_hi = np.abs(np.angle(np.exp(1j * (u[hi] - tu))))
+                e_lo = np.abs(np.angle(np.exp(1j * (u[lo] - tu))))
                 pick = np.where(e_lo < e_hi, lo, hi)
             res[valid] = pick
             return res
 
-        nxt_plane = self.inference.plane_next.astype(np.int64)[pid]
+        nxt_plane = inf.plane_next.astype(np.int64)[pid]
         prv_plane = self._prev[pid]
-        off_r = (
-            np.where(nxt_plane >= 0, self._next_off[pid], 0.0)
-            if self.cross_plane == "lattice"
-            else 0.0
-        )
-        right = partner(nxt_plane, key + off_r)
-        off_l = (
-            np.where(prv_plane >= 0, self._next_off[np.maximum(prv_plane, 0)], 0.0)
-            if self.cross_plane == "lattice"
-            else 0.0
-        )
-        left = partner(prv_plane, key - off_l)
+        if self.cross_plane == "lattice":
+            # Walker's same slot: the next plane is dp F / P of a slot ahead.
+            off_r = np.where(nxt_plane >= 0, self._next_off[pid], 0.0)
+            off_l = -np.where(prv_plane >= 0, self._next_off[np.maximum(prv_plane, 0)], 0.0)
+        else:
+            # To first order in the node difference dO, a satellite at u + du in a plane dO
+            # further east sits (du + dO cos i) ahead along track (and dO sin i cos u across),
+            # so the nearest one has du = -dO cos i.
+            raan = inf.raan_rad[sat] + inf.raan_dot_rad_s[sat] * tau_s
+            centre = self._plane_raan + self._plane_raan_dot * tau_s
+            cos_i = np.cos(inf.inc_rad[sat])
+
+            def d_node(target: NDArray[np.int64]) -> NDArray[np.float64]:
+                d = centre[np.maximum(target, 0)] - raan
+                return np.where(target >= 0, np.angle(np.exp(1j * d)), 0.0)
+
+            off_r = -d_node(nxt_plane) * cos_i
+            off_l = -d_node(prv_plane) * cos_i
+        right = partner(nxt_plane, u + off_r)
+        left = partner(prv_plane, u + off_l)
         has = right >= 0
         mutual = np.zeros(n, bool)
         mutual[has] = left[right[has]] == idx[has]
