@@ -200,6 +200,35 @@ def test_missing_slots_bridged_and_no_cross_shell_links(walker_set):
     assert all(tuple(x) in have for x in w.tolist())
 
 
+def test_nearest_plus_grid_matches_brute_force_mutual_nearest():
+    """Across planes, the links are the mutual nearest pairs of adjacent planes, found here by
+    a dense distance matrix per plane pair at each step; includes a 6-plane polar shell where
+    the node offset is larger than a slot."""
+    shells = [GEN1["550km-53deg"], GEN1["560km-97.6deg-a"]]
+    ws = parse_tle_text(walker_tles(shells), source="<walker>")
+    inf = infer_shells(ws)
+    t = np.arange(0.0, 5401.0, 900.0)
+    r, ok = Propagator(Constellation.from_elements("w", ws), E0).positions_ecef_m(t)
+    edges, up = PlusGridIsl(inf, 1e8).links(r, ok, t, epoch=E0)
+    cross = inf.plane_id[edges[:, 0]] != inf.plane_id[edges[:, 1]]
+    n_pl = inf.plane_next.size
+    for k in range(t.size):
+        want = set()
+        for p in range(n_pl):
+            q = int(inf.plane_next[p])
+            if q < 0:
+                continue
+            a = np.flatnonzero(inf.plane_id == p)
+            b = np.flatnonzero(inf.plane_id == q)
+            d = np.linalg.norm(r[k][a][:, None, :] - r[k][b][None, :, :], axis=2)
+            row, col = d.argmin(axis=1), d.argmin(axis=0)
+            for i, j in enumerate(row):
+                if col[j] == i:
+                    want.add((min(a[i], b[j]), max(a[i], b[j])))
+        got = {tuple(x) for x in edges[up[k] & cross].tolist()}
+        assert got == want, k
+
+
 # --- The shipped snapshot -------------------------------------------------------------------
 
 

@@ -752,10 +752,16 @@ class PlusGridIsl:
             hi = np.where(pos < end[tp], pos, start[tp])
             lo = np.where(pos - 1 >= start[tp], pos - 1, end[tp] - 1)
             if self.cross_plane == "nearest":
-                src = np.flatnonzero(valid)
-                d_hi = np.linalg.norm(r[sat[hi]] - r[sat[src]], axis=1)
-                d_lo = np.linalg.norm(r[sat[lo]] - r[sat[src]], axis=1)
-                pick = np.where(d_lo < d_hi, lo, hi)
+                # The bracket and one more on each side (cyclic within the plane), by 3-D
+                # distance: second-order terms can move the nearest one slot off the bracket.
+                src = sat[np.flatnonzero(valid)]
+                size = counts[tp]
+                cands = [
+                    start[tp] + np.mod(x - start[tp], size)
+                    for x in (lo - 1, lo, hi, hi + 1)
+                ]
+                dist = np.stack([np.linalg.norm(r[sat[c]] - r[src], axis=1) for c in cands])
+                pick = np.stack(cands)[np.argmin(dist, axis=0), np.arange(tp.size)]
             else:
                 e_hi = np.abs(np.angle(np.exp(1j * (u[hi] - tu))))
                 e_lo = np.abs(np.angle(np.exp(1j * (u[lo] - tu))))
