@@ -337,3 +337,16 @@ def test_snapshot_isl_lengths_hold_over_an_hour():
         medians += [np.median(length[k, up[k]]) for k in range(t.size)]
     m = np.array(medians)
     assert np.abs(m / m[0] - 1.0).max() < 0.10
+
+
+def test_builtin_real_constellation_by_name():
+    from starmesh.constellation import constellation_names, is_real_constellation
+    from starmesh.realset import load_real_constellation
+
+    assert "starlink-2026" in constellation_names() and "starlink-gen1" in constellation_names()
+    assert is_real_constellation("starlink-2026") and not is_real_constellation("starlink-gen1")
+    rc = load_real_constellation("starlink-2026")
+    assert rc is starlink_2026()
+    assert rc.constellation.n_sats == rc.report.n_kept == rc.inference.shell_idx.size
+    with pytest.raises(ScenarioError, match="starlink-2026"):
+        load_real_constellation("starlink-2019")

@@ -33,7 +33,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .constants import MU_EARTH_M3_S2, WGS84_A_M
-from .constellation import Constellation
+from .constellation import REAL_CONSTELLATIONS, Constellation
 from .elements import ElementSet, load_starlink_snapshot
 from .errors import ScenarioError
 from .propagation import j2_rates, mean_elements_arrays, sgp4_state_teme_m
@@ -50,6 +50,8 @@ __all__ = [
     "ShellInference",
     "filter_operational",
     "infer_shells",
+    "load_real_constellation",
+    "real_constellation",
     "starlink_2026",
 ]
 
@@ -756,10 +758,7 @@ class PlusGridIsl:
                 # distance: second-order terms can move the nearest one slot off the bracket.
                 src = sat[np.flatnonzero(valid)]
                 size = counts[tp]
-                cands = [
-                    start[tp] + np.mod(x - start[tp], size)
-                    for x in (lo - 1, lo, hi, hi + 1)
-                ]
+                cands = [start[tp] + np.mod(x - start[tp], size) for x in (lo - 1, lo, hi, hi + 1)]
                 dist = np.stack([np.linalg.norm(r[sat[c]] - r[src], axis=1) for c in cands])
                 pick = np.stack(cands)[np.argmin(dist, axis=0), np.arange(tp.size)]
             else:
@@ -901,7 +900,24 @@ def real_constellation(
     return RealConstellation(Constellation.from_elements(name, kept), report, inference)
 
 
-@lru_cache(maxsize=2)
+def load_real_constellation(
+    name: str, *, criteria: OperationalCriteria | None = None
+) -> RealConstellation:
+    """A built-in real constellation by name (:data:`constellation.REAL_CONSTELLATIONS`).
+
+    Raises
+    ------
+    ScenarioError
+        For an unknown name, listing the known ones.
+    """
+    if name == "starlink-2026":
+        return starlink_2026(criteria)
+    raise ScenarioError(
+        "constellation.preset",
+        f"unknown real constellation {name!r}: use one of {', '.join(sorted(REAL_CONSTELLATIONS))}",
+    )
+
+
 def starlink_2026(criteria: OperationalCriteria | None = None) -> RealConstellation:
     """The built-in ``starlink-2026`` constellation: the shipped May-2026 snapshot, filtered
     with ``criteria`` (default :class:`OperationalCriteria`) and inferred at its newest epoch.
@@ -914,4 +930,9 @@ def starlink_2026(criteria: OperationalCriteria | None = None) -> RealConstellat
     >>> rc.constellation.name, rc.report.n_input
     ('starlink-2026', 10361)
     """
+    return _starlink_2026(criteria or OperationalCriteria())
+
+
+@lru_cache(maxsize=4)
+def _starlink_2026(criteria: OperationalCriteria) -> RealConstellation:
     return real_constellation("starlink-2026", load_starlink_snapshot(), criteria=criteria)
