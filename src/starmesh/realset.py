@@ -694,6 +694,11 @@ class PlusGridIsl:
         self._sat = np.flatnonzero(assigned)
         pid = inf.plane_id[self._sat].astype(np.int64)
         self._pid = pid
+        self._u0 = inf.u_rad[self._sat]
+        self._udot = inf.u_dot_rad_s[self._sat]
+        self._raan0 = inf.raan_rad[self._sat]
+        self._raandot = inf.raan_dot_rad_s[self._sat]
+        self._cos_i = np.cos(inf.inc_rad[self._sat])
         n_planes = inf.plane_next.size
         # Walker offset of the next plane, per plane [rad]: dp F / P slots.
         off = np.zeros(n_planes)
@@ -723,13 +728,21 @@ class PlusGridIsl:
         """Edge keys ``a * S + b`` (a < b) of the pairing at one step."""
         inf = self.inference
         n_s = inf.shell_idx.size
-        sat = self._sat[ok[self._sat]]
-        pid = inf.plane_id[sat].astype(np.int64)
+        okm = ok[self._sat]
+        if okm.all():
+            sat, pid, u0, udot = self._sat, self._pid, self._u0, self._udot
+            raan0, raandot, cos_i = self._raan0, self._raandot, self._cos_i
+        else:
+            sat, pid, u0, udot = self._sat[okm], self._pid[okm], self._u0[okm], self._udot[okm]
+            raan0, raandot, cos_i = self._raan0[okm], self._raandot[okm], self._cos_i[okm]
         if sat.size < 2:
             return np.zeros(0, np.int64)
-        u = np.mod(inf.u_rad[sat] + inf.u_dot_rad_s[sat] * tau_s, _TWO_PI)
-        order = np.lexsort((u, pid))
-        sat, pid, u = sat[order], pid[order], u[order]
+        u = np.mod(u0 + udot * tau_s, _TWO_PI)
+        flat = pid * 8.0 + u  # planes 8 rad apart: keys never interleave
+        order = np.argsort(flat, kind="stable")
+        sat, pid, u, flat = sat[order], pid[order], u[order], flat[order]
+        raan0, raandot, cos_i = raan0[order], raandot[order], cos_i[order]
+        rs = r[sat]  # positions in the sorted order, gathered once
         counts = np.bincount(pid, minlength=self._n_planes)
         start = np.concatenate([[0], np.cumsum(counts)[:-1]])
         end = start + counts
@@ -740,7 +753,6 @@ class PlusGridIsl:
         fa = (counts[pid] >= 3) | ((counts[pid] == 2) & (idx == start[pid]))
         a_list = [sat[fa]]
         b_list = [sat[nxt_in[fa]]]
-        flat = pid * 8.0 + u  # planes 8 rad apart: keys never interleave
 
         def partner(
             target_plane: NDArray[np.int64], target_u: NDArray[np.float64]
@@ -756,11 +768,14 @@ class PlusGridIsl:
             if self.cross_plane == "nearest":
                 # The bracket and one more on each side (cyclic within the plane), by 3-D
                 # distance: second-order terms can move the nearest one slot off the bracket.
-                src = sat[np.flatnonzero(valid)]
+                src = rs[np.flatnonzero(valid)]
                 size = counts[tp]
-                cands = [start[tp] + np.mod(x - start[tp], size) for x in (lo - 1, lo, hi, hi + 1)]
-                dist = np.stack([np.linalg.norm(r[sat[c]] - r[src], axis=1) for c in cands])
-                pick = np.stack(cands)[np.argmin(dist, axis=0), np.arange(tp.size)]
+                cands = np.stack(
+                    [start[tp] + np.mod(x - start[tp], size) for x in (lo - 1, lo, hi, hi + 1)]
+                )
+                diff = rs[cands] - src[None, :, :]
+                dist2 = np.einsum("cni,cni->cn", diff, diff)
+                pick = cands[np.argmin(dist2, axis=0), np.arange(tp.size)]
             else:
                 e_hi = np.abs(np.angle(np.exp(1j * (u[hi] - tu))))
                 e_lo = np.abs(np.angle(np.exp(1j * (u[lo] - tu))))
@@ -778,9 +793,8 @@ class PlusGridIsl:
             # To first order in the node difference dO, a satellite at u + du in a plane dO
             # further east sits (du + dO cos i) ahead along track (and dO sin i cos u across),
             # so the nearest one has du = -dO cos i.
-            raan = inf.raan_rad[sat] + inf.raan_dot_rad_s[sat] * tau_s
+            raan = raan0 + raandot * tau_s
             centre = self._plane_raan + self._plane_raan_dot * tau_s
-            cos_i = np.cos(inf.inc_rad[sat])
 
             def d_node(target: NDArray[np.int64]) -> NDArray[np.float64]:
                 d = centre[np.maximum(target, 0)] - raan
@@ -798,8 +812,9 @@ class PlusGridIsl:
         a = np.concatenate(a_list)
         b = np.concatenate(b_list)
         lo_ab, hi_ab = np.minimum(a, b), np.maximum(a, b)
-        keys = lo_ab.astype(np.int64) * n_s + hi_ab
-        return np.unique(keys[lo_ab != hi_ab])
+        keys = np.sort(lo_ab.astype(np.int64) * n_s + hi_ab)
+        # Sorted and deduplicated (np.unique hashes, which is slower here).
+        return keys[np.r_[True, keys[1:] != keys[:-1]] & (keys % n_s != keys // n_s)]
 
     def links(
         self,
@@ -830,17 +845,27 @@ class PlusGridIsl:
         """
         n_t, n_s, _ = r_ecef_m.shape
         shift = (parse_utc(epoch) - self.inference.epoch).total_seconds()
-        per_step = [self._pair_step(r_ecef_m[t], ok[t], float(t_s[t]) + shift) for t in range(n_t)]
-        allk = np.unique(np.concatenate(per_step)) if per_step else np.zeros(0, np.int64)
+        # The pairing changes rarely (a few links an hour): keep each distinct pairing once.
+        distinct: list[NDArray[np.int64]] = []
+        which = np.zeros(n_t, np.int64)
+        for t in range(n_t):
+            k = self._pair_step(r_ecef_m[t], ok[t], float(t_s[t]) + shift)
+            if not distinct or not np.array_equal(k, distinct[-1]):
+                distinct.append(k)
+            which[t] = len(distinct) - 1
+        allk = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, np.int64)
         edges = np.stack([allk // n_s, allk % n_s], axis=1).astype(np.int32)
-        up = np.zeros((n_t, allk.size), dtype=bool)
-        for t, k in enumerate(per_step):
-            up[t, np.searchsorted(allk, k)] = True
+        up_distinct = np.zeros((len(distinct), allk.size), dtype=bool)
+        for i, k in enumerate(distinct):
+            up_distinct[i, np.searchsorted(allk, k)] = True
+        up = up_distinct[which]
         if allk.size:
-            d = r_ecef_m[:, edges[:, 0], :] - r_ecef_m[:, edges[:, 1], :]
-            length = np.sqrt(np.einsum("tei,tei->te", d, d))
-            with np.errstate(invalid="ignore"):
-                up &= length <= self.max_range_m
+            e0, e1 = edges[:, 0], edges[:, 1]
+            r2 = self.max_range_m**2
+            for t in range(n_t):  # per step: the gathers stay in cache
+                d = r_ecef_m[t, e0] - r_ecef_m[t, e1]
+                with np.errstate(invalid="ignore"):
+                    up[t] &= np.einsum("ei,ei->e", d, d) <= r2
         return edges, up
 
 
