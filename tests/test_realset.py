@@ -350,3 +350,60 @@ def test_builtin_real_constellation_by_name():
     assert rc.constellation.n_sats == rc.report.n_kept == rc.inference.shell_idx.size
     with pytest.raises(ScenarioError, match="starlink-2026"):
         load_real_constellation("starlink-2019")
+
+
+def _one_tle(num: int, *, ecc: float = 1e-7, ndot_rev_day2: float = 0.0, alt_km: float = 550.0):
+    """One satellite's 3LE from sgp4's initialiser and exporter."""
+    sat = Satrec()
+    a_km = 6378.137 + alt_km
+    n_rad_min = math.sqrt(3.986004418e5 / a_km**3) * 60.0
+    ndot_rad_min2 = ndot_rev_day2 * 2 * math.pi / 1440.0**2
+    sat.sgp4init(
+        WGS72,
+        "i",
+        num,
+        _sgp4_epoch(E0),
+        0.0,
+        ndot_rad_min2,
+        0.0,
+        ecc,
+        0.0,
+        0.9,
+        0.0,
+        n_rad_min,
+        0.0,
+    )
+    l1, l2 = exporter.export_tle(sat)
+    return f"SAT {num}\n{l1}\n{l2}\n"
+
+
+def test_filter_eccentric_manoeuvring_and_low_from_synthetic_tles():
+    # Altitude rate from ndot: da/dt = -(2/3) (a/n) 2 ndot/2. At 550 km (n = 15.05 rev/day),
+    # ndot/2 = 2e-3 rev/day^2 is 1.23 km/day (lowering), 2e-4 is 0.123 km/day.
+    text = (
+        _one_tle(1)
+        + _one_tle(2, ecc=0.01)
+        + _one_tle(3, ndot_rev_day2=2e-3)
+        + _one_tle(4, ndot_rev_day2=2e-4)
+        + _one_tle(5, alt_km=390.0)
+        + _one_tle(6, alt_km=410.0)
+    )
+    es = parse_tle_text(text)
+    crit = OperationalCriteria(min_shell_neighbours=0)
+    kept, rep = filter_operational(es, criteria=crit)
+    assert rep.dropped["eccentric"].tolist() == [2]
+    assert rep.dropped["manoeuvring"].tolist() == [3]
+    assert rep.dropped["low_altitude"].tolist() == [5]
+    assert kept.norad_ids.tolist() == [1, 4, 6]
+    # A tighter rate threshold catches the slow one too (0.123 km/day > 0.1).
+    _k, rep2 = filter_operational(
+        es, criteria=OperationalCriteria(min_shell_neighbours=0, max_altitude_rate_km_day=0.1)
+    )
+    assert rep2.dropped["manoeuvring"].tolist() == [3, 4]
+    _k, rep3 = filter_operational(
+        es, criteria=OperationalCriteria(min_shell_neighbours=0, max_altitude_rate_km_day=0.13)
+    )
+    assert rep3.dropped["manoeuvring"].tolist() == [3]
+    # Six lone satellites are no shell: with the default neighbour count all are off-shell.
+    with pytest.raises(ScenarioError, match="off_shell"):
+        filter_operational(es.select([0, 3, 5]))
