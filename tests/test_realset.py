@@ -407,3 +407,28 @@ def test_filter_eccentric_manoeuvring_and_low_from_synthetic_tles():
     # Six lone satellites are no shell: with the default neighbour count all are off-shell.
     with pytest.raises(ScenarioError, match="off_shell"):
         filter_operational(es.select([0, 3, 5]))
+
+
+def test_cross_shell_links_only_when_asked(walker_set, walker_inference):
+    rc = Constellation.from_elements("w", walker_set)
+    t = np.array([0.0, 600.0])
+    r, ok = Propagator(rc, E0).positions_ecef_m(t)
+    base, up0 = PlusGridIsl(walker_inference, 1e8).links(r, ok, t, epoch=E0)
+    edges, up = PlusGridIsl(walker_inference, 1e8, cross_shell=True).links(r, ok, t, epoch=E0)
+    shell = walker_inference.shell_idx
+    across = shell[edges[:, 0]] != shell[edges[:, 1]]
+    assert not (shell[base[:, 0]] != shell[base[:, 1]]).any()
+    assert across.any()
+    for k in range(t.size):
+        # Reference: mutual nearest satellite of another shell, by a dense distance matrix.
+        d = np.linalg.norm(r[k][:, None, :] - r[k][None, :, :], axis=2)
+        d[shell[:, None] == shell[None, :]] = np.inf
+        nn = d.argmin(axis=1)
+        i = np.arange(nn.size)
+        want = {
+            (a, b) for a, b in zip(i.tolist(), nn.tolist(), strict=True) if nn[b] == a and a < b
+        }
+        assert {tuple(x) for x in edges[up[k] & across].tolist()} == want
+        same = {tuple(x) for x in edges[up[k] & ~across].tolist()}
+        assert same == {tuple(x) for x in base[up0[k]].tolist()}
+        assert np.bincount(edges[up[k]].ravel()).max() <= 5

@@ -656,7 +656,8 @@ class PlusGridIsl:
     Fore/aft: each satellite links to its neighbours in argument of latitude within its plane
     (so a missing slot makes the link span the gap). Left/right: to a satellite of the next and
     previous plane of its shell, kept only if the choice is mutual (so no satellite has more
-    than four links). Links never cross shells. A link is in use at a step if both satellites
+    than four links). Links cross shells only with ``cross_shell=True``. A link is in use at a
+    step if both satellites
     propagate, the pairing holds at that step and its length is within ``max_range_m``.
 
     Parameters
@@ -670,6 +671,10 @@ class PlusGridIsl:
         ``"lattice"``: the satellite nearest in argument of latitude to ``u + dp F / P`` slots,
         i.e. the same Walker slot (this reproduces :func:`starmesh.topology.plus_grid_edges`
         for Walker shells, seam included).
+    cross_shell : bool
+        Also link each satellite to its nearest satellite of another shell when the choice is
+        mutual (a fifth link; off by default: a terminal pointing across shells has to track a
+        partner with a different orbital period).
 
     Notes
     -----
@@ -680,6 +685,7 @@ class PlusGridIsl:
     inference: ShellInference
     max_range_m: float
     cross_plane: CrossPlane = "nearest"
+    cross_shell: bool = False
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -809,6 +815,10 @@ class PlusGridIsl:
         mutual[has] = left[right[has]] == idx[has]
         a_list.append(sat[mutual])
         b_list.append(sat[right[mutual]])
+        if self.cross_shell:
+            a_x, b_x = _mutual_nearest_across_groups(rs, inf.shell_idx[sat])
+            a_list.append(sat[a_x])
+            b_list.append(sat[b_x])
         a = np.concatenate(a_list)
         b = np.concatenate(b_list)
         lo_ab, hi_ab = np.minimum(a, b), np.maximum(a, b)
@@ -869,6 +879,31 @@ class PlusGridIsl:
         return edges, up
 
 
+def _mutual_nearest_across_groups(
+    r_m: NDArray[np.float64], group: NDArray[np.int32]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Pairs ``(i, j)`` where ``j`` is ``i``'s nearest point of another group and vice versa.
+
+    One KD-tree per group (a handful of shells), not per point.
+    """
+    n = group.size
+    best_d = np.full(n, np.inf)
+    best_j = np.full(n, -1, np.int64)
+    for g in np.unique(group):
+        members = np.flatnonzero(group == g)
+        others = np.flatnonzero(group != g)
+        if members.size == 0 or others.size == 0:
+            continue
+        d, j = cKDTree(r_m[members]).query(r_m[others], k=1)
+        better = d < best_d[others]
+        best_d[others[better]] = d[better]
+        best_j[others[better]] = members[j[better]]
+    i = np.flatnonzero(best_j >= 0)
+    mutual = best_j[best_j[i]] == i
+    i = i[mutual & (i < best_j[i])]
+    return i, best_j[i]
+
+
 # --------------------------------------------------------------------------------------------
 # Built-in real constellation
 
@@ -895,11 +930,15 @@ class RealConstellation:
         return max_isl_range_m(lowest * 1e3)
 
     def plus_grid(
-        self, max_range_m: float | None = None, *, cross_plane: CrossPlane = "nearest"
+        self,
+        max_range_m: float | None = None,
+        *,
+        cross_plane: CrossPlane = "nearest",
+        cross_shell: bool = False,
     ) -> PlusGridIsl:
         """The +Grid ISL builder (range default: :meth:`default_isl_range_m`)."""
         rng = self.default_isl_range_m() if max_range_m is None else max_range_m
-        return PlusGridIsl(self.inference, rng, cross_plane)
+        return PlusGridIsl(self.inference, rng, cross_plane, cross_shell)
 
 
 def real_constellation(
