@@ -397,3 +397,29 @@ def preset_shells(name: str) -> list[WalkerShell]:
             "constellation.preset",
             f"unknown preset {name!r}: use one of {', '.join(sorted(PRESETS))}",
         ) from None
+
+
+# --- Built-in real constellations -----------------------------------------------------------
+# Named like presets, but made of real element sets: filtered to the operational relays and
+# with shells, planes and slots inferred (starmesh.realset). They propagate by SGP4.
+
+#: Name -> description of the built-in real constellations.
+REAL_CONSTELLATIONS: dict[str, str] = {
+    "starlink-2026": (
+        "Starlink as of 12-13 May 2026: the shipped CelesTrak snapshot (10,361 objects) filtered "
+        "to its operational relays (about 8,600) with inferred shells, planes and +Grid ISLs"
+    ),
+}
+
+#: Minimum elevation [deg] for the real constellations (Starlink: 25 deg, FCC 2021 modification).
+REAL_MIN_ELEVATION_DEG = {"starlink-2026": 25.0}
+
+
+def constellation_names() -> list[str]:
+    """Every name a scenario may give as ``constellation.preset``: presets and real sets."""
+    return sorted([*PRESETS, *REAL_CONSTELLATIONS])
+
+
+def is_real_constellation(name: str) -> bool:
+    """True for a built-in real constellation (see :data:`REAL_CONSTELLATIONS`)."""
+    return name in REAL_CONSTELLATIONS

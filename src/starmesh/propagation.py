@@ -106,6 +106,10 @@ def satrecs_from_elements(elements: ElementSet) -> SatrecArray:
     TLEFormatError
         If sgp4 rejects a record, naming its line.
     """
+    return SatrecArray(_satrec_list(elements))
+
+
+def _satrec_list(elements: ElementSet) -> list[Satrec]:
     sats: list[Satrec] = []
     for rec in elements.records:
         try:
@@ -117,7 +121,7 @@ def satrecs_from_elements(elements: ElementSet) -> SatrecArray:
         except (ValueError, KeyError) as exc:
             raise TLEFormatError(elements.source, rec.line_no, f"sgp4 rejects it: {exc}") from exc
         sats.append(sat)
-    return SatrecArray(sats)
+    return sats
 
 
 def _split_jd(
@@ -231,3 +235,69 @@ class Propagator:
         if self.scale != 1.0:
             r *= self.scale
         return r, ok
+
+
+def mean_elements_arrays(elements: ElementSet) -> dict[str, NDArray[np.float64]]:
+    """The SGP4 mean elements of every record, as arrays, for filtering and shell inference.
+
+    Parameters
+    ----------
+    elements : ElementSet
+        ``S`` records.
+
+    Returns
+    -------
+    dict of str to ndarray, shape (S,)
+        ``n_kozai_rad_s`` (Kozai mean motion), ``ecc``, ``inc_rad``, ``raan_rad``, ``argp_rad``,
+        ``mean_anomaly_rad``, ``bstar_per_er`` (B* [1/Earth radii]), ``ndot_rev_day2`` (the TLE's
+        first-derivative field, i.e. half the rate of change of mean motion, [rev/day^2]) and
+        ``epoch_jd`` (Julian date UTC of the element epoch).
+    """
+    sats = _satrec_list(elements)
+    out: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "n_kozai_rad_s",
+            "ecc",
+            "inc_rad",
+            "raan_rad",
+            "argp_rad",
+            "mean_anomaly_rad",
+            "bstar_per_er",
+            "ndot_rev_day2",
+            "epoch_jd",
+        )
+    }
+    for sat in sats:
+        out["n_kozai_rad_s"].append(sat.no_kozai / 60.0)
+        out["ecc"].append(sat.ecco)
+        out["inc_rad"].append(sat.inclo)
+        out["raan_rad"].append(sat.nodeo)
+        out["argp_rad"].append(sat.argpo)
+        out["mean_anomaly_rad"].append(sat.mo)
+        out["bstar_per_er"].append(sat.bstar)
+        # sgp4 stores ndot in rad/min^2 (the TLE field, already halved); back to rev/day^2.
+        out["ndot_rev_day2"].append(sat.ndot * 1440.0**2 / (2.0 * np.pi))
+        out["epoch_jd"].append(sat.jdsatepoch + sat.jdsatepochF)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+def sgp4_state_teme_m(
+    elements: ElementSet, epoch: datetime
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """SGP4 position and velocity of every record at one instant, in TEME.
+
+    Returns
+    -------
+    r_teme_m, v_teme_m_s : ndarray, shape (S, 3)
+        Position [m] and velocity [m/s]; NaN where SGP4 failed.
+    ok : ndarray of bool, shape (S,)
+    """
+    jd, fr = _split_jd(epoch, np.zeros(1))
+    err, r_km, v_km_s = satrecs_from_elements(elements).sgp4(jd, fr)
+    ok = err[:, 0] == 0
+    r = r_km[:, 0, :] * 1e3
+    v = v_km_s[:, 0, :] * 1e3
+    r[~ok] = np.nan
+    v[~ok] = np.nan
+    return r, v, ok
