@@ -127,7 +127,7 @@ def test_explicit_flows_are_routed(tmp_path):
         (
             {"model": "access", "capacity": {"isl_gbps": -5.0}},
             "traffic.capacity.isl_gbps",
-            "must be >= 0",
+            "must be > 0",
         ),
     ],
 )
