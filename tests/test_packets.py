@@ -80,7 +80,7 @@ def _probe_network():
     isl_up = np.ones((T, len(ISLS)), bool)
     isl_up[DOWN_STEP, 1] = False
     net = build_network(
-        fs, r, sites, ["A", "B"], ["A", "B"], step_s=STEP_S, isl_rate_bps=RATE_BPS,
+        fs, r, sites, ["A", "B"], [("A", "B")], step_s=STEP_S, isl_rate_bps=RATE_BPS,
         gsl_rate_bps=RATE_BPS, isl_edges=ISLS, isl_up=isl_up,
     )
     return net, r, sites
@@ -171,7 +171,7 @@ def test_tcp_goodput_at_the_bottleneck():
     fs = forwarding_state_from_rows(t, n, d, h, step_s=1.0, n_steps=n_steps, n_nodes=4)
     bottleneck = 5e6
     net = build_network(
-        fs, r, sites, ["A", "B"], ["A", "B"], step_s=1.0, isl_rate_bps=bottleneck,
+        fs, r, sites, ["A", "B"], [("A", "B")], step_s=1.0, isl_rate_bps=bottleneck,
         gsl_rate_bps=20e6,
     )
     flows = [Flow("solo", "A", "B", "tcp")]
@@ -203,7 +203,7 @@ def test_two_tcp_flows_share_the_bottleneck_fairly():
     fs = forwarding_state_from_rows(t, n, d, h, step_s=1.0, n_steps=n_steps, n_nodes=5)
     bottleneck = 5e6
     net = build_network(
-        fs, r, sites, ["A", "B", "C"], ["A", "B", "C"], step_s=1.0, isl_rate_bps=bottleneck,
+        fs, r, sites, ["A", "B", "C"], [("A", "B"), ("C", "B")], step_s=1.0, isl_rate_bps=bottleneck,
         gsl_rate_bps=20e6,
     )
     flows = [Flow("a", "A", "B", "tcp"), Flow("c", "C", "B", "tcp", start_s=0.5)]

@@ -233,7 +233,7 @@ def build_network(
     r_ecef_m: NDArray[np.float64],
     site_ecef_m: NDArray[np.float64],
     site_names: list[str] | tuple[str, ...],
-    endpoints: list[str],
+    flow_pairs: list[tuple[str, str]],
     *,
     step_s: float,
     isl_rate_bps: float | NDArray[np.float64] = 10e6,
@@ -255,8 +255,9 @@ def build_network(
         Ground-site positions [m, ECEF].
     site_names : sequence of str, length G
         Names of the ground sites.
-    endpoints : list of str
-        Sites that send or receive a flow; they are the destinations routed.
+    flow_pairs : list of (str, str)
+        Sites that exchange packets (each pair in both directions: data and ACKs); their
+        sites are the destinations routed.
     step_s : float
         Step of the run [s].
     isl_rate_bps, gsl_rate_bps : float or ndarray, shape (T, L_kind)
@@ -289,13 +290,15 @@ def build_network(
             f"positions, {fstate.n_nodes} nodes in the forwarding state"
         )
     names = tuple(site_names)
-    dsts = np.array(sorted({n_sats + names.index(e) for e in endpoints if e in names}), np.int64)
+    endpoints = [e for p in flow_pairs for e in p]
     missing = [e for e in endpoints if e not in names]
     if missing:
         raise StarmeshError(
             f"flow endpoint {missing[0]!r} is not a ground site of the run: use one of "
             f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
         )
+    dsts = np.array(sorted({n_sats + names.index(e) for e in endpoints}), np.int64)
+    pairs = [(n_sats + names.index(a), n_sats + names.index(b)) for a, b in flow_pairs]
     n_nodes = fstate.n_nodes
     col = np.full(n_nodes, -1, np.int64)
     col[dsts] = np.arange(dsts.size)
@@ -305,30 +308,30 @@ def build_network(
     r_dst = fstate.dst[keep_row]
     r_hop = fstate.next_hop[keep_row]
 
-    # Step-by-step closure of the nodes that can hold a packet (module docstring).
+    # Step-by-step closure, per destination, of the nodes that can hold a packet for it
+    # (module docstring): the flows' sources towards it, and their next hops, transitively.
     state = np.full((n_nodes, dsts.size), -1, np.int64)
-    kept = np.zeros(n_nodes, bool)
-    kept[dsts] = True
+    holds = np.zeros((n_nodes, dsts.size), bool)
+    for a, b in pairs:
+        holds[a, col[b]] = True
+        holds[b, col[a]] = True
     bounds = np.searchsorted(r_step, np.arange(n_steps + 1))
-    pairs: set[tuple[int, int]] = set()
+    used: set[tuple[int, int]] = set()
     for k in range(n_steps):
         lo, hi = bounds[k], bounds[k + 1]
         state[r_node[lo:hi], col[r_dst[lo:hi]]] = r_hop[lo:hi]
         while True:
-            idx = np.flatnonzero(kept)
-            hops = state[idx]
-            new = np.unique(hops[hops >= 0])
-            new = new[~kept[new]]
-            if new.size == 0:
+            n_idx, d_idx = np.nonzero(holds)
+            hop = state[n_idx, d_idx]
+            fwd = hop >= 0
+            new = ~holds[hop[fwd], d_idx[fwd]]
+            if not new.any():
                 break
-            kept[new] = True
-        idx = np.flatnonzero(kept)
-        hops = state[idx]
-        has = hops >= 0
-        a = np.repeat(idx, dsts.size).reshape(idx.size, dsts.size)[has]
-        b = hops[has]
-        pairs.update(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), strict=True))
-    sats_sites = np.array(sorted(pairs), np.int64).reshape(-1, 2)
+            holds[hop[fwd][new], d_idx[fwd][new]] = True
+        u, v = n_idx[fwd], hop[fwd]
+        used.update(zip(np.minimum(u, v).tolist(), np.maximum(u, v).tolist(), strict=True))
+    kept = holds.any(axis=1)
+    sats_sites = np.array(sorted(used), np.int64).reshape(-1, 2)
     if np.any((sats_sites[:, 0] >= n_sats) & (sats_sites[:, 1] >= n_sats)):
         raise StarmeshError("the forwarding state sends a ground site straight to another site")
     links = sats_sites
@@ -362,15 +365,15 @@ def build_network(
     rate[:, ~is_gsl] = _as_rate(isl_rate_bps, n_steps, int((~is_gsl).sum()), "isl_rate_bps")
     rate[:, is_gsl] = _as_rate(gsl_rate_bps, n_steps, int(is_gsl.sum()), "gsl_rate_bps")
 
-    # Route deltas at kept nodes, as link indices.
+    # Route deltas of the (node, destination) entries that ever hold a packet, as link
+    # indices. An entry whose link is not among the used ones dates from before its node held
+    # packets for that destination, so it is never looked up: it becomes a drop.
     lk_key = links[:, 0] * n_nodes + links[:, 1]
-    at_kept = kept[r_node]
+    at_kept = holds[r_node, col[r_dst]]
     rs, rn, rd, rh = r_step[at_kept], r_node[at_kept], r_dst[at_kept], r_hop[at_kept]
     hk = np.minimum(rn, rh) * n_nodes + np.maximum(rn, rh)
-    li = np.searchsorted(lk_key, hk)
-    li = np.where(rh >= 0, np.minimum(li, n_links - 1), -1)
-    if np.any((rh >= 0) & (lk_key[np.maximum(li, 0)] != hk)):
-        raise StarmeshError("internal: a next hop of a kept node has no link")
+    li = np.minimum(np.searchsorted(lk_key, hk), max(n_links - 1, 0))
+    li = np.where((rh >= 0) & (lk_key[li] == hk), li, -1) if n_links else np.full(rh.size, -1)
     return PacketNetwork(
         step_s=float(step_s),
         n_sats=n_sats,
