@@ -29,16 +29,20 @@ from starmesh.simulate import build_plan, make_propagator
 
 #: Ten city pairs of Hypatia's 100 cities, far apart (multi-hop paths over the ISL mesh).
 PAIRS = [
-    ("Tokyo", "São-Paulo"), ("Delhi", "London"), ("Shanghai", "New-York-Newark"),
-    ("Mumbai-(Bombay)", "Los-Angeles-Long-Beach-Santa-Ana"), ("Beijing", "Paris"),
-    ("Al-Qahirah-(Cairo)", "Moskva-(Moscow)"), ("Dhaka", "Istanbul"),
-    ("Kinki-M.M.A.-(Osaka)", "Lagos"), ("Karachi", "Madrid"), ("Manila", "Dalian"),
+    ("Tokyo", "São-Paulo"),
+    ("Delhi", "London"),
+    ("Shanghai", "New-York-Newark"),
+    ("Mumbai-(Bombay)", "Los-Angeles-Long-Beach-Santa-Ana"),
+    ("Beijing", "Paris"),
+    ("Al-Qahirah-(Cairo)", "Moskva-(Moscow)"),
+    ("Dhaka", "Istanbul"),
+    ("Kinki-M.M.A.-(Osaka)", "Lagos"),
+    ("Karachi", "Madrid"),
+    ("Manila", "Dalian"),
 ]
 
 
-def network_from_run(
-    run_dir: Path, seconds: float, pairs: list[tuple[str, str]]
-) -> PacketNetwork:
+def network_from_run(run_dir: Path, seconds: float, pairs: list[tuple[str, str]]) -> PacketNetwork:
     """The run folder's network over its first ``seconds`` (the adapter the CLI will use)."""
     scenario = load_scenario(run_dir / "scenario.toml")
     plan = build_plan(scenario)
@@ -48,7 +52,9 @@ def network_from_run(
     names = [str(n) for n in sites["name"].to_pylist()]
     n_sats = plan.constellation.n_sats
     fs = read_forwarding_state(
-        str(run_dir / "fstate.parquet"), step_s=grid.step_s, n_steps=grid.n_steps,
+        str(run_dir / "fstate.parquet"),
+        step_s=grid.step_s,
+        n_steps=grid.n_steps,
         n_nodes=n_sats + len(names),
     )
     keep = fs.step < n_steps
@@ -56,9 +62,16 @@ def network_from_run(
     prop = make_propagator(scenario, plan.constellation, grid.epoch)
     r, _ = prop.positions_ecef_m(grid.t_s(0, n_steps))
     return build_network(
-        fs, r, plan.sites.r_ecef_m, names, pairs, step_s=grid.step_s,
-        isl_rate_bps=10e6, gsl_rate_bps=10e6,
-        isl_max_range_m=plan.isl_max_range_m, gsl_max_range_m=float("inf"),
+        fs,
+        r,
+        plan.sites.r_ecef_m,
+        names,
+        pairs,
+        step_s=grid.step_s,
+        isl_rate_bps=10e6,
+        gsl_rate_bps=10e6,
+        isl_max_range_m=plan.isl_max_range_m,
+        gsl_max_range_m=float("inf"),
     )
 
 
@@ -82,24 +95,28 @@ def main() -> None:
 
     res = run_packets(net, flows, queue_packets=100, bin_s=1.0, max_wall_s=7200)
     summ = flow_summary(res).to_pandas()
-    print(json.dumps({
-        "bench": "packets",
-        "workload": f"hypatia-starlink-550, {len(flows)} TCP NewReno flows, "
-                    f"{args.seconds:g} s, 10 Mbit/s links, 100-packet queues",
-        "ns3_import_s": round(t_import, 2),
-        "network_build_s": round(t_build, 2),
-        "ns3_wall_s": round(res.wall_s, 2),
-        "events": res.events,
-        "events_per_s": round(res.events / res.wall_s),
-        "steps": net.n_steps,
-        "nodes": int(net.nodes.size),
-        "links": int(net.links.shape[0]),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "goodput_mbps": {r.flow: round(r.goodput_mbps, 3) for r in summ.itertuples()},
-        "rtt_median_ms": {r.flow: round(r.rtt_median_ms, 2) for r in summ.itertuples()},
-        "retransmissions": int(summ["retransmissions"].sum()),
-        "reordered": int(summ["reordered"].sum()),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "packets",
+                "workload": f"hypatia-starlink-550, {len(flows)} TCP NewReno flows, "
+                f"{args.seconds:g} s, 10 Mbit/s links, 100-packet queues",
+                "ns3_import_s": round(t_import, 2),
+                "network_build_s": round(t_build, 2),
+                "ns3_wall_s": round(res.wall_s, 2),
+                "events": res.events,
+                "events_per_s": round(res.events / res.wall_s),
+                "steps": net.n_steps,
+                "nodes": int(net.nodes.size),
+                "links": int(net.links.shape[0]),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "goodput_mbps": {r.flow: round(r.goodput_mbps, 3) for r in summ.itertuples()},
+                "rtt_median_ms": {r.flow: round(r.rtt_median_ms, 2) for r in summ.itertuples()},
+                "retransmissions": int(summ["retransmissions"].sum()),
+                "reordered": int(summ["reordered"].sum()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ importable and ``CI`` is unset (CI installs the extra, so there they fail instea
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 
 import numpy as np
@@ -64,7 +65,7 @@ def _routes() -> dict[tuple[int, int], list[tuple[int, int]]]:
     fwd = {B: [A, 0, 1, 2, B], A: [B, 2, 1, 0, A]}
     table: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for d, seq in fwd.items():
-        for u, v in zip(seq[:-1], seq[1:], strict=True):
+        for u, v in itertools.pairwise(seq):
             table[(u, d)] = [(0, v)]
         table[(3, d)] = [(0, 2 if d == B else 0)]
     table[(0, B)].append((CHANGE, 3))
@@ -80,8 +81,16 @@ def _probe_network():
     isl_up = np.ones((T, len(ISLS)), bool)
     isl_up[DOWN_STEP, 1] = False
     net = build_network(
-        fs, r, sites, ["A", "B"], [("A", "B")], step_s=STEP_S, isl_rate_bps=RATE_BPS,
-        gsl_rate_bps=RATE_BPS, isl_edges=ISLS, isl_up=isl_up,
+        fs,
+        r,
+        sites,
+        ["A", "B"],
+        [("A", "B")],
+        step_s=STEP_S,
+        isl_rate_bps=RATE_BPS,
+        gsl_rate_bps=RATE_BPS,
+        isl_edges=ISLS,
+        isl_up=isl_up,
     )
     return net, r, sites
 
@@ -125,10 +134,12 @@ def test_udp_probe_delay_path_change_outage_and_reordering():
 
     # Across the path change the delay steps to path 2's value within one step.
     d = np.array([got.get(k, np.nan) for k in keys])
-    path = lambda seq, k: sum(  # noqa: E731
-        np.linalg.norm((r[k, u] if u < S else sites[u - S]) - (r[k, v] if v < S else sites[v - S]))
-        for u, v in zip(seq[:-1], seq[1:], strict=True)
-    ) / C_M_S + (len(seq) - 1) * wire * 8 / RATE_BPS
+
+    def path(seq: list[int], k: int) -> float:
+        xyz = [r[k, u] if u < S else sites[u - S] for u in seq]
+        length_m = sum(np.linalg.norm(p - q) for p, q in itertools.pairwise(xyz))
+        return length_m / C_M_S + (len(seq) - 1) * wire * 8 / RATE_BPS
+
     before = (sent >= (CHANGE - 1) * STEP_S) & (sent < CHANGE * STEP_S - 0.05)
     after = (sent >= CHANGE * STEP_S) & (sent < (CHANGE + 1) * STEP_S)
     assert np.abs(d[before] - path([A, 0, 1, 2, B], CHANGE - 1)).max() < ONE_US
@@ -164,14 +175,24 @@ def test_tcp_goodput_at_the_bottleneck():
     sites = np.array([[0.0, 0, 0], [1000 * KM, 0, 0]])
     a, b = 2, 3
     rows = [
-        (0.0, a, b, 0), (0.0, 0, b, 1), (0.0, 1, b, b),
-        (0.0, b, a, 1), (0.0, 1, a, 0), (0.0, 0, a, a),
+        (0.0, a, b, 0),
+        (0.0, 0, b, 1),
+        (0.0, 1, b, b),
+        (0.0, b, a, 1),
+        (0.0, 1, a, 0),
+        (0.0, 0, a, a),
     ]
     t, n, d, h = (np.array(c) for c in zip(*rows, strict=True))
     fs = forwarding_state_from_rows(t, n, d, h, step_s=1.0, n_steps=n_steps, n_nodes=4)
     bottleneck = 5e6
     net = build_network(
-        fs, r, sites, ["A", "B"], [("A", "B")], step_s=1.0, isl_rate_bps=bottleneck,
+        fs,
+        r,
+        sites,
+        ["A", "B"],
+        [("A", "B")],
+        step_s=1.0,
+        isl_rate_bps=bottleneck,
         gsl_rate_bps=20e6,
     )
     flows = [Flow("solo", "A", "B", "tcp")]
@@ -203,7 +224,13 @@ def test_two_tcp_flows_share_the_bottleneck_fairly():
     fs = forwarding_state_from_rows(t, n, d, h, step_s=1.0, n_steps=n_steps, n_nodes=5)
     bottleneck = 5e6
     net = build_network(
-        fs, r, sites, ["A", "B", "C"], [("A", "B"), ("C", "B")], step_s=1.0, isl_rate_bps=bottleneck,
+        fs,
+        r,
+        sites,
+        ["A", "B", "C"],
+        [("A", "B"), ("C", "B")],
+        step_s=1.0,
+        isl_rate_bps=bottleneck,
         gsl_rate_bps=20e6,
     )
     flows = [Flow("a", "A", "B", "tcp"), Flow("c", "C", "B", "tcp", start_s=0.5)]
@@ -225,10 +252,15 @@ def test_jain_index_reference_values():
 
 
 def test_network_keeps_only_nodes_and_links_the_flows_use():
-    net, r, sites = _probe_network()
+    net, r, _ = _probe_network()
     assert net.nodes.tolist() == [0, 1, 2, 3, A, B]
     assert sorted(map(tuple, net.links.tolist())) == [
-        (0, 1), (0, 3), (0, A), (1, 2), (2, 3), (2, B)
+        (0, 1),
+        (0, 3),
+        (0, A),
+        (1, 2),
+        (2, 3),
+        (2, B),
     ]
     # The delay of a link is its length over c at every step.
     i = next(i for i, (p, q) in enumerate(net.links.tolist()) if (p, q) == (1, 2))
@@ -239,18 +271,18 @@ def test_network_keeps_only_nodes_and_links_the_flows_use():
 
 
 def test_too_large_request_is_refused_with_an_estimate():
-    net, _, _ = _probe_network()
+    net = _probe_network()[0]
     flows = [Flow("big", "A", "B", "udp", rate_bps=9e6, packet_bytes=1000)]
     est = estimate_cost(flows, net)
     # 9 Mbit/s for 20 s in 1,000 B packets: 22,500 packets over 4 hops.
     assert est.packets == pytest.approx(22_500)
     assert est.events >= 22_500 * 5 * 3
-    with pytest.raises(StarmeshError, match="too large.*events"):
+    with pytest.raises(StarmeshError, match=r"too large.*events"):
         refuse_if_too_large(est, max_wall_s=0.01, max_memory_bytes=1e12)
 
 
 def test_bad_flows_are_named():
-    net, _, _ = _probe_network()
+    net = _probe_network()[0]
     with pytest.raises(StarmeshError, match="not a ground site"):
         run_packets(net, [Flow("f", "A", "Nowhere", "tcp")])
     with pytest.raises(StarmeshError, match="rate_bps"):

@@ -361,6 +361,16 @@ class Bridge {
 
 #: Order of the series ``Bridge::Series`` returns.
 SERIES = (
-    "rx_t", "rx_bytes", "cwnd_t", "cwnd", "rtt_t", "rtt", "retx_t", "drop_t", "reorder_t",
-    "seq", "sent_t", "recv_t",
+    "rx_t",
+    "rx_bytes",
+    "cwnd_t",
+    "cwnd",
+    "rtt_t",
+    "rtt",
+    "retx_t",
+    "drop_t",
+    "reorder_t",
+    "seq",
+    "sent_t",
+    "recv_t",
 )

@@ -73,13 +73,26 @@ class Flow:
 
     @classmethod
     def probe(
-        cls, name: str, src: str, dst: str, *, interval_s: float = 0.01, packet_bytes: int = 64,
-        start_s: float = 0.0, stop_s: float | None = None,
+        cls,
+        name: str,
+        src: str,
+        dst: str,
+        *,
+        interval_s: float = 0.01,
+        packet_bytes: int = 64,
+        start_s: float = 0.0,
+        stop_s: float | None = None,
     ) -> Flow:
         """A ping-like UDP probe: one ``packet_bytes`` packet every ``interval_s`` seconds."""
         return cls(
-            name, src, dst, "udp", start_s=start_s, stop_s=stop_s,
-            rate_bps=packet_bytes * 8 / interval_s, packet_bytes=packet_bytes,
+            name,
+            src,
+            dst,
+            "udp",
+            start_s=start_s,
+            stop_s=stop_s,
+            rate_bps=packet_bytes * 8 / interval_s,
+            packet_bytes=packet_bytes,
         )
 
     def interval_s(self) -> float:
@@ -111,9 +124,7 @@ def check_flows(flows: list[Flow], net: PacketNetwork) -> None:
                 f"0 <= start_s < stop_s <= {duration:g} s (the run's duration)"
             )
         if not 20 <= f.packet_bytes <= 65000:
-            raise StarmeshError(
-                f"{at}.packet_bytes must be in [20, 65000], got {f.packet_bytes}"
-            )
+            raise StarmeshError(f"{at}.packet_bytes must be in [20, 65000], got {f.packet_bytes}")
         if f.protocol == "udp":
             if f.rate_bps is None or not f.rate_bps > 0:
                 raise StarmeshError(f"{at}.rate_bps must be > 0 for UDP, got {f.rate_bps}")
@@ -165,7 +176,10 @@ NS3_BASE_BYTES = 400e6
 
 
 def estimate_cost(
-    flows: list[Flow], net: PacketNetwork, *, queue_packets: int = 100,
+    flows: list[Flow],
+    net: PacketNetwork,
+    *,
+    queue_packets: int = 100,
     events_per_s: float = EVENTS_PER_S,
 ) -> CostEstimate:
     """Estimate events, wall time and memory of simulating ``flows`` on ``net``.
@@ -204,9 +218,7 @@ def estimate_cost(
     return CostEstimate(packets, events, events / events_per_s, memory)
 
 
-def refuse_if_too_large(
-    est: CostEstimate, *, max_wall_s: float, max_memory_bytes: float
-) -> None:
+def refuse_if_too_large(est: CostEstimate, *, max_wall_s: float, max_memory_bytes: float) -> None:
     """Raise before ns-3 starts if the estimate exceeds the budget, showing the estimate."""
     if est.wall_s > max_wall_s or est.memory_bytes > max_memory_bytes:
         raise StarmeshError(

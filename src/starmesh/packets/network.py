@@ -187,13 +187,13 @@ class PacketNetwork:
         """Next-hop link of every (node, destination) at ``step``: ``{(node, dst): link}``."""
         upto = np.searchsorted(self.route_step, step, side="right")
         table: dict[tuple[int, int], int] = {}
-        for n, d, l in zip(
+        for n, d, link in zip(
             self.route_node[:upto].tolist(),
             self.route_dst[:upto].tolist(),
             self.route_link[:upto].tolist(),
             strict=True,
         ):
-            table[(n, d)] = l
+            table[(n, d)] = link
         return table
 
     def path(self, src: int, dst: int, step: int) -> list[int]:
@@ -221,7 +221,9 @@ class PacketNetwork:
         return float(self.delay_s[step, links].sum())
 
 
-def _as_rate(x: float | NDArray[np.float64], n_steps: int, n: int, what: str) -> NDArray[np.float64]:
+def _as_rate(
+    x: float | NDArray[np.float64], n_steps: int, n: int, what: str
+) -> NDArray[np.float64]:
     arr = np.broadcast_to(np.asarray(x, np.float64), (n_steps, n)).copy()
     if not np.all(arr > 0):
         raise StarmeshError(f"{what} must be > 0 bit/s, got {arr.min():g}: pass a positive rate")

@@ -75,6 +75,8 @@ class PacketResult:
     udp : pyarrow.Table
         Every UDP packet received: ``flow``, ``seq``, ``sent_s``, ``received_s``,
         ``delay_s``.
+    duration_s : float
+        Simulated time [s].
     events : int
         ns-3 events executed.
     wall_s : float
@@ -86,8 +88,22 @@ class PacketResult:
     rtt: pa.Table
     cwnd: pa.Table
     udp: pa.Table
+    duration_s: float
     events: int
     wall_s: float
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The tables to write into a run folder, by file name (:data:`TABLE_FILES`)."""
+        return {TABLE_FILES[k]: getattr(self, k) for k in TABLE_FILES}
+
+
+#: File names of :meth:`PacketResult.tables` in a run folder.
+TABLE_FILES = {
+    "bins": "packets_bins.parquet",
+    "rtt": "packets_rtt.parquet",
+    "cwnd": "packets_cwnd.parquet",
+    "udp": "packets_udp.parquet",
+}
 
 
 def _vec(v: Any) -> NDArray[np.float64]:
@@ -195,19 +211,34 @@ def run_packets(
         g = net.site_node(f.dst) - net.n_sats
         if f.protocol == "tcp":
             b.AddTcpFlow(
-                int(src), int(dst), int(g), port, TCP_TYPE_IDS[f.tcp_variant],
-                f.packet_bytes, int(f.size_bytes or 0), f.start_s, stop,
+                int(src),
+                int(dst),
+                int(g),
+                port,
+                TCP_TYPE_IDS[f.tcp_variant],
+                f.packet_bytes,
+                int(f.size_bytes or 0),
+                f.start_s,
+                stop,
             )
         else:
             assert f.rate_bps is not None
             b.AddUdpFlow(
-                int(src), int(dst), int(g), port, f.packet_bytes, float(f.rate_bps),
-                f.start_s, stop,
+                int(src),
+                int(dst),
+                int(g),
+                port,
+                f.packet_bytes,
+                float(f.rate_bps),
+                f.start_s,
+                stop,
             )
     ns.Simulator.Stop(ns.Seconds(duration))
     ns.Simulator.Run()
     events = int(ns.Simulator.GetEventCount())
-    series = [{name: _vec(b.Series(i, j)) for j, name in enumerate(SERIES)} for i in range(len(flows))]
+    series = [
+        {name: _vec(b.Series(i, j)) for j, name in enumerate(SERIES)} for i in range(len(flows))
+    ]
     ns.Simulator.Destroy()
     wall = time.perf_counter() - t0
     return _tables(flows, series, duration, bin_s, events, wall)
@@ -223,9 +254,21 @@ def _tables(
 ) -> PacketResult:
     n_bins = int(np.ceil(duration / bin_s - 1e-9))
     edges = np.arange(n_bins + 1) * bin_s
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "flow", "t_s", "goodput_bps", "rx_bytes", "cwnd_bytes", "rtt_s", "rtt_samples",
-        "retransmissions", "losses", "reordered")}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "flow",
+            "t_s",
+            "goodput_bps",
+            "rx_bytes",
+            "cwnd_bytes",
+            "rtt_s",
+            "rtt_samples",
+            "retransmissions",
+            "losses",
+            "reordered",
+        )
+    }
 
     def count(t: NDArray[np.float64], w: NDArray[np.float64] | None = None) -> NDArray[Any]:
         return np.histogram(t, bins=edges, weights=w)[0]
@@ -252,12 +295,24 @@ def _tables(
         cols["retransmissions"].append(count(s["retx_t"]).astype(np.int64))
         cols["losses"].append(count(s["drop_t"]).astype(np.int64))
         cols["reordered"].append(count(s["reorder_t"]).astype(np.int64))
-    bins = pa.table({k: pa.array(np.concatenate(v)) if v else pa.array([]) for k, v in cols.items()})
+    bins = pa.table(
+        {k: pa.array(np.concatenate(v)) if v else pa.array([]) for k, v in cols.items()}
+    )
 
     def long(keys: tuple[str, ...], names: tuple[str, ...]) -> pa.Table:
-        out: dict[str, Any] = {"flow": pa.array(
-            np.concatenate([np.full(s[keys[0]].size, f.name, object) for f, s in zip(flows, series, strict=True)])
-            if flows else np.zeros(0, object), pa.string())}
+        out: dict[str, Any] = {
+            "flow": pa.array(
+                np.concatenate(
+                    [
+                        np.full(s[keys[0]].size, f.name, object)
+                        for f, s in zip(flows, series, strict=True)
+                    ]
+                )
+                if flows
+                else np.zeros(0, object),
+                pa.string(),
+            )
+        }
         for k, n in zip(keys, names, strict=True):
             out[n] = pa.array(np.concatenate([s[k] for s in series]) if series else np.zeros(0))
         return pa.table(out)
@@ -269,27 +324,40 @@ def _tables(
     udp = udp.append_column(
         "delay_s", pa.array(udp["received_s"].to_numpy() - udp["sent_s"].to_numpy())
     )
-    return PacketResult(flows, bins, rtt_t, cwnd_t, udp, events, wall)
+    return PacketResult(flows, bins, rtt_t, cwnd_t, udp, duration, events, wall)
 
 
 def flow_summary(result: PacketResult) -> pa.Table:
-    """One row per flow for a CLI table.
+    """One row per flow, for a CLI table.
 
-    Columns: ``flow``, ``protocol`` (``tcp/newreno`` ...), ``src``, ``dst``, ``goodput_mbps``
-    (mean over the flow's active time), ``rtt_min_ms``, ``rtt_median_ms``, ``rtt_p99_ms`` (TCP
-    RTT samples, or UDP one-way delays x 2 ... no: UDP rows give one-way delay in the rtt columns
-    as NaN and ``owd_median_ms``), ``retransmissions``, ``losses``, ``reordered``.
+    Columns: ``flow``, ``protocol`` (``tcp/newreno``, ``tcp/cubic``, ``tcp/bbr``, ``udp``),
+    ``src``, ``dst``, ``goodput_mbps`` (payload received over the flow's start-stop span),
+    ``rtt_min_ms``, ``rtt_median_ms``, ``rtt_p99_ms`` (TCP RTT samples; NaN for UDP),
+    ``owd_median_ms`` (UDP one-way delay; NaN for TCP), ``retransmissions``, ``losses``,
+    ``reordered``.
     """
-    rows: dict[str, list[Any]] = {k: [] for k in (
-        "flow", "protocol", "src", "dst", "goodput_mbps", "rtt_min_ms", "rtt_median_ms",
-        "rtt_p99_ms", "owd_median_ms", "retransmissions", "losses", "reordered")}
+    rows: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "flow",
+            "protocol",
+            "src",
+            "dst",
+            "goodput_mbps",
+            "rtt_min_ms",
+            "rtt_median_ms",
+            "rtt_p99_ms",
+            "owd_median_ms",
+            "retransmissions",
+            "losses",
+            "reordered",
+        )
+    }
     bins = result.bins
     names = np.asarray(bins["flow"].to_pylist(), object)
     rtt_names = np.asarray(result.rtt["flow"].to_pylist(), object)
     udp_names = np.asarray(result.udp["flow"].to_pylist(), object)
-    duration = float(bins["t_s"].to_numpy().max()) + float(
-        np.diff(np.unique(bins["t_s"].to_numpy()))[:1].sum() or 0.0
-    ) if bins.num_rows else 0.0
+    duration = result.duration_s
     for f in result.flows:
         m = names == f.name
         stop = duration if f.stop_s is None else f.stop_s
