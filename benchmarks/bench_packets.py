@@ -20,12 +20,9 @@ import resource
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from starmesh.packets import Flow, build_network, flow_summary, load_ns3, read_forwarding_state
+from starmesh.packets import Flow, flow_summary, load_ns3
 from starmesh.packets.network import PacketNetwork
-from starmesh.scenario import load_scenario
-from starmesh.simulate import build_plan, make_propagator
+from starmesh.packets.rundir import network_from_run_dir
 
 #: Ten city pairs of Hypatia's 100 cities, far apart (multi-hop paths over the ISL mesh).
 PAIRS = [
@@ -43,36 +40,7 @@ PAIRS = [
 
 
 def network_from_run(run_dir: Path, seconds: float, pairs: list[tuple[str, str]]) -> PacketNetwork:
-    """The run folder's network over its first ``seconds`` (the adapter the CLI will use)."""
-    scenario = load_scenario(run_dir / "scenario.toml")
-    plan = build_plan(scenario)
-    grid = plan.grid
-    n_steps = min(grid.n_steps, round(seconds / grid.step_s))
-    sites = pq.read_table(run_dir / "sites.parquet")
-    names = [str(n) for n in sites["name"].to_pylist()]
-    n_sats = plan.constellation.n_sats
-    fs = read_forwarding_state(
-        str(run_dir / "fstate.parquet"),
-        step_s=grid.step_s,
-        n_steps=grid.n_steps,
-        n_nodes=n_sats + len(names),
-    )
-    keep = fs.step < n_steps
-    fs = type(fs)(n_steps, fs.n_nodes, *(x[keep] for x in (fs.step, fs.node, fs.dst, fs.next_hop)))
-    prop = make_propagator(scenario, plan.constellation, grid.epoch)
-    r, _ = prop.positions_ecef_m(grid.t_s(0, n_steps))
-    return build_network(
-        fs,
-        r,
-        plan.sites.r_ecef_m,
-        names,
-        pairs,
-        step_s=grid.step_s,
-        isl_rate_bps=10e6,
-        gsl_rate_bps=10e6,
-        isl_max_range_m=plan.isl_max_range_m,
-        gsl_max_range_m=float("inf"),
-    )
+    return network_from_run_dir(run_dir, pairs, duration_s=seconds)
 
 
 def main() -> None:

@@ -297,3 +297,30 @@ def test_missing_ns3_is_one_line(monkeypatch):
     with pytest.raises(StarmeshError) as info:
         sim.load_ns3()
     assert str(info.value) == 'ns-3 is not installed: pip install "starmesh[ns3]"'
+
+
+def test_run_folder_network_reproduces_the_runs_rtt(tmp_path):
+    # A 1-s slice of hypatia-starlink-550 run by the flow-level engine: the packet network's
+    # paths (its next hops) and link delays (from re-propagated positions) give back the RTT
+    # the run wrote for every pair of the flows' sites, at every step.
+    import tomllib
+
+    import pyarrow.parquet as pq
+
+    from starmesh.packets.rundir import network_from_run_dir
+    from starmesh.scenario import builtin_text, parse_scenario
+    from starmesh.simulate import build_plan, run_plan
+
+    data = tomllib.loads(builtin_text("hypatia-starlink-550"))
+    data["time"] = {**data["time"], "duration_s": 1.0}
+    run_plan(build_plan(parse_scenario(data)), tmp_path / "r")
+    pairs = [("Manila", "Dalian"), ("Paris", "Moskva-(Moscow)")]
+    net = network_from_run_dir(tmp_path / "r", pairs)
+    assert net.n_steps == 10 and net.nodes.size < 100
+    rtt = pq.read_table(tmp_path / "r" / "rtt.parquet").to_pandas()
+    for a, b in pairs:
+        row = rtt[((rtt["src"] == a) & (rtt["dst"] == b)) | ((rtt["src"] == b) & (rtt["dst"] == a))]
+        want_s = row.sort_values("t_s")["rtt_ms"].to_numpy() / 1e3
+        src, dst = net.site_node(a), net.site_node(b)
+        got_s = [net.path_delay_s(src, dst, k) + net.path_delay_s(dst, src, k) for k in range(10)]
+        assert np.abs(np.array(got_s) - want_s).max() < ONE_US
