@@ -326,3 +326,32 @@ def test_run_folder_network_reproduces_the_runs_rtt(tmp_path):
         got_s = [net.path_delay_s(src, dst, k) + net.path_delay_s(dst, src, k) for k in range(10)]
         # Same positions, same next hops: agreement to float rounding (1 ns is 0.3 m).
         assert np.abs(np.array(got_s) - want_s).max() < ONE_NS
+
+
+@needs_ns3
+def test_tcp_variants_are_ns3s_own():
+    # The same bottleneck for each variant. All fill the 5 Mbit/s link; loss-based NewReno and
+    # Cubic fill the 100-packet queue (RTT up to 14 ms + 100 x 2.4 ms), while BBR keeps the
+    # queue near its estimated BDP (Cardwell et al., ACM Queue 2016), so its median RTT is
+    # far lower: the congestion control really is the one asked for.
+    n_steps = 10
+    r = np.zeros((n_steps, 2, 3))
+    r[:, 0] = [0, 0, 550 * KM]
+    r[:, 1] = [1000 * KM, 0, 550 * KM]
+    sites = np.array([[0.0, 0, 0], [1000 * KM, 0, 0]])
+    a, b = 2, 3
+    rows = [(0.0, a, b, 0), (0.0, 0, b, 1), (0.0, 1, b, b)]
+    rows += [(0.0, b, a, 1), (0.0, 1, a, 0), (0.0, 0, a, a)]
+    t, n, d, h = (np.array(c) for c in zip(*rows, strict=True))
+    fs = forwarding_state_from_rows(t, n, d, h, step_s=1.0, n_steps=n_steps, n_nodes=4)
+    net = build_network(
+        fs, r, sites, ["A", "B"], [("A", "B")], step_s=1.0, isl_rate_bps=5e6, gsl_rate_bps=20e6
+    )
+    median_rtt = {}
+    for v in ("newreno", "cubic", "bbr"):
+        res = run_packets(net, [Flow(v, "A", "B", "tcp", tcp_variant=v)], bin_s=1.0)
+        row = flow_summary(res).to_pandas().iloc[0]
+        assert row["protocol"] == f"tcp/{v}"
+        assert row["goodput_mbps"] > 0.9 * 5.0
+        median_rtt[v] = row["rtt_median_ms"]
+    assert median_rtt["bbr"] < 0.5 * min(median_rtt["newreno"], median_rtt["cubic"])
