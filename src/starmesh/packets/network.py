@@ -9,7 +9,8 @@ at that step (every row at step 0), ``next_hop = -1`` for a drop.
 Only the nodes that can hold a flow's packet become ns-3 nodes: the flows' sites, and every node
 reached from them by following next hops towards a flow endpoint at any step (the closure is
 taken step by step, so a packet in flight at a node that left the path is still forwarded).
-For ten flows on the 1,584-satellite Starlink shell this keeps a few hundred satellites.
+For ten flows between far-apart cities over 200 s of the 1,584-satellite Starlink shell
+(``benchmarks/bench_packets.py``) this keeps 219 satellites and 402 links.
 """
 
 from __future__ import annotations

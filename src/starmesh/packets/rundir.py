@@ -85,4 +85,8 @@ def network_from_run_dir(
         isl_rate_bps=isl_rate_bps,
         gsl_rate_bps=gsl_rate_bps,
         isl_max_range_m=plan.isl_max_range_m,
+        # A GSL is down beyond Hypatia's slant-range rule; under an elevation mask a GSL the
+        # forwarding state uses is taken as up for the whole step (not modelled: in-step
+        # loss of sight).
+        gsl_max_range_m=plan.gsl_rule.max_range_m or float("inf"),
     )
