@@ -159,7 +159,8 @@ class CostEstimate:
     wall_s : float
         Expected wall time at ``events_per_s``.
     memory_bytes : float
-        Expected peak memory: the ns-3 library (about 400 MB), nodes, devices and full queues.
+        Expected peak memory: the ns-3 library and cppyy (about 1 GB resident after import),
+        nodes, devices and full queues.
     """
 
     packets: float
@@ -168,11 +169,13 @@ class CostEstimate:
     memory_bytes: float
 
 
-#: Events per second of ns-3 3.44 on this machine's class of CPU (one core), measured by
-#: benchmarks/bench_packets.py; the estimate scales with it.
-EVENTS_PER_S = 1.0e6
-#: Resident memory of ``from ns import ns`` plus the cppyy-compiled helpers [B].
-NS3_BASE_BYTES = 400e6
+#: ns-3 3.44 events per CPU second (one core of the 2-core AMD EPYC development machine):
+#: benchmarks/bench_packets.py ran 58.8 M events in about 140 CPU s (10 TCP flows, 200 s of
+#: hypatia-starlink-550), 420,000 events/s; taken a little lower so estimates err long.
+EVENTS_PER_S = 4.0e5
+#: Resident memory of ``from ns import ns`` plus the cppyy-compiled bridge [B]: 0.99 GB
+#: measured (``getrusage``) on the development machine.
+NS3_BASE_BYTES = 1.0e9
 
 
 def estimate_cost(
