@@ -31,7 +31,7 @@ from .errors import RunFolderError, ScenarioError
 from .results import Results
 from .scenario import Scenario, load_scenario, parse_scenario
 
-__all__ = ["load_scenario", "open_run", "open_sweep", "run", "to_scenario"]
+__all__ = ["load_scenario", "open_run", "open_sweep", "replay_packets", "run", "to_scenario"]
 
 #: Keyword overrides of :func:`run` and the scenario fields they set.
 OVERRIDES = {
@@ -211,3 +211,42 @@ def open_sweep(path: str | Path) -> dict[str, Results]:
         )
     ids = list(dict.fromkeys(r["variant"] for r in data["variants"]))
     return {vid: open_run(folder / VARIANTS_DIR / vid) for vid in ids}
+
+
+def replay_packets(run_dir: str | Path, scenario: str | Path | None = None) -> Any:
+    """Replay a finished run at packet level in ns-3 and write the traces into its folder.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder written with ``[routing] forwarding_state = true``.
+    scenario : str or Path, optional
+        A TOML file whose ``[packets]`` table names the flows; by default the run's own
+        ``scenario.toml``.
+
+    Returns
+    -------
+    starmesh.packets.PacketResult
+
+    Raises
+    ------
+    StarmeshError
+        ns-3 not installed (``pip install "starmesh[ns3]"``), no ``[packets]`` table, a run
+        without forwarding state, or a replay beyond its time or memory budget.
+    """
+    from .io.runfolder import SCENARIO
+    from .packets.replay import replay_run, require_ns3
+    from .runner import locked_folder
+
+    require_ns3()
+    folder = Path(run_dir)
+    source = Path(scenario) if scenario is not None else folder / SCENARIO
+    sc = load_scenario(source)
+    if sc.packets is None:
+        raise ScenarioError(
+            "packets",
+            f"{str(source)!r} has no [packets] table: add one with [[packets.flows]] entries",
+        )
+    with locked_folder(folder, resume=True):
+        result = replay_run(folder, sc.packets, seed=sc.seed)
+    return result

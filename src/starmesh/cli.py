@@ -569,6 +569,38 @@ def export_czml_cmd(
 
 
 @app.command()
+def packets(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (with forwarding state).")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="TOML with a [packets] table (default: the run's scenario.toml)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
+) -> None:
+    """Replay a run's flows at packet level in ns-3 (TCP NewReno/Cubic/BBR, UDP): goodput,
+    cwnd, RTT samples, losses and reordering per flow, written into the run folder."""
+    from .api import replay_packets
+    from .packets import flow_summary
+    from .runner import write_report_safely
+
+    with _errors():
+        res = replay_packets(run_dir, file)
+        write_report_safely(run_dir)
+        if not quiet:
+            rows = flow_summary(res).to_pylist()
+            table = Table(title=f"packets: {len(rows)} flows, {res.events:,} ns-3 events")
+            for col in rows[0]:
+                table.add_column(
+                    col, justify="left" if col in ("flow", "protocol", "src", "dst") else "right"
+                )
+            for r in rows:
+                table.add_row(
+                    *[_fmt(v, ".3g") if isinstance(v, float) else str(v) for v in r.values()]
+                )
+            out_console.print(table)
+
+
+@app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Run folder written by `starmesh run`.")],
     pair: Annotated[

@@ -34,7 +34,7 @@ import pyarrow as pa
 import tomli_w
 
 from .engine import ChunkResult
-from .errors import BudgetError, RunFolderError, RunLockedError, StarmeshError
+from .errors import BudgetError, RunFolderError, RunLockedError, ScenarioError, StarmeshError
 from .executors import Executor, make_executor
 from .io.runfolder import (
     COMPARISON,
@@ -384,6 +384,21 @@ class ScenarioJob:
 def plan_scenario(scenario: Scenario) -> ScenarioJob:
     """Build the plans of a scenario and of each of its variants; every input error is raised
     here, before anything is written."""
+    if scenario.packets is not None:
+        if not scenario.routing.forwarding_state:
+            raise ScenarioError(
+                "packets",
+                "packets follow the run's forwarding state: set [routing] forwarding_state = true",
+            )
+        if scenario.packets.mode not in scenario.routing.modes:
+            raise ScenarioError(
+                "packets.mode",
+                f"{scenario.packets.mode!r} is not one of routing.modes "
+                f"({', '.join(scenario.routing.modes)})",
+            )
+        from .packets.replay import require_ns3
+
+        require_ns3()
     if not scenario.variants:
         return ScenarioJob(scenario, ["baseline"], [{}], [build_plan(scenario)])
     variants = expand_variants(scenario)
@@ -425,8 +440,15 @@ def run_scenario(
             resume=resume,
             executor=executor,
             progress=progress,
-            report=report,
+            report=report and scenario.packets is None,
         )
+        if scenario.packets is not None:
+            from .packets.replay import replay_run
+
+            with locked_folder(out, resume=True):
+                replay_run(out, scenario.packets, seed=scenario.seed)
+                if report:
+                    write_report_safely(out)
         return RunOutcome(out, summary, {"baseline": summary}, [])
     spec = scenario_bytes(scenario.model_dump(mode="json", exclude_none=True))
     if not resume:
@@ -459,6 +481,10 @@ def run_scenario(
             for row in compare_rows(name, changes, summary)
         ]
         _write_json(out / COMPARISON, {"variants": rows})
+        if scenario.packets is not None:
+            from .packets.replay import replay_run
+
+            replay_run(out, scenario.packets, seed=scenario.seed)
         if report:
             for t in targets:
                 write_report_safely(t.out)

@@ -417,3 +417,43 @@ def comparison_figure(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         "data": data,
         "layout": base_layout(height=420, margin={"l": 50, "r": 20, "t": 30, "b": 120}, **layout),
     }
+
+
+#: Rows of the packet-level figure: column of packets_bins.parquet, title, axis, factor.
+PACKET_ROWS = (
+    ("goodput_bps", "goodput", "goodput [Mbit/s]", 1e-6),
+    ("cwnd_bytes", "congestion window (TCP)", "cwnd [kB]", 1e-3),
+    ("rtt_s", "RTT samples (TCP, mean per bin)", "RTT [ms]", 1e3),
+)
+
+
+def packets_figure(
+    epoch: datetime, flows: list[str], t_s: NDArray[np.float64], values: dict[str, NDArray[Any]]
+) -> dict[str, Any]:
+    """Goodput, congestion window and RTT per packet-level flow over time.
+
+    ``values[column]`` has shape (F, T): one row per flow of ``flows``, NaN where a bin has no
+    value (no RTT sample, a UDP flow's cwnd).
+    """
+    layout, _h = _stacked_axes(len(PACKET_ROWS), [r[1] for r in PACKET_ROWS], "")
+    for r, (_col, _title, axis, _f) in enumerate(PACKET_ROWS):
+        key = "yaxis" if r == 0 else f"yaxis{r + 1}"
+        layout[key]["title"] = {"text": axis}
+    data: list[dict[str, Any]] = []
+    for r, (col, _title, axis, factor) in enumerate(PACKET_ROWS):
+        for k, name in enumerate(flows):
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": name,
+                    "legendgroup": name,
+                    "showlegend": r == 0,
+                    "xaxis": "x" if r == 0 else f"x{r + 1}",
+                    "yaxis": "y" if r == 0 else f"y{r + 1}",
+                    "line": {"color": PALETTE[k % len(PALETTE)], "width": 1.3},
+                    "hovertemplate": f"{name}<br>%{{x}}<br>%{{y:.3g}} {axis}<extra></extra>",
+                    **_line_xy(epoch, t_s, values[col][k] * factor),
+                }
+            )
+    return {"data": data, "layout": base_layout(height=140 + 240 * len(PACKET_ROWS), **layout)}

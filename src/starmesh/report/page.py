@@ -31,6 +31,7 @@ from ..io.runfolder import (
     read_availability,
     read_disruptions,
     read_json,
+    read_packets,
     read_paths,
     read_run,
     read_series,
@@ -41,6 +42,7 @@ from .charts import (
     comparison_figure,
     distribution_figure,
     medians_figure,
+    packets_figure,
     rtt_figure,
     throughput_figure,
 )
@@ -409,6 +411,22 @@ def _throughput_body(page: _Page, run: RunData) -> str:
     return _caption(caption) + page.figure(throughput_figure(thr, run.epoch))
 
 
+def _packets_body(page: _Page, run: RunData) -> str:
+    got = read_packets(run)
+    if got is None:
+        return _note(
+            "No packet-level replay in this run (add a [packets] table, or run "
+            "starmesh packets RUN_DIR FILE)."
+        )
+    if isinstance(got, Note):
+        return _note(str(got))
+    flows, t_s, values = got
+    return _caption(
+        "ns-3 replay of the run's routes: goodput, congestion window and RTT samples per flow "
+        "and time bin."
+    ) + page.figure(packets_figure(run.epoch, flows, t_s, values))
+
+
 def _globe_body(
     page: _Page, run: RunData, series: Series | None, shown: tuple[str, str] | None
 ) -> str:
@@ -547,6 +565,11 @@ def render_report(run_dir: Path | str, *, pair: tuple[str, str] | None = None) -
         "throughput",
         "Throughput per terminal",
         _guard("throughput", lambda: _throughput_body(page, run)),
+    )
+    page.section(
+        "packets",
+        "Packet level (ns-3)",
+        _guard("the packet level", lambda: _packets_body(page, run)),
     )
     page.section(
         "globe",

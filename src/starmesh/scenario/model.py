@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -22,22 +21,12 @@ from pydantic import (
 from ..constellation import PRESETS
 from ..errors import StarmeshError
 from ..timegrid import parse_utc
+from .base import StrictModel
+from .packets import PacketsSpec
 
 
-class _Model(BaseModel):
-    # NaN and infinity are never a valid setting: say so rather than compare them to bounds.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        # A clearer message than pydantic's "Extra inputs are not permitted": name the valid keys.
-        if isinstance(data, dict):
-            unknown = [k for k in data if k not in cls.model_fields]
-            if unknown:
-                valid = ", ".join(cls.model_fields)
-                raise ValueError(f"unknown key {unknown[0]!r}; valid keys here: {valid}")
-        return data
+class _Model(StrictModel, BaseModel):
+    """A table of the scenario (:class:`~starmesh.scenario.base.StrictModel`)."""
 
 
 class TimeSpec(_Model):
@@ -459,6 +448,7 @@ class Scenario(_Model):
     traffic: TrafficSpec | None = None
     variants: list[VariantSpec] = []
     sweep: SweepSpec | None = None
+    packets: PacketsSpec | None = None
 
     @model_validator(mode="after")
     def _check_variants(self) -> Scenario:

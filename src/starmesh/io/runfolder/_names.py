@@ -29,6 +29,14 @@ SWEEP_SPEC = "sweep.toml"
 SWEEP_TABLE = "sweep.parquet"
 SWEEP_SUMMARY = "sweep_summary.json"
 REPORT = "report.html"
+#: Packet-level traces (``[packets]``, ``starmesh packets``) and their per-flow summary.
+PACKETS_TABLES = (
+    "packets_bins.parquet",
+    "packets_rtt.parquet",
+    "packets_cwnd.parquet",
+    "packets_udp.parquet",
+)
+PACKETS_SUMMARY = "packets_summary.json"
 #: An exclusive lock on a run folder while a process writes it.
 LOCK = ".starmesh.lock"
 

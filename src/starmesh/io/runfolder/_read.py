@@ -31,7 +31,17 @@ from ...results import RunSeries, Summary, TrafficSeries
 from ...scenario import load_scenario
 from ...timegrid import TimeGrid, parse_utc
 from ._files import verify_run
-from ._names import FLOW_INFO, FLOWS, FSTATE, ISLS, RTT, SCENARIO, SITES, SUMMARY
+from ._names import (
+    FLOW_INFO,
+    FLOWS,
+    FSTATE,
+    ISLS,
+    PACKETS_TABLES,
+    RTT,
+    SCENARIO,
+    SITES,
+    SUMMARY,
+)
 
 #: Columns of ``flows.parquet`` that may hold a terminal's rate, with their factor to bit/s.
 _RATE_COLUMNS = (
@@ -838,3 +848,33 @@ def read_traffic_series(run_dir: Path | str) -> TrafficSeries | None:
         demand_mbps=demand,
         bottleneck=bneck,
     )
+
+
+def read_packets(
+    run: RunData,
+) -> tuple[list[str], NDArray[np.float64], dict[str, NDArray[np.float64]]] | Note | None:
+    """Per flow and time bin packet-level results from ``packets_bins.parquet``.
+
+    Returns
+    -------
+    (flows, t_s, values) or Note or None
+        ``values[column]`` has shape (F, T) for goodput, cwnd and RTT (NaN where absent); None
+        when the run was not replayed at packet level.
+    """
+    path = run.run_dir / PACKETS_TABLES[0]
+    if not path.is_file():
+        return None
+    try:
+        t = pq.read_table(path)
+        flows = list(dict.fromkeys(str(x) for x in t["flow"].to_pylist()))
+        times = np.unique(t["t_s"].to_numpy())
+        fi = np.array([flows.index(str(x)) for x in t["flow"].to_pylist()], np.int64)
+        k = np.searchsorted(times, t["t_s"].to_numpy())
+        values = {}
+        for col in ("goodput_bps", "cwnd_bytes", "rtt_s"):
+            v = np.full((len(flows), times.size), np.nan)
+            v[fi, k] = t[col].to_numpy(zero_copy_only=False).astype(np.float64)
+            values[col] = v
+    except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
+        return Note(f"{PACKETS_TABLES[0]} cannot be read: {exc}")
+    return flows, times, values

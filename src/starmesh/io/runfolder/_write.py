@@ -23,6 +23,8 @@ from ._names import (
     LINKS,
     LOCK,
     MANIFEST,
+    PACKETS_SUMMARY,
+    PACKETS_TABLES,
     PARTIAL,
     REPORT,
     RESOURCES,
@@ -140,6 +142,8 @@ RUN_ENTRIES = frozenset(
         REPORT,
         LOCK,
         LOCK + ".pid",
+        PACKETS_SUMMARY,
+        *PACKETS_TABLES,
     }
 )
 #: Files whose presence marks a folder as starmesh's.
