@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -28,9 +29,11 @@ from typer.core import TyperGroup
 
 from .api import to_scenario
 from .errors import StarmeshError
+from .io.runfolder import check_run_dir
 from .plan import build_plan
 from .results import Summary
 from .runner import (
+    check_sweep,
     default_out_dir,
     folder_kind,
     plan_scenario,
@@ -117,6 +120,14 @@ def _main(
     ] = False,
 ) -> None:
     _State.verbose = verbose
+    # Warnings (a report that could not be written, say) as one line each, like errors.
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+) -> str:
+    return f"warning: {message}\n"
 
 
 @contextmanager
@@ -137,6 +148,18 @@ def _errors() -> Iterator[None]:
             raise
         err_console.print(
             f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
+    except (RecursionError, MemoryError) as exc:
+        if _State.verbose:
+            raise
+        what = "input nests too deeply" if isinstance(exc, RecursionError) else "out of memory"
+        err_console.print(
+            f"[red]error:[/red] {what}: the input is not what starmesh reads, or the run is too "
+            "large for this machine",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(1) from None
     except OSError as exc:
@@ -298,6 +321,7 @@ def run(
         job = plan_scenario(sc)
         if resume is None:
             folder = out or default_out_dir(sc.name, datetime.now(UTC))
+            check_run_dir(folder, force=force)
         if not quiet:
             plan = job.plans[0]
             for note in plan.notes:
@@ -452,7 +476,9 @@ def sweep(
         sc = to_scenario(source, workers=workers)
         if resume is None:
             folder = out or default_out_dir(f"{sc.name}-sweep", datetime.now(UTC))
-        n_variants = len(expand_sweep(sc))
+        n_variants = len(check_sweep(sc))
+        if resume is None:
+            check_run_dir(folder, force=force)
         if not quiet:
             err_console.print(
                 f"[bold]{sc.name}[/bold]: {n_variants} variants -> {folder}", highlight=False

@@ -332,7 +332,13 @@ def _build_constellation(
                 f"recorded {c.tle_sha256[:12]}...): restore the file, or start the run again "
                 "with --force",
             )
-        elements = load_elements(c.tle_file, skip_bad=c.skip_bad_tle)
+        try:
+            elements = load_elements(c.tle_file, skip_bad=c.skip_bad_tle)
+        except RecursionError:
+            raise ScenarioError(
+                "constellation.tle_file",
+                f"{c.tle_file!r} nests arrays or objects too deeply to be an element file",
+            ) from None
         if elements.skipped and notes is not None:
             notes.append(
                 f"skipped {len(elements.skipped)} malformed TLE record(s) of {c.tle_file}; "
@@ -791,6 +797,17 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
     propagator = make_propagator(
         constellation, grid.epoch, scenario.earth_model, scenario.run.dut1_s
     )
+    if not constellation.shells:
+        # An element set none of whose satellites SGP4 can propagate at the start (decayed,
+        # corrupt mean elements) gives a run with no network at all: refuse it in one line.
+        _r0, ok0 = propagator.positions_ecef_m(grid.t_s(0, 1))
+        if not ok0.any():
+            raise ScenarioError(
+                "constellation.tle_file",
+                f"none of the {constellation.n_sats} satellites can be propagated at "
+                f"{scenario.time.start_utc} (SGP4 fails for every element set: decayed or "
+                "damaged elements): use a current element set",
+            )
     if links.isl_max_range_km is not None:
         isl_range = links.isl_max_range_km * 1e3
     elif constellation.shells:

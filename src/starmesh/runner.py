@@ -211,10 +211,18 @@ def check_disk(plans: list[RunPlan], out: Path) -> None:
     free = shutil.disk_usage(probe).free
     if need > free:
         raise BudgetError(
-            f"this run needs about {need / 2**30:.1f} GiB of disk and {str(probe)!r} has "
-            f"{free / 2**30:.1f} GiB free: free some space, choose another --out, or write "
+            f"this run needs about {_size(need)} of disk and {str(probe)!r} has "
+            f"{_size(free)} free: free some space, choose another --out, or write "
             "fewer series (routing.series_pairs)"
         )
+
+
+def _size(n_bytes: float) -> str:
+    """A size in the unit that reads best (kB, MB, GB)."""
+    for unit, factor in (("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= factor:
+            return f"{n_bytes / factor:.1f} {unit}"
+    return f"{n_bytes / 1e3:.0f} kB"
 
 
 #: Most variants one sweep runs (each is a run folder).
@@ -496,6 +504,30 @@ def run_scenario(
     )
 
 
+def check_sweep(scenario: Scenario) -> list[tuple[str, dict[str, Any], Scenario]]:
+    """The variants of a scenario's sweep, refused when there are more than a sweep runs or
+    more steps in all than ``run.max_steps``.
+
+    Raises
+    ------
+    ScenarioError, BudgetError
+    """
+    variants = expand_sweep(scenario)
+    if len(variants) > MAX_SWEEP_VARIANTS:
+        raise BudgetError(
+            f"sweep: the grid gives {len(variants):,} variants, more than one sweep runs "
+            f"({MAX_SWEEP_VARIANTS:,}): sweep fewer values, or split it into several sweeps"
+        )
+    steps = sum(round(v.time.duration_s / v.time.step_s) for _vid, _params, v in variants)
+    if steps > scenario.run.max_steps:
+        raise BudgetError(
+            f"sweep: {len(variants)} variants are {steps:,} steps in all, more than "
+            f"run.max_steps = {scenario.run.max_steps:,}: sweep fewer values or shorter runs, "
+            "or raise run.max_steps"
+        )
+    return variants
+
+
 def run_sweep(
     scenario: Scenario,
     out: Path,
@@ -518,19 +550,7 @@ def run_sweep(
         No sweep, an empty grid, an unknown parameter, a value a variant cannot take; raised
         before anything is written.
     """
-    variants = expand_sweep(scenario)
-    if len(variants) > MAX_SWEEP_VARIANTS:
-        raise BudgetError(
-            f"sweep: the grid gives {len(variants):,} variants, more than one sweep runs "
-            f"({MAX_SWEEP_VARIANTS:,}): sweep fewer values, or split it into several sweeps"
-        )
-    steps = sum(round(v.time.duration_s / v.time.step_s) for _vid, _params, v in variants)
-    if steps > scenario.run.max_steps:
-        raise BudgetError(
-            f"sweep: {len(variants)} variants are {steps:,} steps in all, more than "
-            f"run.max_steps = {scenario.run.max_steps:,}: sweep fewer values or shorter runs, "
-            "or raise run.max_steps"
-        )
+    variants = check_sweep(scenario)
     plans = [build_plan(v) for _vid, _params, v in variants]
     check_disk(plans, out)
 
