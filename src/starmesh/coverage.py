@@ -81,7 +81,9 @@ STATISTICS = (
 )
 
 
-def coverage_half_angle_rad(r_m: ArrayLike, min_elevation_rad: float, *, earth_radius_m: float = EARTH_MEAN_RADIUS_M) -> NDArray[np.float64]:
+def coverage_half_angle_rad(
+    r_m: ArrayLike, min_elevation_rad: float, *, earth_radius_m: float = EARTH_MEAN_RADIUS_M
+) -> NDArray[np.float64]:
     """Earth central angle covered by a satellite above an elevation mask (spherical Earth).
 
     Parameters
@@ -99,11 +101,13 @@ def coverage_half_angle_rad(r_m: ArrayLike, min_elevation_rad: float, *, earth_r
     r = np.asarray(r_m, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         x = earth_radius_m * math.cos(min_elevation_rad) / r
-        lam = np.where(r > earth_radius_m, np.arccos(np.clip(x, -1.0, 1.0)) - min_elevation_rad, np.nan)
+        lam = np.where(
+            r > earth_radius_m, np.arccos(np.clip(x, -1.0, 1.0)) - min_elevation_rad, np.nan
+        )
     return np.asarray(lam, dtype=np.float64)
 
 
-# --- compiled kernels --------------------------------------------------------------------------
+# --- compiled kernels -----------------------------------------------------------------------------
 
 
 @nb.njit(cache=True, nogil=True)
@@ -205,8 +209,8 @@ def _coverage_steps(
                 if coslat > sl:
                     # Longitude half-width of a cap of radius lam centred at latitude clat.
                     dlon = math.asin(sl / coslat)
-                    a = int(math.floor((cell_lon[c] - dlon + np.pi) / dlon_bin))
-                    b = int(math.floor((cell_lon[c] + dlon + np.pi) / dlon_bin))
+                    a = math.floor((cell_lon[c] - dlon + np.pi) / dlon_bin)
+                    b = math.floor((cell_lon[c] + dlon + np.pi) / dlon_bin)
                     if b - a + 1 < n_lon:
                         j0 = a
                         j1 = b
@@ -274,7 +278,7 @@ def _coverage_steps(
                 n_served[c] += 1
 
 
-# --- results -----------------------------------------------------------------------------------
+# --- results --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -364,7 +368,7 @@ class CoverageResult:
         }
 
 
-# --- the driver ----------------------------------------------------------------------------------
+# --- the driver -----------------------------------------------------------------------------------
 
 
 def _as_mask(
@@ -457,7 +461,9 @@ def coverage(
         math.isfinite(slot_s) and slot_s > 0, "coverage.slot_s", f"must be > 0 s, got {slot_s!r}"
     )
     _check(chunk_steps >= 1, "coverage.chunk_steps", f"must be >= 1, got {chunk_steps!r}")
-    grid = region if isinstance(region, CellGrid) else region_cells(region, res, max_cells=max_cells)
+    grid = (
+        region if isinstance(region, CellGrid) else region_cells(region, res, max_cells=max_cells)
+    )
     n_c, n_t, n_s = grid.n_cells, time.n_steps, constellation.n_sats
     _check(
         n_c * n_t <= max_cell_steps,
@@ -467,7 +473,11 @@ def coverage(
         "(or raise max_cell_steps)",
     )
     failed = _as_mask(
-        sat_failed, n_t, n_s, "coverage.sat_failed", "one entry per satellite, or per step and satellite"
+        sat_failed,
+        n_t,
+        n_s,
+        "coverage.sat_failed",
+        "one entry per satellite, or per step and satellite",
     )
     denied = _as_mask(
         cell_denied, n_t, n_c, "coverage.cell_denied", "one entry per cell, or per step and cell"
@@ -512,8 +522,8 @@ def coverage(
         dbin = float(np.clip(lam_max.max() / 4.0, math.radians(0.5), math.radians(10.0)))
         # Whole numbers of buckets: the last longitude bucket must end exactly at +180 deg for
         # the wrap-around at the antimeridian to be seamless.
-        n_lat = int(math.ceil(math.pi / dbin))
-        n_lon = int(math.ceil(2.0 * math.pi / dbin))
+        n_lat = math.ceil(math.pi / dbin)
+        n_lon = math.ceil(2.0 * math.pi / dbin)
         dlat_bin = math.pi / n_lat
         dlon_bin = 2.0 * math.pi / n_lon
         nt = t1 - t0
@@ -521,7 +531,16 @@ def coverage(
         start = np.zeros((nt, n_lat * n_lon + 1), np.int32)
         for i in range(nt):
             _bucket_sats(
-                u[i], r_safe[i], cos_lam[i], usable[i], n_lat, n_lon, dlat_bin, dlon_bin, packed[i], start[i]
+                u[i],
+                r_safe[i],
+                cos_lam[i],
+                usable[i],
+                n_lat,
+                n_lon,
+                dlat_bin,
+                dlon_bin,
+                packed[i],
+                start[i],
             )
         slot_idx = np.floor(t_s / slot_s + 1e-9).astype(np.int64)
         new_slot = np.empty(nt, np.bool_)
@@ -570,7 +589,7 @@ def denied_cells(grid: CellGrid, geofence: Any) -> NDArray[np.bool_]:
     return np.asarray(geofence.denied_sites(grid.lat_deg, grid.lon_deg), dtype=np.bool_)
 
 
-# --- outputs ---------------------------------------------------------------------------------------
+# --- outputs --------------------------------------------------------------------------------------
 
 
 def coverage_table(result: CoverageResult) -> pa.Table:
@@ -664,12 +683,14 @@ def coverage_geojson(result: CoverageResult) -> dict[str, Any]:
 def write_coverage_geojson(result: CoverageResult, path: str | Path) -> Path:
     """Write :func:`coverage_geojson` as compact JSON (sorted keys; same inputs, same bytes)."""
     path = Path(path)
-    text = json.dumps(coverage_geojson(result), separators=(",", ":"), sort_keys=True, allow_nan=False)
+    text = json.dumps(
+        coverage_geojson(result), separators=(",", ":"), sort_keys=True, allow_nan=False
+    )
     path.write_text(text + "\n", encoding="utf-8")
     return path
 
 
-# --- per-terminal statistics ---------------------------------------------------------------------
+# --- per-terminal statistics ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

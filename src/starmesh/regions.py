@@ -9,6 +9,7 @@ small islands and exclaves are simplified, so a country's cells are a map-scale 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -20,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import h3
-from h3.api import basic_int as h3i
 import numpy as np
 import shapely
+from h3.api import basic_int as h3i
 from numpy.typing import NDArray
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 
@@ -111,7 +112,9 @@ def _grid(name: str, res: int, ints: Sequence[int]) -> CellGrid:
 
 def _check_res(res: int) -> int:
     if isinstance(res, bool) or not isinstance(res, int | np.integer) or not 0 <= res <= 15:
-        raise ScenarioError("coverage.res", f"H3 resolution must be an integer in 0 .. 15, got {res!r}")
+        raise ScenarioError(
+            "coverage.res", f"H3 resolution must be an integer in 0 .. 15, got {res!r}"
+        )
     return int(res)
 
 
@@ -187,7 +190,7 @@ def _bbox_shape(bbox: Sequence[float]) -> Polygon | MultiPolygon:
     n_piece = max(1, math.ceil((e - w) / 180.0 - 1e-12))
     edges = np.linspace(w, e, n_piece + 1)
     pieces = []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         lons = np.linspace(a, b, max(1, math.ceil((b - a) / 90.0 - 1e-12)) + 1).tolist()
         pieces.append(Polygon([(x, s) for x in lons] + [(x, n) for x in reversed(lons)]))
     return pieces[0] if n_piece == 1 else MultiPolygon(pieces)
@@ -311,7 +314,9 @@ def region_cells(region: Region, res: int, *, max_cells: int = MAX_CELLS_DEFAULT
             "(or raise max_cells)",
         )
     if geom is None:
-        ints = [h3.str_to_int(c) for r0 in h3.get_res0_cells() for c in h3.cell_to_children(r0, res)]
+        ints = [
+            h3.str_to_int(c) for r0 in h3.get_res0_cells() for c in h3.cell_to_children(r0, res)
+        ]
     else:
         ints = [h3.str_to_int(c) for c in h3.geo_to_cells(mapping(geom), res)]
     if not ints:
