@@ -23,6 +23,7 @@ from starmesh.coverage import (
     coverage_table,
     denied_cells,
     terminal_visibility,
+    terminal_visibility_links,
     write_coverage_geojson,
     write_coverage_parquet,
 )
@@ -366,3 +367,24 @@ def test_bad_input_one_line(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ScenarioError, match=match) as err:
         coverage(cons, tg, **kwargs)  # type: ignore[arg-type]
     assert "\n" not in str(err.value)
+
+
+def test_terminal_visibility_links_equals_dense() -> None:
+    rng = np.random.default_rng(15)
+    n_t, n_g, n_s = 40, 7, 9
+    el = rng.uniform(-0.3, 1.2, (n_t, n_g, n_s))
+    el[:, :, 3] = el[:, :, 4]  # exact ties
+    vis = (el > 0.1) & (rng.random((n_t, n_g, n_s)) > 0.2)
+    vis[5:8, 0, :] = False  # an outage
+    dense = terminal_visibility(vis, el, step_s=5.0, slot_s=15.0, t0_s=10.0)
+    t, g, s = np.nonzero(vis)
+    perm = rng.permutation(t.size)
+    sparse = terminal_visibility_links(
+        t[perm], g[perm], s[perm], el[t, g, s][perm],
+        n_steps=n_t, n_sites=n_g, step_s=5.0, slot_s=15.0, t0_s=10.0,
+    )  # fmt: skip
+    np.testing.assert_array_equal(sparse.n_in_view, dense.n_in_view)
+    np.testing.assert_array_equal(sparse.serving, dense.serving)
+    np.testing.assert_array_equal(sparse.handover, dense.handover)
+    np.testing.assert_array_equal(sparse.serving_elevation_rad, dense.serving_elevation_rad)
+    assert dense.handovers.sum() > 0 and (dense.serving == -1).any()

@@ -807,3 +807,88 @@ def terminal_visibility(
         serving_el[t] = np.where(new >= 0, el[t, g_idx, np.maximum(new, 0)], np.nan)
         held = new
     return TerminalVisibility(n_in_view, serving, serving_el, handover, float(step_s))
+
+
+def terminal_visibility_links(
+    t_idx: ArrayLike,
+    site_idx: ArrayLike,
+    sat_idx: ArrayLike,
+    elevation_rad: ArrayLike,
+    *,
+    n_steps: int,
+    n_sites: int,
+    step_s: float,
+    slot_s: float = SLOT_S_DEFAULT,
+    t0_s: float = 0.0,
+) -> TerminalVisibility:
+    """:func:`terminal_visibility` from sparse links, as a run's ground-satellite link
+    candidates hold them (``topology.GslCandidates``: ``t_idx``, ``site_idx``, ``sat_idx``),
+    without forming ``(T, G, S)`` arrays.
+
+    Parameters
+    ----------
+    t_idx, site_idx, sat_idx : array_like of int, shape (L,)
+        One entry per usable terminal-satellite link: step (``0 .. n_steps - 1``), terminal
+        (``0 .. n_sites - 1``) and satellite; any order.
+    elevation_rad : array_like, shape (L,)
+        Elevation of each link [rad].
+    n_steps, n_sites : int
+        ``T`` and ``G``.
+    step_s, slot_s, t0_s : float
+        As in :func:`terminal_visibility`.
+
+    Returns
+    -------
+    TerminalVisibility
+        Identical to :func:`terminal_visibility` on the equivalent dense arrays.
+    """
+    t = np.asarray(t_idx, dtype=np.int64)
+    g = np.asarray(site_idx, dtype=np.int64)
+    s = np.asarray(sat_idx, dtype=np.int64)
+    e = np.asarray(elevation_rad, dtype=np.float64)
+    if not (t.shape == g.shape == s.shape == e.shape and t.ndim == 1):
+        raise ScenarioError(
+            "links",
+            f"t_idx {t.shape}, site_idx {g.shape}, sat_idx {s.shape} and elevation_rad "
+            f"{e.shape} must be 1-D of one length",
+        )
+    if t.size and (t.min() < 0 or t.max() >= n_steps or g.min() < 0 or g.max() >= n_sites):
+        raise ScenarioError(
+            "links",
+            f"t_idx must be in [0, {n_steps}) and site_idx in [0, {n_sites}), got t_idx in "
+            f"[{t.min()}, {t.max()}] and site_idx in [{g.min()}, {g.max()}]",
+        )
+    # By step, then terminal, then elevation descending, then satellite: the first link of
+    # each (step, terminal) is the highest, ties to the lower satellite index as argmax does.
+    order = np.lexsort((s, -e, g, t))
+    t, g, s, e = t[order], g[order], s[order], e[order]
+    bounds = np.searchsorted(t, np.arange(n_steps + 1))
+    slot_idx = np.floor((t0_s + np.arange(n_steps) * step_s) / slot_s + 1e-9).astype(np.int64)
+    n_in_view = np.zeros((n_steps, n_sites), np.int32)
+    serving = np.full((n_steps, n_sites), -1, np.int32)
+    serving_el = np.full((n_steps, n_sites), np.nan)
+    handover = np.zeros((n_steps, n_sites), np.bool_)
+    held = np.full(n_sites, -1, np.int64)
+    for k in range(n_steps):  # the policy is sequential in time; vectorised over links
+        a, b = bounds[k], bounds[k + 1]
+        gk, sk, ek = g[a:b], s[a:b], e[a:b]
+        n_in_view[k] = np.bincount(gk, minlength=n_sites)
+        first = np.ones(gk.size, np.bool_)
+        first[1:] = gk[1:] != gk[:-1]
+        best = np.full(n_sites, -1, np.int64)
+        best_el = np.full(n_sites, np.nan)
+        best[gk[first]] = sk[first]
+        best_el[gk[first]] = ek[first]
+        hit = sk == held[gk]
+        held_ok = np.zeros(n_sites, np.bool_)
+        held_el = np.full(n_sites, np.nan)
+        held_ok[gk[hit]] = True
+        held_el[gk[hit]] = ek[hit]
+        new_slot = k == 0 or slot_idx[k] != slot_idx[k - 1]
+        keep = held_ok & (not new_slot)
+        new = np.where(keep, held, best)
+        handover[k] = (held >= 0) & (new >= 0) & (new != held)
+        serving[k] = new
+        serving_el[k] = np.where(keep, held_el, best_el)
+        held = new
+    return TerminalVisibility(n_in_view, serving, serving_el, handover, float(step_s))
