@@ -189,10 +189,11 @@ def _walker_mean_in_view(n_sats: int, inc_deg: float, lat_deg: float, lam_rad: f
     return n_sats * val
 
 
-@pytest.mark.parametrize("lat_deg", [0.0, 25.0, 40.0, 48.0])
+@pytest.mark.parametrize("lat_deg", [0.0, 25.0, 40.0, 48.0, 52.0])
 def test_mean_in_view_matches_walker_latitude_density(lat_deg: float) -> None:
     # The analytic density is a long-run average over RAAN and phase; 24 h at 60 s over a ring
-    # of cells at one latitude samples it to within 3 % (measured spread of ring means < 1 %).
+    # of 48 cells at one latitude samples it closely: measured within 0.02 % at 0-52 deg (the
+    # spread of single-cell means around the ring is up to 1.6 %). Tolerance 0.5 %.
     inc, alt_km, eps = 53.0, 550.0, 25.0
     cons = _shell(72, 22, alt_km, inc, phasing=39)
     tg = TimeGrid.from_utc(EPOCH, duration_s=86_400, step_s=60)
@@ -203,7 +204,7 @@ def test_mean_in_view_matches_walker_latitude_density(lat_deg: float) -> None:
     lam = math.pi / 2 - math.radians(eps) - math.asin(R * math.cos(math.radians(eps)) / r_sat)
     want = np.mean([_walker_mean_in_view(cons.n_sats, inc, la, lam) for la in grid.lat_deg])
     got = res.statistics()["n_view_mean"].mean()
-    assert got == pytest.approx(want, rel=0.03)
+    assert got == pytest.approx(want, rel=0.005)
 
 
 # --- disruptions ----------------------------------------------------------------------------------
@@ -388,3 +389,15 @@ def test_terminal_visibility_links_equals_dense() -> None:
     np.testing.assert_array_equal(sparse.handover, dense.handover)
     np.testing.assert_array_equal(sparse.serving_elevation_rad, dense.serving_elevation_rad)
     assert dense.handovers.sum() > 0 and (dense.serving == -1).any()
+
+
+def test_summary_is_area_weighted() -> None:
+    cons = _shell(12, 12, 550.0, 53.0)
+    tg = TimeGrid.from_utc(EPOCH, duration_s=600, step_s=60)
+    res = coverage(cons, tg, region=None, res=0)
+    st = res.statistics()
+    area = np.array([h3.cell_area(h3.int_to_str(int(c)), unit="km^2") for c in res.grid.cells])
+    assert area.sum() == pytest.approx(4 * math.pi * 6371.007180918475**2, rel=1e-9)
+    summ = res.summary()
+    assert summ["frac_ge1_mean"] == pytest.approx(np.sum(area * st["frac_ge1"]) / area.sum())
+    assert summ["n_view_mean"] == pytest.approx(np.sum(area * st["n_view_mean"]) / area.sum())

@@ -353,18 +353,20 @@ class CoverageResult:
         }
 
     def summary(self) -> dict[str, float]:
-        """Region-wide figures: cell means (H3 cells of one resolution are near-equal in area,
-        within a factor 2 from pentagon neighbours to the largest hexagons) and extremes."""
+        """Region-wide figures: area-weighted means over the cells (``*_mean``, and
+        ``area_always_covered``, the area fraction with coverage at every step) and extremes."""
         st = self.statistics()
+        w = self.grid.area_km2()
+        w = w / w.sum()
         return {
             "n_cells": float(self.grid.n_cells),
             "n_steps": float(self.time.n_steps),
-            "frac_ge1_mean": float(st["frac_ge1"].mean()),
-            "frac_ge_k_mean": float(st["frac_ge_k"].mean()),
-            "cells_always_covered": float(np.mean(st["frac_ge1"] == 1.0)),
-            "n_view_mean": float(st["n_view_mean"].mean()),
+            "frac_ge1_mean": float(w @ st["frac_ge1"]),
+            "frac_ge_k_mean": float(w @ st["frac_ge_k"]),
+            "area_always_covered": float(w @ (st["frac_ge1"] == 1.0)),
+            "n_view_mean": float(w @ st["n_view_mean"]),
             "gap_max_s": float(st["gap_max_s"].max()),
-            "handovers_per_hour_mean": float(st["handovers_per_hour"].mean()),
+            "handovers_per_hour_mean": float(w @ st["handovers_per_hour"]),
         }
 
 

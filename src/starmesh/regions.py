@@ -81,6 +81,10 @@ class CellGrid:
         cl = np.cos(lat)
         return np.stack([cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)], axis=-1)
 
+    def area_km2(self) -> NDArray[np.float64]:
+        """Cell areas on H3's sphere [km^2], shape (C,) (they differ by up to a factor 2)."""
+        return np.array([h3i.cell_area(int(c), unit="km^2") for c in self.cells])
+
     @classmethod
     def from_cells(cls, cells: Sequence[str | int], *, name: str = "cells") -> CellGrid:
         """Grid of given cells (strings or integers), all at one resolution.
