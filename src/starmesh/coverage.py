@@ -59,7 +59,8 @@ from .timegrid import TimeGrid
 SLOT_S_DEFAULT = 15.0
 
 #: Default cap on cells x steps for one :func:`coverage` call (a time budget: the kernel does
-#: about 1e7 cell-steps per second per core for Gen1; 2e9 is roughly an hour on two cores).
+#: about 2e6 cell-steps per CPU-second for Gen1 with a 25 deg mask, half that for the 10,000
+#: satellites of the real snapshot; 2e9 is roughly 15 to 30 CPU-minutes).
 MAX_CELL_STEPS_DEFAULT = 2_000_000_000
 
 #: Statistics per cell, in output order, with units in their names.
