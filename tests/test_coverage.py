@@ -29,6 +29,7 @@ from starmesh.coverage import (
 )
 from starmesh.disruptions import Geofence
 from starmesh.errors import ScenarioError
+from starmesh.frames import elevation_rad, geodetic_to_ecef, up_vectors
 from starmesh.propagation import Propagator
 from starmesh.regions import CellGrid, country_shape, region_cells
 from starmesh.timegrid import TimeGrid
@@ -43,16 +44,21 @@ def _shell(planes: int, per: int, alt_km: float, inc_deg: float, phasing: int = 
 
 
 def _brute_force(
-    cons: Constellation, tg: TimeGrid, grid: CellGrid, eps_deg: float
+    cons: Constellation, tg: TimeGrid, grid: CellGrid, eps_deg: float, earth_model: str = "wgs84"
 ) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
-    """Visibility and elevation (T, C, S) from the ground point and its vertical on the
-    sphere: sin(el) = (r_sat - g) . up / |r_sat - g|, no coverage half-angle involved."""
+    """Visibility and elevation (T, C, S) by the run engine's own elevation
+    (``frames.elevation_rad`` above the WGS84 normal of a geodetic ground point), or on the
+    sphere: sin(el) = (r_sat - g) . up / |r_sat - g|; no coverage half-angle involved."""
     r, _ok = Propagator(cons, tg.epoch).positions_ecef_m(tg.t_s())
-    up = grid.unit_vectors()
-    g = R * up
-    v = r[:, None, :, :] - g[None, :, None, :]
-    sin_el = np.einsum("tcsk,ck->tcs", v, up) / np.linalg.norm(v, axis=-1)
-    el = np.arcsin(np.clip(sin_el, -1, 1))
+    if earth_model == "wgs84":
+        lat, lon = np.radians(grid.lat_deg), np.radians(grid.lon_deg)
+        g, up = geodetic_to_ecef(lat, lon, 0.0), up_vectors(lat, lon)
+        el = elevation_rad(g[None, :, None, :], up[None, :, None, :], r[:, None, :, :])
+    else:
+        up = grid.unit_vectors()
+        v = r[:, None, :, :] - (R * up)[None, :, None, :]
+        sin_el = np.einsum("tcsk,ck->tcs", v, up) / np.linalg.norm(v, axis=-1)
+        el = np.arcsin(np.clip(sin_el, -1, 1))
     return el >= math.radians(eps_deg), el
 
 
@@ -73,13 +79,16 @@ def _runs(x: NDArray[np.bool_]) -> list[int]:
 # --- against brute force --------------------------------------------------------------------------
 
 
-def test_counts_serving_gaps_handovers_match_brute_force() -> None:
+@pytest.mark.parametrize("earth_model", ["wgs84", "sphere"])
+def test_counts_serving_gaps_handovers_match_brute_force(earth_model: str) -> None:
     # A sparse shell so cells see gaps, a step shorter than the slot so holding matters.
     cons = _shell(6, 8, 550.0, 53.0)
     tg = TimeGrid.from_utc(EPOCH, duration_s=3600, step_s=10)
     grid = region_cells([20.0, 40.0, 45.0, 55.0], 2)
-    res = coverage(cons, tg, region=grid, min_elevation_deg=25.0, k=2, chunk_steps=37)
-    vis, el = _brute_force(cons, tg, grid, 25.0)
+    res = coverage(
+        cons, tg, region=grid, min_elevation_deg=25.0, k=2, chunk_steps=37, earth_model=earth_model
+    )
+    vis, el = _brute_force(cons, tg, grid, 25.0, earth_model)
     n = vis.sum(axis=2)
     st = res.statistics()
     np.testing.assert_array_equal(st["frac_ge1"], (n >= 1).mean(axis=0))
@@ -104,13 +113,14 @@ def test_counts_serving_gaps_handovers_match_brute_force() -> None:
     )
 
 
-def test_whole_earth_counts_match_brute_force_across_antimeridian() -> None:
+@pytest.mark.parametrize("earth_model", ["wgs84", "sphere"])
+def test_whole_earth_counts_match_brute_force_across_antimeridian(earth_model: str) -> None:
     cons = _shell(24, 20, 550.0, 53.0, phasing=5)
     grid = region_cells(None, 1)
     for epoch in (EPOCH, "2026-05-12T00:20:34Z", "2026-05-12T00:50:00Z"):
         tg = TimeGrid.from_utc(epoch, duration_s=1, step_s=1)
-        res = coverage(cons, tg, region=grid, min_elevation_deg=10.0)
-        vis, _ = _brute_force(cons, tg, grid, 10.0)
+        res = coverage(cons, tg, region=grid, min_elevation_deg=10.0, earth_model=earth_model)
+        vis, _ = _brute_force(cons, tg, grid, 10.0, earth_model)
         np.testing.assert_array_equal(res.statistics()["n_view_mean"], vis[0].sum(axis=1))
 
 
@@ -133,7 +143,7 @@ def test_one_satellite_coverage_cone() -> None:
     lam = math.pi / 2 - math.radians(eps_deg) - eta
     box = [sub[1] - 15, sub[0] - 15, sub[1] + 15, sub[0] + 15]
     grid = region_cells(box, 3)
-    res = coverage(cons, tg, region=grid, min_elevation_deg=eps_deg)
+    res = coverage(cons, tg, region=grid, min_elevation_deg=eps_deg, earth_model="sphere")
     covered = res.statistics()["frac_ge1"] == 1.0
     dist = np.array(
         [
@@ -156,7 +166,7 @@ def test_walker_shell_latitude_band() -> None:
     r_sat = WGS84_A_M + alt_km * 1e3  # starmesh altitudes are above the equatorial radius
     lam_deg = 90.0 - eps - math.degrees(math.asin(R * math.cos(math.radians(eps)) / r_sat))
     grid = region_cells([-40.0, 40.0, 40.0, 80.0], 2)
-    res = coverage(cons, tg, region=grid, min_elevation_deg=eps)
+    res = coverage(cons, tg, region=grid, min_elevation_deg=eps, earth_model="sphere")
     frac = res.statistics()["frac_ge1"]
     edge = inc + lam_deg
     assert np.all(frac[grid.lat_deg > edge + 0.01] == 0.0)
@@ -199,7 +209,7 @@ def test_mean_in_view_matches_walker_latitude_density(lat_deg: float) -> None:
     tg = TimeGrid.from_utc(EPOCH, duration_s=86_400, step_s=60)
     cells = [h3.latlng_to_cell(lat_deg, lon, 3) for lon in np.arange(-180.0, 180.0, 7.5)]
     grid = CellGrid.from_cells(cells)
-    res = coverage(cons, tg, region=grid, min_elevation_deg=eps)
+    res = coverage(cons, tg, region=grid, min_elevation_deg=eps, earth_model="sphere")
     r_sat = WGS84_A_M + alt_km * 1e3
     lam = math.pi / 2 - math.radians(eps) - math.asin(R * math.cos(math.radians(eps)) / r_sat)
     want = np.mean([_walker_mean_in_view(cons.n_sats, inc, la, lam) for la in grid.lat_deg])

@@ -38,7 +38,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numba as nb
 import numpy as np
@@ -47,9 +47,10 @@ import pyarrow.parquet as pq
 from h3.api import basic_int as h3i
 from numpy.typing import ArrayLike, NDArray
 
-from .constants import EARTH_MEAN_RADIUS_M
+from .constants import EARTH_MEAN_RADIUS_M, WGS84_B_M
 from .constellation import Constellation
 from .errors import ScenarioError
+from .frames import geodetic_to_ecef, up_vectors
 from .propagation import Propagator
 from .regions import MAX_CELLS_DEFAULT, CellGrid, Region, region_cells
 from .timegrid import TimeGrid
@@ -113,9 +114,7 @@ def coverage_half_angle_rad(
 
 @nb.njit(cache=True, nogil=True)
 def _bucket_sats(
-    u: NDArray[np.float64],
-    r: NDArray[np.float64],
-    cos_lam: NDArray[np.float64],
+    r_ecef_m: NDArray[np.float64],
     usable: NDArray[np.bool_],
     n_lat: int,
     n_lon: int,
@@ -124,16 +123,18 @@ def _bucket_sats(
     packed: NDArray[np.float64],
     start: NDArray[np.int32],
 ) -> None:
-    # Counting sort of one step's usable satellites into a lat/lon bucket grid, packed as rows
-    # (x, y, z, cos_lambda, r, index) so that a cell's scan reads contiguous memory.
+    # Counting sort of one step's usable satellites into a bucket grid of geocentric latitude
+    # and longitude, packed as rows (x, y, z, index) so that a cell's scan reads contiguous
+    # memory.
     n_b = n_lat * n_lon
-    n_s = u.shape[0]
+    n_s = r_ecef_m.shape[0]
     key = np.full(n_s, -1, np.int64)
     start[:] = 0
     for s in range(n_s):
         if usable[s]:
-            lat = math.asin(min(max(u[s, 2], -1.0), 1.0))
-            lon = math.atan2(u[s, 1], u[s, 0])
+            x, y, z = r_ecef_m[s, 0], r_ecef_m[s, 1], r_ecef_m[s, 2]
+            lat = math.atan2(z, math.sqrt(x * x + y * y))
+            lon = math.atan2(y, x)
             i = min(int((lat + 0.5 * np.pi) / dlat_bin), n_lat - 1)
             j = min(int((lon + np.pi) / dlon_bin), n_lon - 1)
             key[s] = i * n_lon + j
@@ -144,18 +145,17 @@ def _bucket_sats(
     for s in range(n_s):
         if key[s] >= 0:
             q = fill[key[s]]
-            packed[q, 0] = u[s, 0]
-            packed[q, 1] = u[s, 1]
-            packed[q, 2] = u[s, 2]
-            packed[q, 3] = cos_lam[s]
-            packed[q, 4] = r[s]
-            packed[q, 5] = s
+            packed[q, 0] = r_ecef_m[s, 0]
+            packed[q, 1] = r_ecef_m[s, 1]
+            packed[q, 2] = r_ecef_m[s, 2]
+            packed[q, 3] = s
             fill[key[s]] += 1
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _coverage_steps(
-    cell_u: NDArray[np.float64],
+    cell_g: NDArray[np.float64],
+    cell_n: NDArray[np.float64],
     cell_lat: NDArray[np.float64],
     cell_lon: NDArray[np.float64],
     packed: NDArray[np.float64],
@@ -167,7 +167,7 @@ def _coverage_steps(
     dlon_bin: float,
     denied: NDArray[np.bool_],
     new_slot: NDArray[np.bool_],
-    earth_radius_m: float,
+    sin2_eps: float,
     k: int,
     hist: NDArray[np.int32],
     cov_k: NDArray[np.int64],
@@ -181,11 +181,10 @@ def _coverage_steps(
     n_served: NDArray[np.int64],
 ) -> None:
     # Time outside (the per-cell state is sequential in time), cells in parallel inside: one
-    # step's packed satellites (~50 B each) stay in cache while every cell reads them.
+    # step's packed satellites (32 B each) stay in cache while every cell reads them.
     n_t = packed.shape[0]
-    n_c = cell_u.shape[0]
+    n_c = cell_g.shape[0]
     n_hist = hist.shape[0]
-    r2 = earth_radius_m * earth_radius_m
     den_per_step = denied.shape[0] > 1
     for t in range(n_t):
         lam = lam_max[t] + 1e-9
@@ -195,12 +194,13 @@ def _coverage_steps(
         for c in nb.prange(n_c):
             n = 0
             best = -1
-            best_num = 0.0
-            best_den2 = 1.0
+            best_p = 0.0
+            best_d2 = 1.0
             held = serving[c]
             held_sin = -2.0
             if lam_max[t] > 0.0 and not denied[t if den_per_step else 0, c]:
-                cx, cy, cz = cell_u[c, 0], cell_u[c, 1], cell_u[c, 2]
+                gx, gy, gz = cell_g[c, 0], cell_g[c, 1], cell_g[c, 2]
+                nx, ny, nz = cell_n[c, 0], cell_n[c, 1], cell_n[c, 2]
                 clat = cell_lat[c]
                 coslat = math.cos(clat)
                 i0 = max(int((clat - lam + 0.5 * np.pi) / dlat_bin), 0)
@@ -235,23 +235,28 @@ def _coverage_steps(
                             qa = st[row + jc]
                             qb = st[row + jd + 1]
                         for q in range(qa, qb):
-                            d = cx * pk[q, 0] + cy * pk[q, 1] + cz * pk[q, 2]
-                            if d >= pk[q, 3]:
-                                n += 1
-                                r = pk[q, 4]
-                                s = int(pk[q, 5])
-                                # sin(el) = num / sqrt(den2), num >= 0 above any mask >= 0:
-                                # compare num^2 * den2' across candidates, no sqrt or divide.
-                                num = r * d - earth_radius_m
-                                den2 = r * r + r2 - 2.0 * r * earth_radius_m * d
-                                lhs = num * num * best_den2
-                                rhs = best_num * best_num * den2
-                                if best < 0 or lhs > rhs or (lhs == rhs and s < best):
-                                    best_num = num
-                                    best_den2 = den2
-                                    best = s
-                                if s == held:
-                                    held_sin = num / math.sqrt(den2)
+                            # Elevation above the cell's horizon: sin(el) = p / |d| with
+                            # d = r_sat - g and p = d . up; the mask test needs no sqrt.
+                            dx = pk[q, 0] - gx
+                            dy = pk[q, 1] - gy
+                            dz = pk[q, 2] - gz
+                            p = dx * nx + dy * ny + dz * nz
+                            if p < 0.0:
+                                continue
+                            d2 = dx * dx + dy * dy + dz * dz
+                            if p * p < sin2_eps * d2:
+                                continue
+                            n += 1
+                            s = int(pk[q, 3])
+                            # Highest elevation: compare p^2 / d2 across candidates.
+                            lhs = p * p * best_d2
+                            rhs = best_p * best_p * d2
+                            if best < 0 or lhs > rhs or (lhs == rhs and s < best):
+                                best_p = p
+                                best_d2 = d2
+                                best = s
+                            if s == held:
+                                held_sin = p / math.sqrt(d2)
             hist[min(n, n_hist - 1), c] += 1
             if n >= k:
                 cov_k[c] += 1
@@ -267,7 +272,7 @@ def _coverage_steps(
                 new_sin = -2.0
             elif new_slot[t] or held < 0 or held_sin < -1.5:
                 new = best
-                new_sin = best_num / math.sqrt(best_den2)
+                new_sin = best_p / math.sqrt(best_d2)
             else:
                 new = held
                 new_sin = held_sin
@@ -396,6 +401,49 @@ def _check(cond: bool, field_name: str, message: str) -> None:
         raise ScenarioError(field_name, message)
 
 
+EarthModel = Literal["wgs84", "sphere"]
+
+
+def cell_geometry(
+    grid: CellGrid, earth_model: EarthModel = "wgs84"
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float]:
+    """Ground points and verticals of the cells.
+
+    Parameters
+    ----------
+    grid : CellGrid
+    earth_model : {"wgs84", "sphere"}
+        ``"wgs84"``: the cell centres' latitude and longitude are geodetic, the ground point is
+        on the WGS84 ellipsoid and the vertical is the ellipsoid normal, as for every terminal
+        in a run (``frames.elevation_rad``). ``"sphere"``: a sphere of mean radius, where the
+        textbook coverage half-angle is exact.
+
+    Returns
+    -------
+    g_m : ndarray, shape (C, 3)
+        Ground points, ECEF [m].
+    up : ndarray, shape (C, 3)
+        Unit verticals.
+    ground_min_m : float
+        Smallest geocentric radius of a ground point of this model [m].
+    tilt_rad : float
+        Largest angle between the vertical and the geocentric direction [rad].
+    """
+    if earth_model == "sphere":
+        u = grid.unit_vectors()
+        return EARTH_MEAN_RADIUS_M * u, u, EARTH_MEAN_RADIUS_M, 0.0
+    if earth_model != "wgs84":
+        raise ScenarioError(
+            "coverage.earth_model", f"must be 'wgs84' or 'sphere', got {earth_model!r}"
+        )
+    lat = np.radians(grid.lat_deg)
+    lon = np.radians(grid.lon_deg)
+    g = geodetic_to_ecef(lat, lon, 0.0)
+    # Geodetic minus geocentric latitude peaks at f (1 + f/2 ...) ~ 0.1924 deg near 45 deg;
+    # 0.2 deg bounds it.
+    return g, up_vectors(lat, lon), WGS84_B_M, math.radians(0.2)
+
+
 def coverage(
     constellation: Constellation,
     time: TimeGrid,
@@ -407,6 +455,7 @@ def coverage(
     slot_s: float = SLOT_S_DEFAULT,
     sat_failed: ArrayLike | None = None,
     cell_denied: ArrayLike | None = None,
+    earth_model: EarthModel = "wgs84",
     chunk_steps: int = 60,
     max_cells: int = MAX_CELLS_DEFAULT,
     max_cell_steps: int = MAX_CELL_STEPS_DEFAULT,
@@ -434,6 +483,9 @@ def coverage(
     cell_denied : array_like of bool, shape (C,) or (T, C), optional
         Cells without service (jammed, geofenced; see :func:`denied_cells`), in the order of
         the region's cells.
+    earth_model : {"wgs84", "sphere"}
+        Where the cells' ground points and verticals are (see :func:`cell_geometry`):
+        ``"wgs84"`` (default) matches a run's terminals; ``"sphere"`` the closed forms.
     chunk_steps : int
         Steps propagated at a time (memory ~ ``chunk_steps * S * 100`` bytes).
     max_cells, max_cell_steps : int
@@ -487,7 +539,9 @@ def coverage(
     )
     prop = propagator if propagator is not None else Propagator(constellation, time.epoch)
     eps = math.radians(float(min_elevation_deg))
-    R = EARTH_MEAN_RADIUS_M
+    cell_g, cell_n, ground_min_m, tilt_rad = cell_geometry(grid, earth_model)
+    cell_lat = np.arcsin(np.clip(cell_g[:, 2] / np.linalg.norm(cell_g, axis=1), -1.0, 1.0))
+    cell_lon = np.arctan2(cell_g[:, 1], cell_g[:, 0])
 
     n_hist = min(n_s, 255) + 1
     # (H, C): neighbouring cells, which see similar counts, share cache lines.
@@ -501,9 +555,6 @@ def coverage(
     n_ho = np.zeros(n_c, np.int64)
     el_sum = np.zeros(n_c, np.float64)
     n_served = np.zeros(n_c, np.int64)
-    cell_u = grid.unit_vectors()
-    cell_lat = np.radians(grid.lat_deg)
-    cell_lon = np.radians(grid.lon_deg)
     no_denial = np.zeros((1, n_c), np.bool_)
 
     slot_prev = -1
@@ -511,16 +562,22 @@ def coverage(
         t_s = time.t_s(t0, t1)
         r_ecef, ok = prop.positions_ecef_m(t_s)
         r = np.linalg.norm(r_ecef, axis=-1)
-        usable = ok & np.isfinite(r) & (r > R)
+        usable = ok & np.isfinite(r) & (r > ground_min_m)
         if failed is not None:
             usable &= ~(failed[t0:t1] if failed.shape[0] > 1 else failed)
-        r_safe = np.where(usable, r, 2.0 * R)
-        u = r_ecef / r_safe[..., None]
-        u[~usable] = (0.0, 0.0, 1.0)
-        lam = coverage_half_angle_rad(r_safe, eps)
-        cos_lam = np.where(usable, np.cos(lam), 2.0)
-        lam_max = np.where(usable.any(axis=1), np.where(usable, lam, 0.0).max(axis=1), 0.0)
-        # Buckets of about a third of the widest coverage cone: few empty buckets scanned,
+        # Widest geocentric angle at which a cell can see a satellite: the spherical half-angle
+        # for the lowest ground radius and the mask lowered by the largest tilt of the
+        # vertical from the geocentric direction (exact for the sphere, a bound for WGS84).
+        r_max = np.where(usable, r, 0.0).max(axis=1)
+        lam_max = np.where(
+            r_max > ground_min_m,
+            coverage_half_angle_rad(
+                np.maximum(r_max, ground_min_m * (1 + 1e-12)), eps - tilt_rad,
+                earth_radius_m=ground_min_m,
+            ),
+            0.0,
+        )  # fmt: skip
+        # Buckets of about a quarter of the widest coverage cone: few empty buckets scanned,
         # few satellites outside the cone tested.
         dbin = float(np.clip(lam_max.max() / 4.0, math.radians(0.5), math.radians(10.0)))
         # Whole numbers of buckets: the last longitude bucket must end exactly at +180 deg for
@@ -530,20 +587,12 @@ def coverage(
         dlat_bin = math.pi / n_lat
         dlon_bin = 2.0 * math.pi / n_lon
         nt = t1 - t0
-        packed = np.zeros((nt, n_s, 6), np.float64)
+        packed = np.zeros((nt, n_s, 4), np.float64)
         start = np.zeros((nt, n_lat * n_lon + 1), np.int32)
+        r_clean = np.where(usable[..., None], r_ecef, 0.0)
         for i in range(nt):
             _bucket_sats(
-                u[i],
-                r_safe[i],
-                cos_lam[i],
-                usable[i],
-                n_lat,
-                n_lon,
-                dlat_bin,
-                dlon_bin,
-                packed[i],
-                start[i],
+                r_clean[i], usable[i], n_lat, n_lon, dlat_bin, dlon_bin, packed[i], start[i]
             )
         slot_idx = np.floor(t_s / slot_s + 1e-9).astype(np.int64)
         new_slot = np.empty(nt, np.bool_)
@@ -552,8 +601,9 @@ def coverage(
         slot_prev = int(slot_idx[-1])
         den = no_denial if denied is None else (denied[t0:t1] if denied.shape[0] > 1 else denied)
         _coverage_steps(
-            cell_u, cell_lat, cell_lon, packed, start, lam_max,
-            n_lat, n_lon, dlat_bin, dlon_bin, np.ascontiguousarray(den), new_slot, R, int(k),
+            cell_g, cell_n, cell_lat, cell_lon, packed, start, lam_max,
+            n_lat, n_lon, dlat_bin, dlon_bin, np.ascontiguousarray(den), new_slot,
+            math.sin(eps) ** 2, int(k),
             hist, cov_k, run, n_gaps, gap_sum, gap_max, serving, n_ho, el_sum, n_served,
         )  # fmt: skip
     # Close gaps still open at the end of the window.
@@ -576,7 +626,7 @@ def coverage(
         gap_steps_max=gap_max,
         handovers=n_ho,
         serving_elevation_mean_deg=el_mean,
-        meta={"constellation": constellation.name, "n_sats": n_s},
+        meta={"constellation": constellation.name, "n_sats": n_s, "earth_model": earth_model},
     )
 
 
@@ -634,7 +684,6 @@ def _meta(result: CoverageResult) -> dict[str, Any]:
         "k": result.k,
         "min_elevation_deg": result.min_elevation_deg,
         "slot_s": result.slot_s,
-        "earth_model": f"sphere R={EARTH_MEAN_RADIUS_M} m",
         **result.meta,
     }
 
