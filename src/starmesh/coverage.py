@@ -1,25 +1,30 @@
 """Coverage, satellites in view and handovers over H3 cells, and per-terminal visibility.
 
-Geometry. Coverage is computed on a spherical Earth of mean radius ``R`` (IUGG R1, 6,371.0088
-km): a satellite at geocentric radius ``r`` is at least ``eps`` above the horizon of a ground
-point exactly when the Earth central angle between them is at most
+Geometry. A cell is its H3 centre, read as a geodetic latitude and longitude on the WGS84
+ellipsoid (``earth_model="wgs84"``, the default): a satellite is in view when its elevation above
+the ellipsoid normal there is at least the mask, exactly the test the run engine applies to a
+terminal (``frames.elevation_rad``), so a terminal's availability in a run and its cell's
+coverage agree. ``earth_model="sphere"`` puts the cells on a sphere of mean radius ``R``
+(IUGG R1, 6,371.0088 km), the convention of coverage studies (StarPerf, LEOCraft), where a
+satellite at geocentric radius ``r`` is at least ``eps`` above the horizon exactly when the Earth
+central angle is at most
 
     lambda(r) = arccos(R cos(eps) / r) - eps,
 
 the coverage half-angle of textbook coverage analysis (Wertz, *Space Mission Analysis and
-Design*, 3rd ed., sec. 5.2; the same relation as nadir angle ``eta = arcsin(R cos eps / r)``
-and ``lambda = 90 deg - eps - eta``). So visibility is the test ``u_cell . u_sat >= cos
-lambda(r_sat)`` on unit vectors, one dot product per candidate pair. The spherical model is the
-convention of coverage studies (StarPerf, LEOCraft); the run engine's true WGS84 elevation
-differs by at most about 0.2 deg of elevation (the angle between the geodetic and the geocentric
-vertical), which moves a coverage edge by a few km.
+Design*, 3rd ed., sec. 5.2; nadir angle ``eta = arcsin(R cos eps / r)``, ``lambda = 90 deg -
+eps - eta``); the closed-form tests use it. The two models differ: for a satellite at 550 km
+seen above 20 deg, elevations differ by up to about 2 deg (mean 0.6 deg), because the sphere
+moves the ground point by up to 21 km along the meridian and up to 14 km vertically, so
+coverage edges move by tens of km.
 
 Speed. The whole Earth at H3 resolution 3 (41,162 cells) against 10,000 satellites for 2,880
 steps is about 3e9 visible cell-satellite pairs: no per-pair array in numpy (BLAS dot products
 would compute all C x S = 4e8 products per step, 200 times more than are visible) can do that in
 minutes. So the counting kernel is compiled with numba, as ``_sssp.py`` is: per step the
 satellites are sorted into a latitude/longitude bucket grid, and each cell (in parallel threads)
-scans only the buckets within ``max lambda`` of it; the per-cell state (histogram of
+scans only the buckets within a safe bound on ``lambda`` of it, where each candidate gets the
+exact elevation test (a few multiply-adds, no square root); the per-cell state (histogram of
 satellites in view, gaps, the serving satellite) is carried from step to step and from chunk to
 chunk, so memory is flat in the number of steps. No library offers a per-point range count with
 a per-satellite radius and a stateful selection policy; ``scipy.spatial.cKDTree`` answers each
