@@ -411,3 +411,20 @@ def test_summary_is_area_weighted() -> None:
     summ = res.summary()
     assert summ["frac_ge1_mean"] == pytest.approx(np.sum(area * st["frac_ge1"]) / area.sum())
     assert summ["n_view_mean"] == pytest.approx(np.sum(area * st["n_view_mean"]) / area.sum())
+
+
+def test_real_snapshot_matches_brute_force() -> None:
+    # SGP4 elements at a spread of altitudes (raising, operational, decaying satellites).
+    from starmesh.elements import load_starlink_snapshot
+
+    snap = load_starlink_snapshot()
+    cons = Constellation.from_elements("snap", snap.select(np.arange(0, len(snap), 20)))
+    tg = TimeGrid.from_utc("2026-05-13T06:00:00Z", duration_s=300, step_s=30)
+    grid = region_cells([20.0, 40.0, 45.0, 56.0], 3)
+    res = coverage(cons, tg, region=grid, min_elevation_deg=25.0)
+    vis, _ = _brute_force(cons, tg, grid, 25.0)
+    n = vis.sum(axis=2)
+    st = res.statistics()
+    assert n.sum() > 0
+    np.testing.assert_allclose(st["n_view_mean"], n.mean(axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(st["frac_ge1"], (n >= 1).mean(axis=0))
