@@ -428,3 +428,26 @@ def test_real_snapshot_matches_brute_force() -> None:
     assert n.sum() > 0
     np.testing.assert_allclose(st["n_view_mean"], n.mean(axis=0), rtol=0, atol=1e-12)
     np.testing.assert_array_equal(st["frac_ge1"], (n >= 1).mean(axis=0))
+
+
+def test_terminal_visibility_continues_across_chunks() -> None:
+    rng = np.random.default_rng(7)
+    n_t, n_g, n_s = 30, 5, 6
+    el = rng.uniform(-0.3, 1.2, (n_t, n_g, n_s))
+    vis = el > 0.2
+    whole = terminal_visibility(vis, el, step_s=5.0, slot_s=15.0)
+    for cut in (7, 9, 12):  # mid-slot and on slot boundaries
+        a = terminal_visibility(vis[:cut], el[:cut], step_s=5.0, slot_s=15.0)
+        b = terminal_visibility(
+            vis[cut:], el[cut:], step_s=5.0, slot_s=15.0, t0_s=cut * 5.0, serving0=a.serving[-1]
+        )
+        t, g, s = np.nonzero(vis[cut:])
+        c = terminal_visibility_links(
+            t, g, s, el[cut:][t, g, s], n_steps=n_t - cut, n_sites=n_g, step_s=5.0,
+            slot_s=15.0, t0_s=cut * 5.0, serving0=a.serving[-1],
+        )  # fmt: skip
+        for part in (b, c):
+            np.testing.assert_array_equal(np.concatenate([a.serving, part.serving]), whole.serving)
+            np.testing.assert_array_equal(
+                np.concatenate([a.handover, part.handover]), whole.handover
+            )

@@ -806,6 +806,17 @@ class TerminalVisibility:
         )
 
 
+def _serving0(serving0: ArrayLike | None, n_g: int) -> NDArray[np.int64]:
+    if serving0 is None:
+        return np.full(n_g, -1, np.int64)
+    held = np.asarray(serving0, dtype=np.int64)
+    if held.shape != (n_g,):
+        raise ScenarioError(
+            "serving0", f"shape {held.shape} does not match ({n_g},): one entry per terminal"
+        )
+    return held.copy()
+
+
 def terminal_visibility(
     visible: ArrayLike,
     elevation_rad: ArrayLike,
@@ -813,6 +824,7 @@ def terminal_visibility(
     step_s: float,
     slot_s: float = SLOT_S_DEFAULT,
     t0_s: float = 0.0,
+    serving0: ArrayLike | None = None,
 ) -> TerminalVisibility:
     """Satellites in view, serving satellite and handovers of terminals in a run.
 
@@ -831,6 +843,10 @@ def terminal_visibility(
         Selection slot [s].
     t0_s : float
         Offset of the first step from the scenario epoch [s] (slots are aligned to the epoch).
+    serving0 : array_like of int, shape (G,), optional
+        Serving satellite at the step before the first (-1: none), to continue a run chunk by
+        chunk: pass the previous chunk's ``serving[-1]`` and its ``t0_s``; the result is then
+        the same as in one call (a new chunk does not open a new slot by itself).
 
     Returns
     -------
@@ -851,12 +867,14 @@ def terminal_visibility(
     serving = np.full((n_t, n_g), -1, np.int32)
     serving_el = np.full((n_t, n_g), np.nan)
     handover = np.zeros((n_t, n_g), np.bool_)
-    held = np.full(n_g, -1, np.int32)
+    held = _serving0(serving0, n_g).astype(np.int32)
+    prev_slot = math.floor((t0_s - step_s) / slot_s + 1e-9) if serving0 is not None else None
     g_idx = np.arange(n_g)
     for t in range(n_t):  # the policy is sequential in time; vectorised over terminals
         any_vis = n_in_view[t] > 0
         held_ok = (held >= 0) & vis[t, g_idx, np.maximum(held, 0)]
-        new_slot = t == 0 or slot_idx[t] != slot_idx[t - 1]
+        before = prev_slot if t == 0 else slot_idx[t - 1]
+        new_slot = before is None or slot_idx[t] != before
         new = np.where(held_ok & (not new_slot), held, best[t])
         new = np.where(any_vis, new, -1).astype(np.int32)
         handover[t] = (held >= 0) & (new >= 0) & (new != held)
@@ -877,6 +895,7 @@ def terminal_visibility_links(
     step_s: float,
     slot_s: float = SLOT_S_DEFAULT,
     t0_s: float = 0.0,
+    serving0: ArrayLike | None = None,
 ) -> TerminalVisibility:
     """:func:`terminal_visibility` from sparse links, as a run's ground-satellite link
     candidates hold them (``topology.GslCandidates``: ``t_idx``, ``site_idx``, ``sat_idx``),
@@ -892,6 +911,8 @@ def terminal_visibility_links(
     n_steps, n_sites : int
         ``T`` and ``G``.
     step_s, slot_s, t0_s : float
+        As in :func:`terminal_visibility`.
+    serving0 : array_like of int, shape (G,), optional
         As in :func:`terminal_visibility`.
 
     Returns
@@ -925,7 +946,8 @@ def terminal_visibility_links(
     serving = np.full((n_steps, n_sites), -1, np.int32)
     serving_el = np.full((n_steps, n_sites), np.nan)
     handover = np.zeros((n_steps, n_sites), np.bool_)
-    held = np.full(n_sites, -1, np.int64)
+    held = _serving0(serving0, n_sites)
+    prev_slot = math.floor((t0_s - step_s) / slot_s + 1e-9) if serving0 is not None else None
     for k in range(n_steps):  # the policy is sequential in time; vectorised over links
         a, b = bounds[k], bounds[k + 1]
         gk, sk, ek = g[a:b], s[a:b], e[a:b]
@@ -941,7 +963,8 @@ def terminal_visibility_links(
         held_el = np.full(n_sites, np.nan)
         held_ok[gk[hit]] = True
         held_el[gk[hit]] = ek[hit]
-        new_slot = k == 0 or slot_idx[k] != slot_idx[k - 1]
+        before = prev_slot if k == 0 else slot_idx[k - 1]
+        new_slot = before is None or slot_idx[k] != before
         keep = held_ok & (not new_slot)
         new = np.where(keep, held, best)
         handover[k] = (held >= 0) & (new >= 0) & (new != held)
