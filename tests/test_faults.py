@@ -153,3 +153,55 @@ def test_kill_at_a_seeded_moment_then_resume_gives_the_same_bytes(reference, tmp
 @pytest.mark.parametrize("seed", [1, 2, *range(4, 22)])
 def test_kill_at_twenty_more_moments(reference, tmp_path, seed):
     _kill_and_resume(reference, tmp_path, seed)
+
+
+def test_a_second_writer_gets_one_line_naming_the_first(reference, tmp_path):
+    """Two processes on one run folder: the second (a resume, or --force over the live run)
+    is refused in one line that names the holder's pid, and the first finishes untouched."""
+    scenario, ref = reference
+    out = tmp_path / "run"
+    first = _starmesh("run", str(scenario), "--out", str(out), "-q", "--workers", "2")
+    deadline = time.monotonic() + 300
+    while _chunks_done(out) < 2:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    for args in (
+        ["run", "--resume", str(out), "-q"],
+        ["run", str(scenario), "--out", str(out), "--force", "-q"],
+    ):
+        second = _starmesh(*args)
+        _o, err = second.communicate(timeout=120)
+        lines = [ln for ln in err.decode().splitlines() if ln.strip()]
+        assert second.returncode == 1, err.decode()
+        assert len(lines) == 1 and f"pid {first.pid}" in lines[0], lines
+    _o, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err.decode()
+    got, want = _files(out), _files(ref)
+    assert got == want
+
+
+def test_a_changed_tle_file_refuses_the_resume(tmp_path):
+    from starmesh.elements import load_starlink_snapshot
+
+    recs = load_starlink_snapshot().records[:40]
+    tle = tmp_path / "sats.tle"
+    tle.write_text("".join(f"{r.name}\n{r.line1}\n{r.line2}\n" for r in recs))
+    sc = dict(SCENARIO, constellation={"tle_file": str(tle)}, variants=[], traffic=None)
+    sc = {k: v for k, v in sc.items() if v not in ([], None)}
+    sc["time"] = {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 30.0, "step_s": 1.0}
+    sc["links"] = {"isl": "nearest-k", "gateway_pop": "all"}
+    file = tmp_path / "s.toml"
+    file.write_text(tomli_w.dumps(sc))
+    out = tmp_path / "run"
+    proc = _starmesh("run", str(file), "--out", str(out), "-q")
+    _o, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    assert "tle_sha256" in (out / "scenario.toml").read_text()
+    # Damage a chunk so that a resume has work to do, then change the TLE file.
+    (out / "rtt.parquet" / "part-000000.parquet").write_bytes(b"x")
+    tle.write_text("".join(f"{r.name}\n{r.line1}\n{r.line2}\n" for r in recs[:39]))
+    proc = _starmesh("run", "--resume", str(out), "-q")
+    _o, err = proc.communicate(timeout=300)
+    lines = [ln for ln in err.decode().splitlines() if ln.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, lines
+    assert "changed since this run started" in lines[0]
