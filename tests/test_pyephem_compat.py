@@ -19,6 +19,7 @@ from starmesh.elements import parse_tle_text, tle_checksum
 from starmesh.frames import geodetic_to_ecef, gmst82_rad
 from starmesh.ground import Site, Sites
 from starmesh.propagation import PYEPHEM_SCALE, Propagator
+from starmesh.topology import isl_lengths_m, libastro_gsl_lengths_m, libastro_isl_lengths_m
 
 ephem = pytest.importorskip("ephem", reason="pyephem is missing: pip install -e '.[test]'")
 
@@ -115,3 +116,31 @@ def test_default_model_is_unchanged() -> None:
     assert np.array_equal(
         site.r_ecef_m[0], geodetic_to_ecef(np.radians(14.6), np.radians(121.0), 0.0)
     )
+
+
+@pytest.mark.parametrize("t_s", [0.0, 1.2, 137.3])
+def test_libastro_link_lengths_are_satgenpys(t_s: float) -> None:
+    """ISL lengths through pyephem's float32 ranges and azimuths (satgenpy's own
+    ``distance_m_between_satellites``) to 1 cm, where plain 3-D distances are up to metres off;
+    GSL lengths rounded to float32 equal pyephem's ranges to one float32 ulp."""
+    satgen_dt = pytest.importorskip("satgen.distance_tools")
+    lines = tle_text().splitlines()
+    sats = [ephem.readtle(*lines[i : i + 3]) for i in range(0, len(lines), 3)]
+    cons = Constellation.from_elements("test", parse_tle_text(tle_text(), source="test"))
+    r, _ok = Propagator(cons, EPOCH, scale=PYEPHEM_SCALE).positions_ecef_m(np.array([t_s]))
+    edges = np.array([(a, b) for a in range(len(sats)) for b in range(a + 1, len(sats))], np.int32)
+    date = ephem.Date(ephem.Date("2000/1/1 00:00:00") + t_s / 86400.0)
+    ref = np.array(
+        [
+            satgen_dt.distance_m_between_satellites(sats[a], sats[b], "2000/1/1", date)
+            for a, b in edges
+        ]
+    )
+    ours = libastro_isl_lengths_m(r, edges)[0]
+    assert np.abs(ours - ref).max() <= 0.01
+    plain = isl_lengths_m(r, edges)[0]
+    assert np.abs(plain - ref).max() > 10 * np.abs(ours - ref).max()
+    ref_gsl = pyephem_ranges_m(t_s)
+    ours_gsl = libastro_gsl_lengths_m(starmesh_ranges_m(t_s, "pyephem"))
+    ulp = np.spacing(ref_gsl.astype(np.float32)).astype(np.float64)
+    assert np.all(np.abs(ours_gsl - ref_gsl) <= ulp)
