@@ -263,7 +263,12 @@ class Sites:
 
     @classmethod
     def from_sites(
-        cls, sites: Sequence[Site], *, a_m: float = WGS84_A_M, f: float = WGS84_F
+        cls,
+        sites: Sequence[Site],
+        *,
+        a_m: float = WGS84_A_M,
+        f: float = WGS84_F,
+        earth_model: Literal["wgs84", "pyephem"] | None = None,
     ) -> Sites:
         """Stack sites into arrays, in the given order.
 
@@ -274,6 +279,9 @@ class Sites:
             Ellipsoid of the coordinates (WGS84 unless told otherwise). libastro's
             (6,378,160 m, 1 / 298.25), the pyephem Earth model, also places the sites as
             pyephem does (:func:`starmesh.frames.libastro_site_ecef`), to reproduce satgenpy.
+        earth_model : {"wgs84", "pyephem"}, optional
+            ``"pyephem"``: libastro's ellipsoid and placement whatever ``a_m`` and ``f`` say.
+            Default: inferred from ``a_m`` and ``f`` as above.
 
         Returns
         -------
@@ -287,7 +295,14 @@ class Sites:
         lat_rad = np.radians(np.array([s.lat_deg for s in sites], dtype=np.float64))
         lon_rad = np.radians(np.array([s.lon_deg for s in sites], dtype=np.float64))
         alt_m = np.array([s.alt_m for s in sites], dtype=np.float64)
-        if a_m == LIBASTRO_EARTH_RADIUS_KM * 1e3 and f == LIBASTRO_FLATTENING:
+        if earth_model == "pyephem":
+            a_m, f = LIBASTRO_EARTH_RADIUS_KM * 1e3, LIBASTRO_FLATTENING
+        elif earth_model is None and (a_m, f) == (
+            LIBASTRO_EARTH_RADIUS_KM * 1e3,
+            LIBASTRO_FLATTENING,
+        ):
+            earth_model = "pyephem"
+        if earth_model == "pyephem":
             site_ecef = functools.partial(libastro_site_ecef, a_m=a_m, f=f)
         else:
             site_ecef = functools.partial(geodetic_to_ecef, a_m=a_m, f=f)
