@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from starmesh.scenario import load_scenario, parse_scenario
 from starmesh.plan import build_plan
 from starmesh.runner import run_plan
+from starmesh.scenario import load_scenario, parse_scenario
 
 
 def machine() -> str:

@@ -23,8 +23,8 @@ from typing import Any
 
 from bench_run import machine
 
-from starmesh.scenario import load_scenario, parse_scenario
 from starmesh.runner import run_sweep
+from starmesh.scenario import load_scenario, parse_scenario
 
 
 def sweep_scenario(hours: float, workers: int) -> Any:

@@ -26,10 +26,10 @@ from typing import Any
 
 from bench_run import machine
 
-from starmesh.scenario import parse_scenario
 from starmesh.engine import set_workers
 from starmesh.plan import build_plan
 from starmesh.runner import run_plan
+from starmesh.scenario import parse_scenario
 
 
 def scenario(hours: float, workers: int | None) -> dict[str, Any]:

@@ -8,6 +8,10 @@ in starmesh's order), exported, and every file is
 - read back with satgenpy's own readers,
 - compared byte for byte with the file satgenpy wrote, forwarding state included,
 - and the forwarding-state deltas are replayed as ns-3 does and compared with the run's state.
+
+This checks the file format and numbering on routes that are satgenpy's by construction. The
+export of a real starmesh run (``hypatia-starlink-550``, 30 steps) is compared byte for byte with
+satgenpy's own files in ``tests/test_hypatia_window.py``.
 """
 
 from __future__ import annotations

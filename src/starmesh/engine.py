@@ -36,7 +36,13 @@ from .disruptions import gsl_quality
 from .plan import RunPlan
 from .propagation import Propagator
 from .routing import ChunkGraph, build_chunk_graph, space_delay_s
-from .topology import GslCandidates, find_gsls, isl_lengths_m
+from .topology import (
+    GslCandidates,
+    find_gsls,
+    isl_lengths_m,
+    libastro_gsl_lengths_m,
+    libastro_isl_lengths_m,
+)
 
 
 def set_workers(workers: int | None) -> int:
@@ -307,7 +313,11 @@ def chunk_links(
         ok = ok & ~sat_failed
         site_failed = plan.failures.site_failed(t_s)
     if plan.isl_edges.size:
-        length = isl_lengths_m(r, plan.isl_edges)
+        if plan.earth_model == "pyephem":
+            # satgenpy's lengths: pyephem's float32 ranges and angles (Hypatia compatibility).
+            length = libastro_isl_lengths_m(r, plan.isl_edges)
+        else:
+            length = isl_lengths_m(r, plan.isl_edges)
         both = ok[:, plan.isl_edges[:, 0]] & ok[:, plan.isl_edges[:, 1]]
         if plan.failures is not None:
             both &= ~plan.failures.isl_failed(t_s, sat_failed=sat_failed)
@@ -328,7 +338,9 @@ def chunk_links(
         bounds=np.searchsorted(gsl.t_idx, np.arange(n_t + 1)),
         links=links,
         link_of=link_of,
-        gsl_delay_s=space_delay_s(gsl.length_m),
+        gsl_delay_s=space_delay_s(
+            libastro_gsl_lengths_m(gsl.length_m) if plan.earth_model == "pyephem" else gsl.length_m
+        ),
         site_failed=site_failed,
     )
 

@@ -43,6 +43,41 @@ def gmst82_rad(days_ut1: ArrayLike) -> NDArray[np.float64]:
     return np.mod(sec * (2.0 * np.pi / 86400.0), 2.0 * np.pi)
 
 
+#: libastro's ratio of sidereal to solar time (earthsat.c ``SiderealSolar``).
+LIBASTRO_SIDEREAL_SOLAR = 1.0027379093
+
+
+def libastro_sidereal_rad(days_utc: ArrayLike) -> NDArray[np.float64]:
+    """Earth rotation angle of pyephem's (libastro's) satellite code, which satgenpy measures with.
+
+    libastro's ``earthsat.c`` (``InitOrbitRoutines``, ``GetSitPosition``) does not use GMST82:
+    it takes Newcomb's sidereal time at 0 h UT of the current day,
+    ``(6.6460656 + 2400.051262 T + 0.00002581 T^2) h`` with ``T`` Julian centuries from
+    1900 January 0.5, and adds the time since midnight times 1.0027379093, with UTC standing
+    for UT1. At 2000-01-01 this is 5.5 urad (0.076 s of rotation, 35 m at the equator)
+    behind GMST82. Written out here because no library exposes libastro's formula; it is
+    tested against pyephem's own ranges (``tests/test_pyephem_compat.py``).
+
+    Parameters
+    ----------
+    days_utc : array_like, shape (T,)
+        UTC days since J2000.0 (2000-01-01 12:00 UTC).
+
+    Returns
+    -------
+    ndarray, shape (T,)
+        Angle [rad] in ``[0, 2 pi)`` by which TEME is rotated into libastro's Earth-fixed frame.
+    """
+    # libastro's "CrntTime": days since 1899-12-31 00:00 (xephem's mjd + 0.5); J2000.0 is
+    # xephem mjd 36525.0.
+    crnt = 36525.5 + np.asarray(days_utc, dtype=np.float64)
+    sid_day = np.floor(crnt)
+    t = (sid_day - 0.5) / 36525.0
+    ref = (6.6460656 + 2400.051262 * t + 0.00002581 * t * t) / 24.0
+    ref -= np.floor(ref)
+    return np.mod(2.0 * np.pi * ((crnt - sid_day) * LIBASTRO_SIDEREAL_SOLAR + ref), 2.0 * np.pi)
+
+
 def rotation_teme_to_ecef(
     gmst_rad: ArrayLike, *, xp_rad: float = 0.0, yp_rad: float = 0.0
 ) -> NDArray[np.float64]:
@@ -134,6 +169,44 @@ def geodetic_to_ecef(
     x = (n + h) * cl * np.cos(lon)
     y = (n + h) * cl * np.sin(lon)
     z = (n * (1.0 - e2) + h) * sl
+    return np.stack(np.broadcast_arrays(x, y, z), axis=-1)
+
+
+def libastro_site_ecef(
+    lat_rad: ArrayLike, lon_rad: ArrayLike, h_m: ArrayLike, *, a_m: float, f: float
+) -> NDArray[np.float64]:
+    """Earth-fixed position of an observer as pyephem's satellite code places it.
+
+    libastro's ``GetSitPosition`` (earthsat.c) evaluates the geodetic formula of
+    :func:`geodetic_to_ecef` not at the latitude ``phi`` but at
+    ``atan(tan(phi) / (1 - f^2))``: up to 5.6 urad (36 m) north of the true point at 45 deg.
+    satgenpy's ground-station distances carry this shift, so the pyephem Earth model
+    reproduces it. Written out here because no library reproduces libastro's quirk.
+
+    Parameters
+    ----------
+    lat_rad, lon_rad : array_like, shape (G,)
+        Geodetic latitude and longitude [rad].
+    h_m : array_like, shape (G,)
+        Height above the ellipsoid [m].
+    a_m, f : float
+        libastro's equatorial radius [m] and flattening (6,378,160 m, 1 / 298.25).
+
+    Returns
+    -------
+    ndarray, shape (G, 3)
+        Position [m] in libastro's Earth-fixed frame.
+    """
+    lat = np.arctan(np.tan(np.asarray(lat_rad, dtype=np.float64)) / (1.0 - f * f))
+    lon = np.asarray(lon_rad, dtype=np.float64)
+    h = np.asarray(h_m, dtype=np.float64)
+    sl, cl = np.sin(lat), np.cos(lat)
+    g1 = a_m / np.sqrt(1.0 - (2.0 * f - f * f) * sl * sl)
+    g2 = g1 * (1.0 - f) ** 2 + h
+    g1 = g1 + h
+    x = g1 * cl * np.cos(lon)
+    y = g1 * cl * np.sin(lon)
+    z = g2 * sl
     return np.stack(np.broadcast_arrays(x, y, z), axis=-1)
 
 

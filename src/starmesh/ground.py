@@ -36,9 +36,9 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .constants import WGS84_A_M, WGS84_F
+from .constants import LIBASTRO_EARTH_RADIUS_KM, LIBASTRO_FLATTENING, WGS84_A_M, WGS84_F
 from .errors import ScenarioError, UnknownSiteError
-from .frames import geodetic_to_ecef, great_circle_m, up_vectors
+from .frames import geodetic_to_ecef, great_circle_m, libastro_site_ecef, up_vectors
 
 __all__ = [
     "City",
@@ -263,7 +263,12 @@ class Sites:
 
     @classmethod
     def from_sites(
-        cls, sites: Sequence[Site], *, a_m: float = WGS84_A_M, f: float = WGS84_F
+        cls,
+        sites: Sequence[Site],
+        *,
+        a_m: float = WGS84_A_M,
+        f: float = WGS84_F,
+        earth_model: Literal["wgs84", "pyephem"] | None = None,
     ) -> Sites:
         """Stack sites into arrays, in the given order.
 
@@ -271,7 +276,12 @@ class Sites:
         ----------
         sites : sequence of Site, length G
         a_m, f : float
-            Ellipsoid of the coordinates (WGS84 unless told otherwise).
+            Ellipsoid of the coordinates (WGS84 unless told otherwise). libastro's
+            (6,378,160 m, 1 / 298.25), the pyephem Earth model, also places the sites as
+            pyephem does (:func:`starmesh.frames.libastro_site_ecef`), to reproduce satgenpy.
+        earth_model : {"wgs84", "pyephem"}, optional
+            ``"pyephem"``: libastro's ellipsoid and placement whatever ``a_m`` and ``f`` say.
+            Default: inferred from ``a_m`` and ``f`` as above.
 
         Returns
         -------
@@ -285,13 +295,24 @@ class Sites:
         lat_rad = np.radians(np.array([s.lat_deg for s in sites], dtype=np.float64))
         lon_rad = np.radians(np.array([s.lon_deg for s in sites], dtype=np.float64))
         alt_m = np.array([s.alt_m for s in sites], dtype=np.float64)
+        if earth_model == "pyephem":
+            a_m, f = LIBASTRO_EARTH_RADIUS_KM * 1e3, LIBASTRO_FLATTENING
+        elif earth_model is None and (a_m, f) == (
+            LIBASTRO_EARTH_RADIUS_KM * 1e3,
+            LIBASTRO_FLATTENING,
+        ):
+            earth_model = "pyephem"
+        if earth_model == "pyephem":
+            site_ecef = functools.partial(libastro_site_ecef, a_m=a_m, f=f)
+        else:
+            site_ecef = functools.partial(geodetic_to_ecef, a_m=a_m, f=f)
         return cls(
             names=tuple(s.name for s in sites),
             kinds=tuple(s.kind for s in sites),
             lat_rad=lat_rad,
             lon_rad=lon_rad,
             alt_m=alt_m,
-            r_ecef_m=geodetic_to_ecef(lat_rad, lon_rad, alt_m, a_m=a_m, f=f).reshape(-1, 3),
+            r_ecef_m=site_ecef(lat_rad, lon_rad, alt_m).reshape(-1, 3),
             up=up_vectors(lat_rad, lon_rad).reshape(-1, 3),
             population=tuple(s.population for s in sites),
         )

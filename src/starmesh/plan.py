@@ -211,7 +211,12 @@ def _build_sites(scenario: Scenario) -> tuple[Sites, list[Site]]:
     for i, e in enumerate(g.pops):
         sites.append(_resolve_site(e, "pop", f"ground.pops[{i}]"))
     if scenario.earth_model == "pyephem":
-        built = Sites.from_sites(sites, a_m=LIBASTRO_EARTH_RADIUS_KM * 1e3, f=LIBASTRO_FLATTENING)
+        built = Sites.from_sites(
+            sites,
+            a_m=LIBASTRO_EARTH_RADIUS_KM * 1e3,
+            f=LIBASTRO_FLATTENING,
+            earth_model="pyephem",
+        )
     else:
         built = Sites.from_sites(sites)
     return built, sites
@@ -228,7 +233,13 @@ def make_propagator(
     scale = 1.0
     if earth_model == "pyephem":
         scale = LIBASTRO_EARTH_RADIUS_KM / SGP4_WGS72_RADIUS_KM
-    return Propagator(constellation, epoch, dut1_s=dut1_s, scale=scale)
+    return Propagator(
+        constellation,
+        epoch,
+        dut1_s=dut1_s,
+        scale=scale,
+        earth_model="pyephem" if earth_model == "pyephem" else "wgs84",
+    )
 
 
 def build_constellation(scenario: Scenario) -> Constellation:

@@ -14,17 +14,24 @@ shape ``(T, S, 3)``.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from sgp4 import omm as sgp4_omm
 from sgp4.api import WGS72, Satrec, SatrecArray, jday
 
-from .constants import J2, J2_RADIUS_M, MU_EARTH_M3_S2
+from .constants import (
+    J2,
+    J2_RADIUS_M,
+    LIBASTRO_EARTH_RADIUS_KM,
+    MU_EARTH_M3_S2,
+    SGP4_WGS72_RADIUS_KM,
+)
 from .constellation import Constellation, KeplerElements
 from .elements import ElementSet
 from .errors import StarmeshError, TLEFormatError
-from .frames import gmst82_rad, teme_to_ecef
+from .frames import gmst82_rad, libastro_sidereal_rad, teme_to_ecef
 from .timegrid import J2000_UTC
 
 #: sgp4's error codes (Vallado's sgp4 ``error`` field): 0 means success.
@@ -96,6 +103,95 @@ def propagate_kepler_eci_m(kep: KeplerElements, dt_s: NDArray[np.float64]) -> ND
     r[..., 2] = su * si
     r *= kep.a_m[:, None]
     return r
+
+
+#: pyephem's scale on SGP4's positions (its Earth radius over SGP4's WGS72 radius).
+PYEPHEM_SCALE = LIBASTRO_EARTH_RADIUS_KM / SGP4_WGS72_RADIUS_KM
+
+
+#: Vallado's SGP4 (python-sgp4) raises a mean eccentricity below this to it ("sgp4fix");
+#: libastro's older SGP4 does not, so pyephem propagates satgenpy's e = 1e-7 as is.
+SGP4_MIN_ECC = 1.0e-6
+
+
+def _f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+def libastro_satrec(line1: str, line2: str, *, ecc: float | None = None) -> Satrec:
+    """SGP4 initialised with the elements of a TLE as pyephem (libastro) holds them.
+
+    libastro stores inclination, RAAN, eccentricity, argument of perigee and mean anomaly as
+    C ``float`` (degrees, ``astro.h`` ``eso_*``), then hands SGP4 ``(float) degrad(x)``
+    (``earthsat.c`` ``esat_prop``): each angle is rounded to float32 twice. Mean motion, epoch
+    and drag terms stay double, as in libastro. ``ecc`` replaces the eccentricity (see
+    :func:`libastro_satrecs`).
+    """
+    sat = Satrec.twoline2rv(line1, line2, WGS72)
+
+    def rad(field: str) -> float:
+        return _f32(_f32(float(field)) * np.pi / 180.0)
+
+    e = _f32(float("0." + line2[26:33].strip())) if ecc is None else ecc
+    sat.sgp4init(
+        WGS72,
+        "i",
+        sat.satnum,
+        sat.jdsatepoch + sat.jdsatepochF - 2433281.5,
+        sat.bstar,
+        sat.ndot,
+        sat.nddot,
+        e,
+        rad(line2[34:42]),
+        rad(line2[8:16]),
+        rad(line2[43:51]),
+        sat.no_kozai,
+        rad(line2[17:25]),
+    )
+    return sat
+
+
+def libastro_satrecs(
+    elements: ElementSet,
+) -> tuple[SatrecArray, SatrecArray, NDArray[np.float64]]:
+    """SGP4 set up to reproduce pyephem's propagation of TLE records.
+
+    Vallado's SGP4 raises an eccentricity below :data:`SGP4_MIN_ECC` to it, libastro does not:
+    for satgenpy's e = 1e-7 that moves every satellite along its track by up to
+    ``2 (1e-6 - 1e-7) a`` = 12.5 m. SGP4 is smooth in the eccentricity, so pyephem's position
+    is recovered by propagating at ``e0 = 1e-6`` and ``e0 + 1e-6`` and extrapolating linearly to
+    the record's ``e`` (the neglected second-order term is ``~ a e0^2``, micrometres).
+
+    Returns
+    -------
+    lo, hi : SatrecArray
+        ``S`` satellites at ``max(e, e0)`` and at ``e0 + 1e-6`` (``e`` itself when ``e >= e0``).
+    weight : ndarray, shape (S,)
+        ``r = r_lo + weight (r_hi - r_lo)``: ``(e - e0) / 1e-6`` below ``e0``, else 0.
+    """
+    lo: list[Satrec] = []
+    hi: list[Satrec] = []
+    weight = np.zeros(len(elements.records))
+    for i, rec in enumerate(elements.records):
+        try:
+            if rec.line1 is None or rec.line2 is None:
+                sat = Satrec()
+                sgp4_omm.initialize(sat, dict(rec.omm or {}))
+                lo.append(sat)
+                hi.append(sat)
+                continue
+            e = _f32(float("0." + rec.line2[26:33].strip()))
+            if e >= SGP4_MIN_ECC:
+                sat = libastro_satrec(rec.line1, rec.line2)
+                lo.append(sat)
+                hi.append(sat)
+                continue
+            lo.append(libastro_satrec(rec.line1, rec.line2, ecc=SGP4_MIN_ECC))
+            hi.append(libastro_satrec(rec.line1, rec.line2, ecc=2.0 * SGP4_MIN_ECC))
+            weight[i] = (e - SGP4_MIN_ECC) / SGP4_MIN_ECC
+        except (ValueError, KeyError) as exc:
+            raise TLEFormatError(elements.source, rec.line_no, f"sgp4 rejects it: {exc}") from exc
+    return SatrecArray(lo), SatrecArray(hi), weight
 
 
 def satrecs_from_elements(elements: ElementSet) -> SatrecArray:
@@ -179,6 +275,12 @@ class Propagator:
     scale : float
         Factor on every position: 1, or pyephem's 6378.16 / 6378.135 to reproduce satgenpy
         (pyephem turns SGP4's Earth radii into km with its own radius).
+    earth_model : {"wgs84", "pyephem"}, optional
+        ``"pyephem"`` reproduces pyephem's satellite code, which satgenpy measures with:
+        libastro's Earth rotation angle (:func:`starmesh.frames.libastro_sidereal_rad`) instead
+        of GMST82, and TLE elements rounded to float32 as libastro stores them
+        (:func:`libastro_satrec`). Default: ``"pyephem"`` when ``scale`` is pyephem's
+        (:data:`PYEPHEM_SCALE`), else ``"wgs84"``.
     """
 
     def __init__(
@@ -188,21 +290,37 @@ class Propagator:
         *,
         dut1_s: float = 0.0,
         scale: float = 1.0,
+        earth_model: Literal["wgs84", "pyephem"] | None = None,
     ):
         self.constellation = constellation
         self.epoch = epoch
         self.dut1_s = dut1_s
         self.scale = scale
+        if earth_model is None:
+            earth_model = "pyephem" if scale == PYEPHEM_SCALE else "wgs84"
+        self.earth_model = earth_model
         self._satrecs: SatrecArray | None = None
+        self._satrecs_hi: SatrecArray | None = None
+        self._ecc_weight: NDArray[np.float64] | None = None
         if constellation.kepler is None:
             if constellation.elements is None:
                 raise StarmeshError(f"constellation {constellation.name!r} has no elements")
-            self._satrecs = satrecs_from_elements(constellation.elements)
+            if earth_model == "pyephem":
+                lo, hi, w = libastro_satrecs(constellation.elements)
+                self._satrecs = lo
+                if w.any():
+                    self._satrecs_hi, self._ecc_weight = hi, w
+            else:
+                self._satrecs = satrecs_from_elements(constellation.elements)
 
     def gmst_rad(self, t_s: NDArray[np.float64]) -> NDArray[np.float64]:
-        """GMST at the offsets ``t_s``, shape ``(T,)``."""
+        """Earth rotation angle at the offsets ``t_s``, shape ``(T,)`` [rad]: GMST82, or
+        libastro's sidereal angle with ``earth_model = "pyephem"``."""
         base_s = (self.epoch - J2000_UTC).total_seconds() + self.dut1_s
-        return gmst82_rad((base_s + np.asarray(t_s, dtype=np.float64)) / 86_400.0)
+        days = (base_s + np.asarray(t_s, dtype=np.float64)) / 86_400.0
+        if self.earth_model == "pyephem":
+            return libastro_sidereal_rad(days)
+        return gmst82_rad(days)
 
     def positions_ecef_m(
         self, t_s: NDArray[np.float64]
@@ -230,6 +348,10 @@ class Propagator:
         else:
             assert self._satrecs is not None
             r_eci, err = propagate_sgp4_teme_m(self._satrecs, self.epoch, t_s)
+            if self._satrecs_hi is not None and self._ecc_weight is not None:
+                r_hi, err_hi = propagate_sgp4_teme_m(self._satrecs_hi, self.epoch, t_s)
+                r_eci += self._ecc_weight[:, None] * (r_hi - r_eci)
+                err = np.maximum(err, err_hi)
             ok = err == 0
         r = teme_to_ecef(r_eci, self.gmst_rad(t_s))
         if self.scale != 1.0:

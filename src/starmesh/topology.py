@@ -72,6 +72,60 @@ def isl_lengths_m(r_ecef_m: NDArray[np.float64], edges: NDArray[np.int32]) -> ND
     return np.sqrt(np.einsum("tei,tei->te", d, d))
 
 
+def libastro_isl_lengths_m(
+    r_ecef_m: NDArray[np.float64], edges: NDArray[np.int32]
+) -> NDArray[np.float64]:
+    """ISL lengths as satgenpy measures them with pyephem (``earth_model = "pyephem"``).
+
+    satgenpy's ``distance_m_between_satellites`` puts an observer at 0 N 0 E, has pyephem
+    compute each satellite's range and topocentric (hour angle, declination), and applies the law
+    of cosines to the two ranges and their angular separation. libastro rounds the range and the
+    azimuth to float32 on the way (``ess_range``, ``co_az`` in ``astro.h``; ``earthsat.c``
+    ``obj_earthsat``, ``aa_hadec.c``, ``misc.c`` ``solve_sphere``, pyephem's ``separation``),
+    which moves a length by up to a few metres for satellites far from the observer. This
+    repeats those steps in float64 with the same two roundings. Written out here because no
+    library other than pyephem (one satellite pair per call) does this.
+
+    Parameters
+    ----------
+    r_ecef_m : ndarray, shape (T, S, 3)
+        Positions [m] in the pyephem Earth model's Earth-fixed frame.
+    edges : ndarray, shape (E, 2)
+
+    Returns
+    -------
+    ndarray, shape (T, E)
+        Lengths [m]; NaN where an endpoint has no position.
+    """
+    from .constants import LIBASTRO_EARTH_RADIUS_KM
+
+    # Topocentric frame of an observer at 0 N 0 E on libastro's Earth: south, east, up.
+    d = r_ecef_m.copy()
+    d[..., 0] -= LIBASTRO_EARTH_RADIUS_KM * 1e3
+    x, y, z = -d[..., 2], d[..., 1], d[..., 0]
+    rng = np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2).astype(np.float32)
+    alt = np.arctan(z / np.sqrt(x * x + y * y))
+    az = (np.pi - np.arctan2(y, x)).astype(np.float32).astype(np.float64)
+    # aa_hadec at latitude 0: solve_sphere(-az, pi/2 - alt, sin 0, cos 0).
+    b = np.pi / 2 - alt
+    cb, sb = np.cos(b), np.sin(b)
+    ca = np.clip(sb * np.cos(-az), -1.0, 1.0)
+    dec = np.pi / 2 - np.arccos(ca)
+    ha = np.arctan2(np.sin(-az) * sb, cb)
+    r1, r2 = rng[:, edges[:, 0]].astype(np.float64), rng[:, edges[:, 1]].astype(np.float64)
+    d1, d2 = dec[:, edges[:, 0]], dec[:, edges[:, 1]]
+    cosine = np.sin(d1) * np.sin(d2) + np.cos(d1) * np.cos(d2) * np.cos(
+        ha[:, edges[:, 0]] - ha[:, edges[:, 1]]
+    )
+    sep = np.where(cosine >= 1.0, 0.0, np.arccos(np.minimum(cosine, 1.0)))
+    return np.sqrt(r1**2 + r2**2 - 2.0 * r1 * r2 * np.cos(sep))
+
+
+def libastro_gsl_lengths_m(length_m: NDArray[np.float64]) -> NDArray[np.float64]:
+    """GSL lengths as pyephem reports them: rounded to float32 (``ess_range``), shape kept."""
+    return np.asarray(length_m, dtype=np.float64).astype(np.float32).astype(np.float64)
+
+
 def max_isl_range_m(
     altitude_m: float, grazing_altitude_m: float = 80e3, earth_radius_m: float = 6_378_135.0
 ) -> float:
