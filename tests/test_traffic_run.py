@@ -141,3 +141,19 @@ def test_bad_traffic_one_line_nothing_written(tmp_path, traffic, field, fix):
     assert res.output.count("\n") == 1, res.output
     assert field in res.output and fix in res.output, res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_gravity_traffic_survives_resolution():
+    """Populations are part of the resolved scenario, so a plan rebuilt from a run folder's
+    scenario.toml (as --resume does) still has its gravity demands."""
+    data = dict(BASE)
+    data["ground"] = {"terminal_dataset": "top-cities:5"}
+    data["routing"] = {"modes": ["isl"], "pairs": "all-terminal-pairs"}
+    data["traffic"] = {"model": "gravity", "total_gbps": 10.0}
+    plan = build_plan(parse_scenario(data))
+    pops = [t.get("population") for t in plan.resolved["ground"]["terminals"]]
+    assert all(isinstance(p, int) and p > 1_000_000 for p in pops)
+    again = build_plan(parse_scenario(plan.resolved))
+    assert again.resolved == plan.resolved
+    assert again.traffic is not None and plan.traffic is not None
+    np.testing.assert_array_equal(again.traffic.flows.demand_bps, plan.traffic.flows.demand_bps)

@@ -180,15 +180,15 @@ def _resolve_site(entry: SiteEntry, kind: SiteKind, where: str) -> Site:
             assert entry.lat_deg is not None and entry.lon_deg is not None
             assert entry.name is not None
             site = Site(entry.name, "terminal", entry.lat_deg, entry.lon_deg, entry.alt_m)
-        if not isinstance(entry, str) and entry.name is not None:
+        if not isinstance(entry, str):
             site = Site(
-                entry.name,
+                entry.name if entry.name is not None else site.name,
                 site.kind,
                 site.lat_deg,
                 site.lon_deg,
                 site.alt_m,
-                site.approximate,
-                site.population,
+                site.approximate or entry.approximate,
+                entry.population if entry.population is not None else site.population,
             )
     except ScenarioError as exc:
         raise ScenarioError(where, exc.message) from None
@@ -956,14 +956,17 @@ def resolved_scenario(
     # The sites' coordinates as given (not recomputed from radians), so that resolving again
     # gives the same numbers.
     for site, kind in zip(site_list, plan.sites.kinds, strict=True):
-        ground[key[kind]].append(
-            {
-                "name": site.name,
-                "lat_deg": float(site.lat_deg),
-                "lon_deg": float(site.lon_deg),
-                "alt_m": float(site.alt_m),
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": site.name,
+            "lat_deg": float(site.lat_deg),
+            "lon_deg": float(site.lon_deg),
+            "alt_m": float(site.alt_m),
+        }
+        if site.population is not None:
+            entry["population"] = int(site.population)
+        if site.approximate:
+            entry["approximate"] = True
+        ground[key[kind]].append(entry)
     data["ground"] = ground
     if not cons.shells and sc.links.isl == "plus-grid":
         data["links"]["isl"] = "nearest-k"

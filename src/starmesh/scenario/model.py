@@ -126,6 +126,10 @@ class SiteSpec(_Model):
     lat_deg: float | None = Field(None, ge=-90.0, le=90.0)
     lon_deg: float | None = Field(None, ge=-180.0, le=180.0)
     alt_m: float = Field(0.0, ge=-500.0, le=9000.0)
+    #: People the site stands for (gravity traffic); a city's GeoNames population by default.
+    population: int | None = Field(None, ge=0)
+    #: Coordinates rounded in their source (gateway filings): shown as approximate.
+    approximate: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> SiteSpec:
