@@ -77,7 +77,9 @@ def _survivors(workdir: Path) -> list[str]:
     out = subprocess.run(
         ["mutmut", "results"], cwd=workdir, capture_output=True, text=True, check=False
     ).stdout
-    return [ln.split(":", 1)[0].strip() for ln in out.splitlines() if ln.strip().endswith("survived")]
+    return [
+        ln.split(":", 1)[0].strip() for ln in out.splitlines() if ln.strip().endswith("survived")
+    ]
 
 
 def run_module(module: str, keep: Path | None) -> dict[str, object]:
@@ -122,7 +124,11 @@ def run_module(module: str, keep: Path | None) -> dict[str, object]:
         "survived": counts.get("survived", 0),
         "timeout": counts.get("timeout", 0),
         "no_tests": no_tests,
-        "other": {k: v for k, v in counts.items() if k not in {"killed", "survived", "timeout", "no tests"}},
+        "other": {
+            k: v
+            for k, v in counts.items()
+            if k not in {"killed", "survived", "timeout", "no tests"}
+        },
         "score": round(killed / tested, 4) if tested else None,
         "survivors": _survivors(work),
         "workdir": str(work),
@@ -135,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"default: {' '.join(MODULES)}")
     parser.add_argument("--out", type=Path, help="append one JSON line per module here")
-    parser.add_argument("--keep", type=Path, help="scratch folder to keep (one subfolder per module)")
+    parser.add_argument(
+        "--keep", type=Path, help="scratch folder to keep (one subfolder per module)"
+    )
     parser.add_argument("--list", action="store_true", help="print modules and tests, run nothing")
     args = parser.parse_args(argv)
     if args.list:
