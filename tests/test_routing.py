@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+import pymap3d
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,6 +40,8 @@ REL_TOL = 1e-12
 #: One picosecond: tolerance of hand-summed delays of a few milliseconds.
 ONE_PS = 1e-12
 ONE_MM = 1e-3
+#: Elevation agreement of two float64 implementations of the same geometry (numerical error).
+EL_TOL_DEG = 1e-7
 MS = 1e-3
 
 Node = int | tuple[str, int]
@@ -452,6 +455,7 @@ def test_walker_shell_routes_obey_geometry() -> None:
     )
     gc_m = great_circle_m(lat[src], lon[src], lat[dst], lon[dst])
     chord_m = np.linalg.norm(site_r[src] - site_r[dst], axis=1)
+    site_pm = np.stack(pymap3d.geodetic2ecef(lat, lon, 0.0, deg=False), axis=-1)
     n_checked = 0
     for k in range(t_s.size):
         now = gsl.t_idx == k
@@ -470,19 +474,29 @@ def test_walker_shell_routes_obey_geometry() -> None:
         rtt = 2.0 * routes.delay_s[reach]
         assert np.all(rtt >= 2.0 * gc_m[reach] / C_M_S * (1.0 - 1e-9))
         assert np.all(routes.delay_s[reach] >= chord_m[reach] / C_M_S)
-        # An equivalent graph in networkx, weighted by lengths recomputed from the positions.
+        # The oracle graph, built without our frames, find_gsls or snapshot_graph: sites by
+        # pymap3d's geodetic2ecef, ground links wherever pymap3d's elevation of the satellite
+        # is >= 25 deg, every link weighted by its straight-line length; networkx's Dijkstra.
+        # (Satellite positions are the propagator's, validated in test_propagation.)
+        x, y, z = (r[k][None, :, j] for j in range(3))
+        _az, el_deg, _rng = pymap3d.ecef2aer(
+            x, y, z, np.degrees(lat)[:, None], np.degrees(lon)[:, None], 0.0, deg=True
+        )
+        el_deg = np.asarray(el_deg)
+        assert np.abs(el_deg - 25.0).min() > EL_TOL_DEG  # no link on the mask within rounding
         graph = nx.DiGraph()
-        for (a, b), d in zip(edges.tolist(), length[k].tolist(), strict=True):
+        for a, b in edges.tolist():
+            d = float(np.linalg.norm(r[k, a] - r[k, b]))
             if d <= isl_range:
                 graph.add_edge(a, b, weight=d)
                 graph.add_edge(b, a, weight=d)
-        for g, s in zip(links["gsl_site"].tolist(), links["gsl_sat"].tolist(), strict=True):
-            d = float(np.linalg.norm(r[k, s] - site_r[g]))
+        for g, s in np.argwhere(el_deg >= 25.0).tolist():
+            d = float(np.linalg.norm(r[k, s] - site_pm[g]))
             graph.add_edge(("out", g), s, weight=d)
             graph.add_edge(s, ("in", g), weight=d)
 
         def where(node: Node, k: int = k) -> NDArray[np.float64]:
-            return r[k, node] if isinstance(node, int) else site_r[node[1]]
+            return r[k, node] if isinstance(node, int) else site_pm[node[1]]
 
         for p in np.flatnonzero(reach):
             path = nx.dijkstra_path(graph, ("out", int(src[p])), ("in", int(dst[p])))
