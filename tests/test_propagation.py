@@ -197,6 +197,8 @@ GMST_TOL_RAD = 1e-9
 #: skyfield goes through GCRS with IAU 2000A nutation, we rotate by GMST82; neither applies polar
 #: motion). Measured up to 1.1 cm; 1 ms of UT1 error would be 0.46 m.
 TEN_CM = 0.1
+#: OMM vs TLE of the same record (numerical: microsecond epoch rounding, see the test).
+OMM_EPOCH_ROUNDING_M = 0.01
 
 
 @pytest.mark.parametrize("alt_km", [340.0, 550.0, 1200.0])
@@ -303,3 +305,29 @@ def test_sgp4_error_codes_are_uint8_and_missing_elements_are_named() -> None:
     empty = Constellation("ghost", ("a",))
     with pytest.raises(StarmeshError, match="ghost"):
         Propagator(empty, datetime(2026, 5, 13, tzinfo=UTC))
+
+
+def test_omm_records_propagate_like_their_tles() -> None:
+    # sgp4's own exporter (sgp4.exporter.export_omm) writes the OMM fields of five TLEs of the
+    # snapshot; read back through our OMM reader they must propagate exactly as the TLEs do.
+    import json
+
+    from sgp4.exporter import export_omm
+
+    from starmesh.elements import load_starlink_snapshot, parse_omm_text
+
+    tles = load_starlink_snapshot().select([0, 1000, 2000, 3000, 4000])
+    rows = []
+    for rec in tles.records:
+        assert rec.line1 is not None and rec.line2 is not None
+        rows.append(export_omm(Satrec.twoline2rv(rec.line1, rec.line2, WGS72), rec.name or "X"))
+    omms = parse_omm_text(json.dumps(rows), fmt="json", source="export_omm")
+    assert all(r.omm is not None and r.line1 is None for r in omms.records)
+    t0 = datetime(2026, 5, 13, tzinfo=UTC)
+    t_s = np.array([0.0, 3000.0, 86400.0])
+    r_tle, err_tle = propagate_sgp4_teme_m(satrecs_from_elements(tles), t0, t_s)
+    r_omm, err_omm = propagate_sgp4_teme_m(satrecs_from_elements(omms), t0, t_s)
+    assert (err_tle == 0).all() and (err_omm == 0).all()
+    # Numerical: OMM writes the epoch to the microsecond, the TLE's epoch has 1e-8 day (864 us)
+    # steps, so the two differ by up to 0.5 us, 3.8 mm of flight at 7.6 km/s.
+    assert np.abs(r_omm - r_tle).max() < OMM_EPOCH_ROUNDING_M
