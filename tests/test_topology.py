@@ -669,3 +669,32 @@ def test_gsl_rule_needs_exactly_one_criterion() -> None:
         GslRule()
     with pytest.raises(ValueError, match="exactly one"):
         GslRule(min_elevation_rad=0.4, max_range_m=1e6)
+
+
+def test_small_edge_cases() -> None:
+    # Two satellites per plane still have their in-plane link (one, not two).
+    const = Constellation.from_shells("two", [shell(1, 2, 0)], epoch=EPOCH)
+    assert plus_grid_edges(const).tolist() == [[0, 1]]
+    # Two satellites in range are each other's nearest neighbour.
+    r = np.array([[7.0e6, 0.0, 0.0], [7.0e6, 1.0e5, 0.0]])
+    assert nearest_k_edges(r, np.ones(2, bool), k=1, max_range_m=1e6).tolist() == [[0, 1]]
+    # One gateway still gets its fibre to the nearest PoP; no PoP gives typed empty arrays.
+    lat, lon = np.radians([50.0, 51.0, 40.0]), np.radians([0.0, 1.0, 10.0])
+    gw, pop, length = fibre_links(lat, lon, np.array([0]), np.array([1, 2]), route_factor=1.5)
+    assert gw.tolist() == [0] and pop.tolist() == [1]
+    assert length[0] == pytest.approx(1.5 * sphere_distance_m(lat[0], lon[0], lat[1], lon[1]))
+    gw, pop, length = fibre_links(lat, lon, np.array([0]), np.zeros(0, np.int64), route_factor=1.5)
+    assert gw.dtype == pop.dtype == np.int64 and gw.size == pop.size == length.size == 0
+
+
+@pytest.mark.parametrize("case", ["no-valid-satellite", "no-site"])
+def test_find_gsls_empty_result_is_typed(case: str) -> None:
+    r, ok, site_r, up = gsl_scene()
+    if case == "no-valid-satellite":
+        ok = np.zeros_like(ok)
+    else:
+        site_r, up = site_r[:0], up[:0]
+    gsl = find_gsls(r, ok, site_r, up, GslRule(min_elevation_rad=0.4))
+    for x in (gsl.t_idx, gsl.site_idx, gsl.sat_idx):
+        assert x.dtype == np.int32 and x.size == 0
+    assert gsl.length_m.dtype == np.float64 and gsl.length_m.size == 0
