@@ -173,6 +173,23 @@ def unique_shortest_path(graph: nx.DiGraph, src: int, dst: int) -> list[Node] | 
     return paths[0] if len(paths) == 1 else None
 
 
+def expected_hash(path: list[Node], n_sats: int, n_sites: int) -> int:
+    """The documented path hash: starting from the target's node number, ``h = h * 1_000_003 +
+    node`` for each node back to the origin, modulo 2^64 (nodes numbered satellites, then site
+    out-nodes, then site in-nodes)."""
+
+    def number(node: Node) -> int:
+        if isinstance(node, int):
+            return node
+        return n_sats + node[1] + (n_sites if node[0] == "in" else 0)
+
+    nums = [number(n) for n in reversed(path)]
+    h = nums[0]
+    for v in nums[1:]:
+        h = (h * 1_000_003 + v) % 2**64
+    return h
+
+
 def satellites_on(path: list[Node]) -> list[int]:
     return [n for n in path if isinstance(n, int)]
 
@@ -181,6 +198,10 @@ def check_against_oracle(
     graph: nx.DiGraph, src: NDArray[np.int64], dst: NDArray[np.int64], routes: Routes
 ) -> int:
     """Compare every pair with networkx; returns how many pairs had a unique shortest path."""
+    assert routes.hops.dtype == np.int16 and routes.path_hash.dtype == np.uint64
+    assert routes.src_sat.dtype == routes.dst_sat.dtype == np.int32
+    n_sats = sum(1 for n in graph.nodes if isinstance(n, int))
+    n_sites = (graph.number_of_nodes() - n_sats) // 2
     n_unique = 0
     for p, (s, d) in enumerate(zip(src.tolist(), dst.tolist(), strict=True)):
         try:
@@ -200,6 +221,15 @@ def check_against_oracle(
         n_unique += 1
         sats = satellites_on(path)
         assert routes.hops[p] == len(path) - 1, (s, d, path)
+        # Dijkstra may have run from the destination's side, which hashes the mirrored path.
+        mirrored: list[Node] = [
+            n if isinstance(n, int) else ("in" if n[0] == "out" else "out", n[1])
+            for n in reversed(path)
+        ]
+        assert routes.path_hash[p] in {
+            expected_hash(path, n_sats, n_sites),
+            expected_hash(mirrored, n_sats, n_sites),
+        }, (s, d, path)
         assert routes.src_sat[p] == sats[0], (s, d, path)
         assert routes.dst_sat[p] == sats[-1], (s, d, path)
     return n_unique
