@@ -525,3 +525,23 @@ def test_pack_paths_round_trip() -> None:
     paths = [[3, 0, 1, 2, 8, 9], [], [5, 4, 2, 1, 0, 7]]
     ptr, nodes = pack_paths(paths)
     assert [nodes[ptr[i] : ptr[i + 1]].tolist() for i in range(3)] == paths
+
+
+def test_site_resources_point_at_their_kind_and_zero_terminals_have_no_capacity() -> None:
+    # Unlimited terminals (inf bit/s each) at a site with none of them: inf * 0 must be 0, not
+    # NaN; each site's down/up resource indices must name resources of its own kind and element.
+    caps = LinkCapacities(terminal_down_bps=np.inf, terminal_up_bps=np.inf)
+    kinds = ["terminal", "gateway", "pop", "terminal", "gateway"]
+    res = build_resources(
+        4, kinds, [[0, 1], [2, 3]], [1, 4], [2, 2], caps, n_terminals_per_site=[0, 0, 0, 3, 0]
+    )
+    assert res.capacity_bps[res.site_down[0]] == 0.0 and res.capacity_bps[res.site_up[0]] == 0.0
+    assert np.isinf(res.capacity_bps[res.site_down[3]])
+    names = list(RESOURCE_KINDS)
+    for g, k in enumerate(kinds):
+        if k == "pop":
+            assert res.site_down[g] == -1 and res.site_up[g] == -1
+            continue
+        down, up = int(res.site_down[g]), int(res.site_up[g])
+        assert names[res.kind[down]] == f"{k}_down" and names[res.kind[up]] == f"{k}_up"
+        assert up == down + 1
