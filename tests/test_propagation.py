@@ -238,13 +238,14 @@ def test_gmst_with_dut1_matches_astropy(dut1_s: float) -> None:
     from astropy.time import Time, TimeDelta
     from astropy.utils import iers
 
-    iers.conf.auto_download = False  # UT1 - UTC is given, so no IERS table is needed
     epoch = datetime(2026, 5, 13, 7, 30, tzinfo=UTC)
     t_s = np.array([0.0, 1234.5, 86400.0 * 3.3, 86400.0 * 40.0])
     ours = Propagator(_walker(), epoch, dut1_s=dut1_s).gmst_rad(t_s)
-    at = Time(epoch, scale="utc") + TimeDelta(t_s, format="sec")
-    at.delta_ut1_utc = dut1_s
-    want = at.sidereal_time("mean", "greenwich", model="IAU1982").rad
+    # UT1 - UTC is given, so no IERS table is needed (and none is downloaded).
+    with iers.conf.set_temp("auto_download", False):
+        at = Time(epoch, scale="utc") + TimeDelta(t_s, format="sec")
+        at.delta_ut1_utc = dut1_s
+        want = at.sidereal_time("mean", "greenwich", model="IAU1982").rad
     diff = np.angle(np.exp(1j * (ours - want)))
     assert np.abs(diff).max() < GMST_TOL_RAD, diff
 
