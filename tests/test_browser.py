@@ -3,7 +3,8 @@ cut off, and every plot must render, with no error, no request and pixels on scr
 
 The page's own probe (:mod:`starmesh.report.page`) writes what happened into ``<body>``
 attributes and each plot's ``data-box``; ``--dump-dom`` reads them back and ``--screenshot``
-shows the pixels. Skipped when no Chromium is installed (``apt-get install chromium``), or
+shows the pixels. Skipped when no Chromium is installed (``apt-get install chromium``) and the
+environment variable ``CI`` is unset; with ``CI`` set a missing Chromium fails the module.
 ``STARMESH_CHROMIUM`` names the browser binary.
 """
 
@@ -43,6 +44,12 @@ def _chromium() -> str | None:
 
 CHROMIUM = _chromium()
 if CHROMIUM is None:
+    if os.environ.get("CI"):
+        # CI installs Chromium: a missing browser there is a broken job, not a reason to skip.
+        pytest.fail(
+            "CI is set but no Chromium was found: install chromium or set STARMESH_CHROMIUM",
+            pytrace=False,
+        )
     pytest.skip(
         "no Chromium to run browser tests: apt-get install chromium", allow_module_level=True
     )

@@ -140,6 +140,17 @@ def test_a_flow_crossing_a_resource_twice_counts_twice() -> None:
     assert out.rate_bps.tolist() == [3.0, 3.0]
 
 
+def test_multiplicity_is_charged_when_a_flow_freezes() -> None:
+    # Hand-solved: x crosses r0 and r1 twice each (weight 2), y only r0, z only r1.
+    # r1 (capacity 3): 2 x + z = 3 with x = z, so x = z = 1 freeze in round one; r0 (capacity
+    # 10) then has 10 - 2 * 1 = 8 left for y. Charging x once would give y 9 and overload r0.
+    a = np.array([[2.0, 2.0], [1.0, 0.0], [0.0, 1.0]])
+    out = max_min_fair(csr_array(a), [10.0, 3.0], [np.inf, np.inf, np.inf])
+    np.testing.assert_allclose(out.rate_bps, [1.0, 8.0, 1.0], rtol=REL_TOL)
+    np.testing.assert_allclose(out.load_bps, [10.0, 3.0], rtol=REL_TOL)
+    assert out.n_rounds == 2
+
+
 def test_empty_problem() -> None:
     out = max_min_fair(csr_array((0, 3)), [1.0, 2.0, 3.0], np.zeros(0))
     assert out.rate_bps.size == 0 and out.n_rounds == 0
@@ -151,13 +162,16 @@ def test_empty_problem() -> None:
 
 @st.composite
 def instances(
-    draw: st.DrawFn, max_flows: int = 12, max_res: int = 8
+    draw: st.DrawFn, max_flows: int = 12, max_res: int = 8, weighted: bool = False
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     n_f = draw(st.integers(1, max_flows))
     n_r = draw(st.integers(1, max_res))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     a = (rng.random((n_f, n_r)) < draw(st.floats(0.2, 0.8))).astype(float)
+    if weighted:
+        # Multiplicities 1-3: a path that crosses a resource more than once.
+        a *= rng.integers(1, 4, a.shape)
     # Capacities: some zero, some equal (ties), most random.
     cap = rng.choice([0.0, 5.0, 10.0], n_r) if draw(st.booleans()) else rng.uniform(0, 10, n_r)
     cap[rng.random(n_r) < 0.1] = 0.0
@@ -217,6 +231,19 @@ def test_agrees_with_lexicographic_lp(inst: tuple[NDArray[np.float64], ...]) -> 
     got = max_min_fair(a, cap, dem).rate_bps
     want = max_min_fair_lp(a, cap, dem)
     np.testing.assert_allclose(got, want, rtol=LP_TOL, atol=LP_TOL * max(cap.max(), 1.0))
+
+
+@given(instances(max_flows=6, max_res=5, weighted=True))
+@settings(max_examples=60, deadline=None)
+def test_weighted_incidence_agrees_with_lexicographic_lp(
+    inst: tuple[NDArray[np.float64], ...],
+) -> None:
+    # Multiplicities > 1 against HiGHS: A x <= c with the weights in A.
+    a, cap, dem = inst
+    out = max_min_fair(csr_array(a), cap, dem)
+    check_max_min(a, cap, dem, out)
+    want = max_min_fair_lp(a, cap, dem)
+    np.testing.assert_allclose(out.rate_bps, want, rtol=LP_TOL, atol=LP_TOL * max(cap.max(), 1.0))
 
 
 def test_lp_reference_on_the_parking_lot() -> None:
@@ -498,3 +525,23 @@ def test_pack_paths_round_trip() -> None:
     paths = [[3, 0, 1, 2, 8, 9], [], [5, 4, 2, 1, 0, 7]]
     ptr, nodes = pack_paths(paths)
     assert [nodes[ptr[i] : ptr[i + 1]].tolist() for i in range(3)] == paths
+
+
+def test_site_resources_point_at_their_kind_and_zero_terminals_have_no_capacity() -> None:
+    # Unlimited terminals (inf bit/s each) at a site with none of them: inf * 0 must be 0, not
+    # NaN; each site's down/up resource indices must name resources of its own kind and element.
+    caps = LinkCapacities(terminal_down_bps=np.inf, terminal_up_bps=np.inf)
+    kinds = ["terminal", "gateway", "pop", "terminal", "gateway"]
+    res = build_resources(
+        4, kinds, [[0, 1], [2, 3]], [1, 4], [2, 2], caps, n_terminals_per_site=[0, 0, 0, 3, 0]
+    )
+    assert res.capacity_bps[res.site_down[0]] == 0.0 and res.capacity_bps[res.site_up[0]] == 0.0
+    assert np.isinf(res.capacity_bps[res.site_down[3]])
+    names = list(RESOURCE_KINDS)
+    for g, k in enumerate(kinds):
+        if k == "pop":
+            assert res.site_down[g] == -1 and res.site_up[g] == -1
+            continue
+        down, up = int(res.site_down[g]), int(res.site_up[g])
+        assert names[res.kind[down]] == f"{k}_down" and names[res.kind[up]] == f"{k}_up"
+        assert up == down + 1

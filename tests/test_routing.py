@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+import pymap3d
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,6 +40,8 @@ REL_TOL = 1e-12
 #: One picosecond: tolerance of hand-summed delays of a few milliseconds.
 ONE_PS = 1e-12
 ONE_MM = 1e-3
+#: Elevation agreement of two float64 implementations of the same geometry (numerical error).
+EL_TOL_DEG = 1e-7
 MS = 1e-3
 
 Node = int | tuple[str, int]
@@ -170,6 +173,23 @@ def unique_shortest_path(graph: nx.DiGraph, src: int, dst: int) -> list[Node] | 
     return paths[0] if len(paths) == 1 else None
 
 
+def expected_hash(path: list[Node], n_sats: int, n_sites: int) -> int:
+    """The documented path hash: starting from the target's node number, ``h = h * 1_000_003 +
+    node`` for each node back to the origin, modulo 2^64 (nodes numbered satellites, then site
+    out-nodes, then site in-nodes)."""
+
+    def number(node: Node) -> int:
+        if isinstance(node, int):
+            return node
+        return n_sats + node[1] + (n_sites if node[0] == "in" else 0)
+
+    nums = [number(n) for n in reversed(path)]
+    h = nums[0]
+    for v in nums[1:]:
+        h = (h * 1_000_003 + v) % 2**64
+    return h
+
+
 def satellites_on(path: list[Node]) -> list[int]:
     return [n for n in path if isinstance(n, int)]
 
@@ -178,6 +198,10 @@ def check_against_oracle(
     graph: nx.DiGraph, src: NDArray[np.int64], dst: NDArray[np.int64], routes: Routes
 ) -> int:
     """Compare every pair with networkx; returns how many pairs had a unique shortest path."""
+    assert routes.hops.dtype == np.int16 and routes.path_hash.dtype == np.uint64
+    assert routes.src_sat.dtype == routes.dst_sat.dtype == np.int32
+    n_sats = sum(1 for n in graph.nodes if isinstance(n, int))
+    n_sites = (graph.number_of_nodes() - n_sats) // 2
     n_unique = 0
     for p, (s, d) in enumerate(zip(src.tolist(), dst.tolist(), strict=True)):
         try:
@@ -197,6 +221,15 @@ def check_against_oracle(
         n_unique += 1
         sats = satellites_on(path)
         assert routes.hops[p] == len(path) - 1, (s, d, path)
+        # Dijkstra may have run from the destination's side, which hashes the mirrored path.
+        mirrored: list[Node] = [
+            n if isinstance(n, int) else ("in" if n[0] == "out" else "out", n[1])
+            for n in reversed(path)
+        ]
+        assert routes.path_hash[p] in {
+            expected_hash(path, n_sats, n_sites),
+            expected_hash(mirrored, n_sats, n_sites),
+        }, (s, d, path)
         assert routes.src_sat[p] == sats[0], (s, d, path)
         assert routes.dst_sat[p] == sats[-1], (s, d, path)
     return n_unique
@@ -452,6 +485,7 @@ def test_walker_shell_routes_obey_geometry() -> None:
     )
     gc_m = great_circle_m(lat[src], lon[src], lat[dst], lon[dst])
     chord_m = np.linalg.norm(site_r[src] - site_r[dst], axis=1)
+    site_pm = np.stack(pymap3d.geodetic2ecef(lat, lon, 0.0, deg=False), axis=-1)
     n_checked = 0
     for k in range(t_s.size):
         now = gsl.t_idx == k
@@ -470,19 +504,29 @@ def test_walker_shell_routes_obey_geometry() -> None:
         rtt = 2.0 * routes.delay_s[reach]
         assert np.all(rtt >= 2.0 * gc_m[reach] / C_M_S * (1.0 - 1e-9))
         assert np.all(routes.delay_s[reach] >= chord_m[reach] / C_M_S)
-        # An equivalent graph in networkx, weighted by lengths recomputed from the positions.
+        # The oracle graph, built without our frames, find_gsls or snapshot_graph: sites by
+        # pymap3d's geodetic2ecef, ground links wherever pymap3d's elevation of the satellite
+        # is >= 25 deg, every link weighted by its straight-line length; networkx's Dijkstra.
+        # (Satellite positions are the propagator's, validated in test_propagation.)
+        x, y, z = (r[k][None, :, j] for j in range(3))
+        _az, el_deg, _rng = pymap3d.ecef2aer(
+            x, y, z, np.degrees(lat)[:, None], np.degrees(lon)[:, None], 0.0, deg=True
+        )
+        el_deg = np.asarray(el_deg)
+        assert np.abs(el_deg - 25.0).min() > EL_TOL_DEG  # no link on the mask within rounding
         graph = nx.DiGraph()
-        for (a, b), d in zip(edges.tolist(), length[k].tolist(), strict=True):
+        for a, b in edges.tolist():
+            d = float(np.linalg.norm(r[k, a] - r[k, b]))
             if d <= isl_range:
                 graph.add_edge(a, b, weight=d)
                 graph.add_edge(b, a, weight=d)
-        for g, s in zip(links["gsl_site"].tolist(), links["gsl_sat"].tolist(), strict=True):
-            d = float(np.linalg.norm(r[k, s] - site_r[g]))
+        for g, s in np.argwhere(el_deg >= 25.0).tolist():
+            d = float(np.linalg.norm(r[k, s] - site_pm[g]))
             graph.add_edge(("out", g), s, weight=d)
             graph.add_edge(s, ("in", g), weight=d)
 
         def where(node: Node, k: int = k) -> NDArray[np.float64]:
-            return r[k, node] if isinstance(node, int) else site_r[node[1]]
+            return r[k, node] if isinstance(node, int) else site_pm[node[1]]
 
         for p in np.flatnonzero(reach):
             path = nx.dijkstra_path(graph, ("out", int(src[p])), ("in", int(dst[p])))

@@ -155,6 +155,10 @@ def test_access_flows_diurnal_follow_local_time() -> None:
     # The epoch's time of day shifts the curve.
     later = access_flows(sites, ["Kyiv"], down_bps=100e6, diurnal=True, epoch="2025-03-01T06:00Z")
     assert later.demand_at(t_peak - 6 * HOUR_S)[0] == pytest.approx(100e6, rel=REL_TOL)
+    # Minutes and seconds of the epoch count too: 06:45:36 UTC is 6.76 h.
+    odd = access_flows(sites, ["Kyiv"], down_bps=100e6, diurnal=True, epoch="2025-03-01T06:45:36Z")
+    assert odd.demand_at(t_peak - 6.76 * HOUR_S)[0] == pytest.approx(100e6, rel=REL_TOL)
+    assert odd.demand_at(t_trough - 6.76 * HOUR_S)[0] == pytest.approx(40e6, rel=REL_TOL)
 
 
 def test_access_flow_errors() -> None:

@@ -456,8 +456,10 @@ def build_resources(
         cd = np.full(m, c_down)
         cu = np.full(m, c_up)
         if k_down == _K["terminal_down"]:
-            cd = cd * n_term[term_sites]
-            cu = cu * n_term[term_sites]
+            # inf bit/s per terminal x 0 terminals is NaN (set to 0 below), not a warning.
+            with np.errstate(invalid="ignore"):
+                cd = cd * n_term[term_sites]
+                cu = cu * n_term[term_sites]
         cap_parts.append(np.stack([cd, cu], axis=1).reshape(-1))
     kind = np.concatenate(kind_parts)
     element = np.concatenate(elem_parts)
