@@ -35,12 +35,14 @@ MODULES: dict[str, list[str]] = {
     "frames": ["tests/test_frames.py"],
     "propagation": ["tests/test_propagation.py"],
     "topology": ["tests/test_topology.py"],
-    "routing": ["tests/test_routing.py"],
-    "_sssp": ["tests/test_sssp.py"],
+    "routing/graph": ["tests/test_routing.py"],
+    "routing/kernels": ["tests/test_sssp.py"],
     "capacity": ["tests/test_capacity.py"],
     "linkbudget": ["tests/test_linkbudget.py"],
     "traffic": ["tests/test_traffic.py"],
-    "disruptions": ["tests/test_disruptions.py"],
+    "disruptions/failures": ["tests/test_disruptions.py"],
+    "disruptions/jamming": ["tests/test_disruptions.py"],
+    "disruptions/geofence": ["tests/test_disruptions.py"],
 }
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
-from starmesh._sssp import sssp_full, sssp_update, walk_paths
+from starmesh.routing.kernels import sssp_full, sssp_update, walk_paths
 
 
 def _random_structure(rng: np.random.Generator, n: int, m: int):
@@ -129,7 +129,7 @@ def test_heap_pops_in_sorted_order(keys):
     # The binary heap under Dijkstra: a misordered heap still gives correct distances (the
     # stale-entry check turns it into label correcting) but not Dijkstra's cost, so it is
     # checked directly against Python's sorted().
-    from starmesh._sssp import _pop, _push
+    from starmesh.routing.kernels import _pop, _push
 
     hk = np.empty(len(keys) + 1)
     hv = np.empty(len(keys) + 1, np.int64)

@@ -21,7 +21,8 @@ coverage edges move by tens of km.
 Speed. The whole Earth at H3 resolution 3 (41,162 cells) against 10,000 satellites for 2,880
 steps is about 3e9 visible cell-satellite pairs: no per-pair array in numpy (BLAS dot products
 would compute all C x S = 4e8 products per step, 200 times more than are visible) can do that in
-minutes. So the counting kernel is compiled with numba, as ``_sssp.py`` is: per step the
+minutes. So the counting kernel is compiled with numba, as the routing kernels are
+(``routing/kernels.py``): per step the
 satellites are sorted into a latitude/longitude bucket grid, and each cell (in parallel threads)
 scans only the buckets within a safe bound on ``lambda`` of it, where each candidate gets the
 exact elevation test (a few multiply-adds, no square root); the per-cell state (histogram of

@@ -7,8 +7,8 @@ each its own function:
 1. :func:`chunk_links`: positions -> ISL delays, usable GSLs (failures, denied areas, link
    budgets and jamming applied) and their delays, per step;
 2. :func:`route_mode`: for one routing mode, each step's shortest-path trees, updated from the
-   previous step's (:mod:`starmesh._sssp`), read into RTT, hops and serving satellites per pair,
-   with the traffic step (:func:`traffic_step`) and forwarding state (:func:`next_hops`) of
+   previous step's (:mod:`starmesh.routing.kernels`), read into RTT, hops and serving
+   satellites per pair, with the traffic step (:func:`traffic_step`) and forwarding state of
    every step.
 
 Chunks are independent of each other (each recomputes the step before it), so executors may run
@@ -25,7 +25,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import vstack as sparse_vstack
 
-from ._sssp import sssp_full, sssp_update, walk_paths
 from .capacity import (
     flow_incidence,
     max_min_fair,
@@ -35,7 +34,14 @@ from .capacity import (
 from .disruptions import gsl_quality
 from .plan import RunPlan
 from .propagation import Propagator
-from .routing import ChunkGraph, build_chunk_graph, space_delay_s
+from .routing import (
+    ChunkGraph,
+    build_chunk_graph,
+    space_delay_s,
+    sssp_full,
+    sssp_update,
+    walk_paths,
+)
 from .topology import (
     GslCandidates,
     find_gsls,
@@ -529,7 +535,7 @@ def compute_chunk(
     The step before ``start`` is routed as well (and dropped) so that path and forwarding
     changes at the chunk's first step are detected; chunks are therefore independent of each
     other. Within the chunk the graph structure is fixed and each step's shortest-path trees are
-    updated from the previous step's (:mod:`starmesh._sssp`).
+    updated from the previous step's (:mod:`starmesh.routing.kernels`).
 
     Forwarding-state deltas at ``start`` are taken against the recomputed step ``start - 1``,
     returned as :attr:`ChunkResult.fstate_base`; where two next hops tie exactly it may differ

@@ -1,4 +1,5 @@
-"""Shortest-delay routing on one network snapshot.
+"""Routing graphs: node numbering, one-step and per-chunk graphs, link delays, and the
+reference shortest paths (scipy).
 
 Graph layout (``N = S + 2 G`` nodes): satellites ``0 .. S-1``; then every ground site twice, as
 an *out* node ``S + g`` (where paths leave the site: edges only towards satellites or, for a PoP,
@@ -7,9 +8,11 @@ never transits a ground site: terminals never relay, a gateway only hands traffi
 satellites and its fibre to a PoP, and the graph stays symmetric, so the reverse of a shortest
 path is a shortest path and RTT is twice the one-way delay.
 
-Weights are one-way propagation delays [s]. Shortest paths come from
-``scipy.sparse.csgraph.dijkstra`` (tested against networkx). No route is ``inf`` delay and
-``-1`` for the satellite indices; array APIs never raise over one element.
+Weights are one-way propagation delays [s]. :func:`shortest_routes` uses
+``scipy.sparse.csgraph.dijkstra`` (tested against networkx): the reference method. Runs use the
+compiled kernels of :mod:`starmesh.routing.kernels` on :func:`build_chunk_graph`'s graphs,
+tested against this one. No route is ``inf`` delay and ``-1`` for the satellite indices; array
+APIs never raise over one element.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from numpy.typing import NDArray
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
-from .constants import C_M_S, FIBRE_GROUP_INDEX
+from ..constants import C_M_S, FIBRE_GROUP_INDEX
 
 #: Smallest edge weight [s]; scipy's sparse graphs must not hold zero-weight edges.
 _MIN_DELAY_S = 1e-12
@@ -218,7 +221,7 @@ class ChunkGraph:
 
     Every edge that exists at any step of the chunk has a CSR position; at a step where it is
     absent its weight is ``inf``. Keeping the structure fixed lets the shortest-path trees of one
-    step be updated to the next (:func:`starmesh._sssp.sssp_update`).
+    step be updated to the next (:func:`starmesh.routing.kernels.sssp_update`).
 
     Attributes
     ----------
