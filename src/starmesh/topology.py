@@ -113,12 +113,15 @@ def libastro_isl_lengths_m(
     dec = np.pi / 2 - np.arccos(ca)
     ha = np.arctan2(np.sin(-az) * sb, cb)
     r1, r2 = rng[:, edges[:, 0]].astype(np.float64), rng[:, edges[:, 1]].astype(np.float64)
-    d1, d2 = dec[:, edges[:, 0]], dec[:, edges[:, 1]]
-    cosine = np.sin(d1) * np.sin(d2) + np.cos(d1) * np.cos(d2) * np.cos(
-        ha[:, edges[:, 0]] - ha[:, edges[:, 1]]
-    )
-    sep = np.where(cosine >= 1.0, 0.0, np.arccos(np.minimum(cosine, 1.0)))
-    return np.sqrt(r1**2 + r2**2 - 2.0 * r1 * r2 * np.cos(sep))
+    # The angular separation's cosine, sin d1 sin d2 + cos d1 cos d2 cos(ha1 - ha2), as the dot
+    # product of per-satellite unit vectors (trigonometry once per satellite, not per link);
+    # the law of cosines then needs cos(sep) = min(cosine, 1) itself, not sep (the same value
+    # to within rounding, 1e-8 m in length).
+    cd = np.cos(dec)
+    unit = np.stack([cd * np.cos(ha), cd * np.sin(ha), np.sin(dec)], axis=-1)
+    cosine = np.einsum("tek,tek->te", unit[:, edges[:, 0]], unit[:, edges[:, 1]])
+    cos_sep = np.clip(cosine, -1.0, 1.0)
+    return np.sqrt(np.maximum(r1**2 + r2**2 - 2.0 * r1 * r2 * cos_sep, 0.0))
 
 
 def libastro_gsl_lengths_m(length_m: NDArray[np.float64]) -> NDArray[np.float64]:
