@@ -18,7 +18,8 @@ from starmesh.api import constellation_table, to_scenario
 from starmesh.cli import app
 from starmesh.constants import C_M_S
 from starmesh.engine import chunk_links, compute_chunk
-from starmesh.errors import ScenarioError
+from starmesh.errors import ScenarioError, StarmeshError
+from starmesh.io.hypatia import export_hypatia
 from starmesh.io.runfolder import read_geometry
 from starmesh.plan import build_plan
 from starmesh.realset import SHELL_TABLE_COLUMNS
@@ -136,6 +137,10 @@ def test_a_run_folder_records_its_isls_and_rebuilds_the_same_bytes(tmp_path):
     assert (out / "isl_spans.parquet" / "part-000000.parquet").read_bytes() == (
         again / "isl_spans.parquet" / "part-000000.parquet"
     ).read_bytes()
+    # Hypatia's isls.txt is fixed for a run: a re-paired run is refused in one line.
+    with pytest.raises(StarmeshError, match="re-paired during the run") as exc:
+        export_hypatia(out, tmp_path / "hypatia")
+    assert "\n" not in str(exc.value)
 
 
 def test_chunks_give_the_same_results_as_one_chunk(plan):
@@ -205,3 +210,39 @@ def test_bad_real_constellation_input_gives_one_line():
     assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1
     with pytest.raises(ValidationError):
         _scenario(constellation={"preset": "starlink-2026", "filter": {"min_altitude_km": 50.0}})
+
+
+def test_traffic_over_re_paired_isls_uses_one_laser_terminal_per_link(plan, links):
+    """Each directed link of a step maps to its own laser-terminal resource (so a terminal
+    carries one link, as a fixed ISL's resource does), and a lone flow over slow lasers gets
+    exactly the laser rate."""
+    from starmesh.capacity import RESOURCE_KINDS, flow_incidence
+
+    sc = _scenario(
+        traffic={
+            "model": "flows",
+            "flows": [["Kigali", "Lagos", 100.0]],
+            "capacity": {"isl_gbps": 0.01},
+        }
+    )
+    tplan = build_plan(sc)
+    res = tplan.traffic.resources
+    _t, _r, _ok, lk = links
+    for k in (0, lk.isl_delay_s.shape[0] - 1):
+        e = lk.isl_edges[np.isfinite(lk.isl_delay_s[k])].astype(np.int64)
+        a = np.concatenate([e[:, 0], e[:, 1]])
+        b = np.concatenate([e[:, 1], e[:, 0]])
+        ptr = np.arange(0, 2 * a.size + 1, 2)
+        nodes = np.stack([a, b], axis=1).reshape(-1)
+        inc = flow_incidence(res, ptr, nodes).tocsr()
+        col = inc.indices
+        assert col.size == a.size  # one resource per directed link
+        assert np.unique(col).size == col.size  # no terminal holds two links
+        assert np.all(res.kind[col] == RESOURCE_KINDS.index("isl"))
+        assert np.array_equal(res.element[col], a)  # the sending satellite's terminal
+    out = compute_chunk(tplan, 0, tplan.grid.n_steps)
+    np.testing.assert_allclose(out.rate_bps[0], 10e6, rtol=1e-9)
+    labels = res.labels(list(tplan.sites.names))
+    assert all(
+        labels[j].startswith("sat ") and " laser " in labels[j] for j in out.bottleneck[0, :, 0]
+    )

@@ -261,6 +261,16 @@ def build_constellation(scenario: Scenario) -> Constellation:
     return _build_constellation(scenario)[0]
 
 
+def _laser_terminals(
+    rc: RealConstellation, grid: TimeGrid
+) -> tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.float64]]:
+    """Planes, next planes and arguments of latitude at the run's start [rad] of a real
+    constellation: what tells a satellite's laser terminals apart (capacity.build_resources)."""
+    inf = rc.inference
+    dt = (grid.epoch - inf.epoch).total_seconds()
+    return inf.plane_id, inf.plane_next, np.mod(inf.u_rad + inf.u_dot_rad_s * dt, 2.0 * np.pi)
+
+
 def _min_elevation_deg(scenario: Scenario) -> float:
     """The GSL elevation mask [deg]: the scenario's, or a real preset's own default when the
     scenario does not set it."""
@@ -945,22 +955,18 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
     chunk = _chunk_steps(scenario, constellation.n_sats, len(sites), src.size, len(modes))
     series_idx = _series(scenario, sites, src, dst)
     traffic = None
-    if traffic_flows is not None and isl_plus is not None:
-        raise ScenarioError(
-            "traffic",
-            "traffic over re-paired +Grid ISLs of a real constellation is not supported yet: "
-            "use a Walker preset (constellation.preset = 'starlink-gen1') for traffic runs",
-        )
     if traffic_flows is not None:
         assert flow_pair is not None and flow_reverse is not None and per_site is not None
         resources = build_resources(
             constellation.n_sats,
             list(sites.kinds),
-            isl_edges,
+            isl_edges if isl_plus is None else np.zeros((0, 2), np.int64),
             f_gw,
             f_pop,
             caps,
             n_terminals_per_site=per_site,
+            # Re-paired ISLs: capacity per laser terminal, not per (varying) link.
+            isl_terminals=None if isl_plus is None or rc is None else _laser_terminals(rc, grid),
         )
         traffic = TrafficPlan(traffic_flows, resources, flow_pair, flow_reverse, per_site)
     failures, jammers, denied, profiles = _disruptions(scenario, constellation, sites, isl_edges)
