@@ -62,7 +62,7 @@ N_POPS = 20
 
 
 def w4_scenario(
-    hours: float, step_s: float, workers: int | None, chunk_steps: int = 40
+    hours: float, step_s: float, workers: int | None, chunk_steps: int | None = None
 ) -> dict[str, Any]:
     """The W4 scenario, cut to ``hours``: sites by coordinates, pairs listed."""
     import csv
@@ -110,9 +110,11 @@ def w4_scenario(
         "ground": {"terminals": terminals, "gateways": gateways, "pops": pops},
         "links": {"isl": "plus-grid"},
         "routing": {"modes": ["isl"], "pairs": pairs, "series_pairs": 100},
-        # GSL candidates of 1,318 sites over 8,596 satellites take about 13 kB per site and
-        # step, which the plan's chunk sizing (positions only) does not count: cap the chunk.
-        "run": {"chunk_steps": chunk_steps, **({"workers": workers} if workers else {})},
+        # Chunks: the plan's own sizing (29 steps here, bounded by GSL candidates), or given.
+        "run": {
+            **({"chunk_steps": chunk_steps} if chunk_steps else {}),
+            **({"workers": workers} if workers else {}),
+        },
     }
 
 

@@ -505,6 +505,18 @@ def chunk_memory_bytes(n_sats: int, n_sites: int, n_pairs: int, n_modes: int, st
     return positions + trees + pairs
 
 
+#: GSL candidates held per chunk are kept near this size [bytes] when chunk_steps is not given.
+_CHUNK_GSL_BYTES = 512 * 2**20
+
+
+def _gsl_bytes_per_step(n_sats: int, n_sites: int) -> int:
+    """Working memory of one step's GSL candidates, roughly [bytes]: about 0.8 % of the
+    satellites are within a site's search radius (a 25 deg mask at 480-570 km), at about 200
+    bytes each through the search, elevation and link arrays (measured on W4: 13 kB per site
+    and step with 8,596 satellites)."""
+    return max(1, int(200 * n_sites * max(1.0, 0.008 * n_sats)))
+
+
 def _chunk_steps(scenario: Scenario, n_sats: int, n_sites: int, n_pairs: int, n_modes: int) -> int:
     """Steps per chunk: the scenario's, or as many as keep positions near 32 MB and the chunk
     within the memory budget; refuse a run whose single step does not fit."""
@@ -528,6 +540,9 @@ def _chunk_steps(scenario: Scenario, n_sats: int, n_sites: int, n_pairs: int, n_
             )
         return scenario.run.chunk_steps
     steps = max(1, min(600, _CHUNK_POSITION_BYTES // (24 * max(n_sats, 1))))
+    # GSL candidates grow with sites x satellites in view: keep them near their own target
+    # (W4, 1,318 sites over 8,596 satellites: a 162-step chunk peaked at 3.5 GB).
+    steps = max(1, min(steps, _CHUNK_GSL_BYTES // _gsl_bytes_per_step(n_sats, n_sites)))
     while steps > 1 and chunk_memory_bytes(n_sats, n_sites, n_pairs, n_modes, steps) > budget / 4:
         steps //= 2
     return steps
