@@ -190,6 +190,12 @@ def test_the_constellation_command_and_its_api():
     assert list(df.columns) == list(SHELL_TABLE_COLUMNS)
     assert df.n_sats.sum() + df.attrs["unassigned"] == df.attrs["filter"]["n_kept"]
     assert df.shell.tolist()[0] in res.output
+    # A week after the snapshot every element set is stale: one line, naming the way out.
+    late = CliRunner().invoke(
+        app, ["constellation", "starlink-2026", "--epoch", "2026-05-20T00:00:00Z"]
+    )
+    assert late.exit_code == 1 and len(late.output.strip().splitlines()) == 1
+    assert "keep_stale" in late.output
     off = CliRunner().invoke(app, ["constellation", "starlink-2026", "--no-filter"])
     assert off.exit_code == 0 and "10,361 of 10,361 kept; dropped: none" in off.output
 
@@ -246,3 +252,20 @@ def test_traffic_over_re_paired_isls_uses_one_laser_terminal_per_link(plan, link
     assert all(
         labels[j].startswith("sat ") and " laser " in labels[j] for j in out.bottleneck[0, :, 0]
     )
+
+
+def test_resume_of_a_real_run_rewrites_a_damaged_isl_spans_part(tmp_path):
+    out = tmp_path / "run"
+    sc = _scenario(run={"chunk_steps": 2})
+    starmesh.run(sc, out=out, report=False)
+    parts = sorted((out / "isl_spans.parquet").iterdir())
+    assert [p.name for p in parts] == [f"part-00000{i}.parquet" for i in range(3)]
+    before = {p.name: p.read_bytes() for p in parts}
+    victim = parts[1]
+    victim.write_bytes(victim.read_bytes()[:100])
+    (out / "summary.json").unlink()
+    res = CliRunner().invoke(app, ["run", "--resume", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    after = {p.name: p.read_bytes() for p in sorted((out / "isl_spans.parquet").iterdir())}
+    assert after == before
+    assert json.loads((out / "summary.json").read_text())["isl_repaired"] is True
