@@ -31,6 +31,8 @@ pops = ["Warsaw"]
 [routing]
 modes = ["isl", "bent-pipe"]
 """
+_PRESET = 'preset = "starlink-550"\n'
+_NO_FILTER = "operational_filter = false\n"
 
 
 def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
@@ -159,7 +161,8 @@ def test_run_with_tle_swaps_the_constellation(tmp_path):
         app,
         [
             "run",
-            str(_write(tmp_path, SMALL)),
+            # 300 raw objects, many not operational: run them all, with nearest-k ISLs.
+            str(_write(tmp_path, SMALL.replace(_PRESET, _PRESET + _NO_FILTER))),
             "--tle",
             str(tle),
             "--out",
@@ -273,7 +276,7 @@ def test_malformed_tle_can_be_skipped_and_counted(tmp_path):
         app,
         [
             "run",
-            str(_write(tmp_path, SMALL)),
+            str(_write(tmp_path, SMALL.replace(_PRESET, _PRESET + _NO_FILTER))),
             "--tle",
             str(tle),
             "--skip-bad-tle",

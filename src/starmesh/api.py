@@ -31,7 +31,16 @@ from .errors import RunFolderError, ScenarioError
 from .results import Results
 from .scenario import Scenario, load_scenario, parse_scenario
 
-__all__ = ["load_scenario", "open_run", "open_sweep", "replay_packets", "run", "to_scenario"]
+__all__ = [
+    "constellation_info",
+    "constellation_table",
+    "load_scenario",
+    "open_run",
+    "open_sweep",
+    "replay_packets",
+    "run",
+    "to_scenario",
+]
 
 #: Keyword overrides of :func:`run` and the scenario fields they set.
 OVERRIDES = {
@@ -57,8 +66,10 @@ def to_scenario(
     ----------
     scenario : str, Path, mapping or Scenario
     tle : str or Path, optional
-        A TLE/3LE or OMM file replacing the constellation (the ground segment, variants and
-        sweep are kept; +Grid ISLs become nearest-k, since TLE sets carry no plane layout).
+        A TLE/3LE or OMM file replacing the constellation (the ground segment, links, variants
+        and sweep are kept). The scenario's operational filter (``operational_filter``,
+        ``[constellation.filter]``, on by default) applies, and +Grid ISLs are built on the
+        inferred shells and planes, re-paired at every step.
     skip_bad_tle : bool
         Skip (and count) malformed records of ``tle``.
     **overrides
@@ -92,10 +103,89 @@ def to_scenario(
             node = node.setdefault(part, {})
         node[leaf] = value
     if tle is not None:
-        data["constellation"] = {"tle_file": str(Path(tle).resolve()), "skip_bad_tle": skip_bad_tle}
-        if data.get("links", {}).get("isl", "plus-grid") == "plus-grid":
-            data.setdefault("links", {})["isl"] = "nearest-k"
+        old = data.get("constellation", {})
+        data["constellation"] = {
+            "tle_file": str(Path(tle).resolve()),
+            "skip_bad_tle": skip_bad_tle,
+            # The scenario's operational filter settings apply to the file.
+            **{k: old[k] for k in ("operational_filter", "filter") if k in old},
+        }
     return parse_scenario(data)
+
+
+def constellation_info(
+    source: str | Path,
+    *,
+    epoch: str | None = None,
+    operational_filter: bool = True,
+) -> Any:
+    """A real constellation filtered and inferred, as ``starmesh constellation`` shows it.
+
+    Parameters
+    ----------
+    source : str or Path
+        A built-in real constellation (``"starlink-2026"``) or a TLE/OMM file.
+    epoch : str, optional
+        UTC reference for stale elements and the inference (ISO 8601); default the newest
+        element epoch.
+    operational_filter : bool
+        Drop what is not an operational relay (default), or keep everything (the report still
+        counts what fails each test).
+
+    Returns
+    -------
+    starmesh.realset.RealConstellation
+        ``.report`` (:class:`~starmesh.realset.FilterReport`), ``.inference``
+        (:class:`~starmesh.realset.ShellInference`), ``.constellation``.
+
+    Raises
+    ------
+    ScenarioError, TLEFormatError
+        An unknown name or unreadable file, or a filter that keeps nothing.
+    """
+    from .constellation import REAL_CONSTELLATIONS
+    from .elements import load_elements, load_starlink_snapshot
+    from .realset import keep_everything, real_constellation
+
+    crit = None if operational_filter else keep_everything()
+    name = str(source)
+    if name in REAL_CONSTELLATIONS:
+        elements = load_starlink_snapshot()
+    elif Path(name).is_file():
+        elements = load_elements(name)
+        name = Path(name).stem
+    else:
+        raise ScenarioError(
+            "constellation",
+            f"{name!r} is neither a built-in real constellation "
+            f"({', '.join(sorted(REAL_CONSTELLATIONS))}) nor a TLE/OMM file: check the name or "
+            "path",
+        )
+    rc = real_constellation(name, elements, epoch=epoch, criteria=crit)
+    if rc.report.n_kept == 0:
+        raise ScenarioError(
+            "constellation",
+            f"the operational filter keeps none of the {rc.report.n_input:,} objects of {name} "
+            f"({rc.report.summary()}): use --no-filter (operational_filter=False)",
+        )
+    return rc
+
+
+def constellation_table(
+    source: str | Path,
+    *,
+    epoch: str | None = None,
+    operational_filter: bool = True,
+) -> Any:
+    """The inferred shells of a real constellation as a pandas DataFrame, one row per shell in
+    :data:`starmesh.realset.SHELL_TABLE_COLUMNS` order (see :func:`constellation_info`; the
+    filter report is ``df.attrs["filter"]``, unassigned satellites ``df.attrs["unassigned"]``).
+    """
+    rc = constellation_info(source, epoch=epoch, operational_filter=operational_filter)
+    df = rc.inference.to_dataframe()
+    df.attrs["filter"] = rc.report.to_dict()
+    df.attrs["unassigned"] = rc.inference.n_unassigned
+    return df
 
 
 def run(

@@ -101,6 +101,10 @@ RESOURCE_KINDS: tuple[str, ...] = (
 )
 _K = {name: i for i, name in enumerate(RESOURCE_KINDS)}
 
+#: Laser terminals of a satellite with re-paired +Grid ISLs, in resource order: in plane ahead
+#: and behind, to the next and the previous plane, and across shells.
+LASER_TERMINALS: tuple[str, ...] = ("fore", "aft", "right", "left", "cross")
+
 #: Relative tolerance of share comparisons in :func:`max_min_fair`.
 _RTOL = 1e-9
 
@@ -255,6 +259,12 @@ class Resources:
     _isl_res: NDArray[np.int64]
     _fibre_key: NDArray[np.int64]
     _fibre_res: NDArray[np.int64]
+    #: Laser terminals of re-paired ISLs (see :func:`build_resources`' ``isl_terminals``):
+    #: plane of each satellite (S,), next plane of each plane (P,), argument of latitude (S,).
+    _term_plane: NDArray[np.int64] | None = None
+    _term_next: NDArray[np.int64] | None = None
+    _term_rank: NDArray[np.int64] | None = None
+    _term_size: NDArray[np.int64] | None = None
 
     @property
     def n_resources(self) -> int:
@@ -288,12 +298,14 @@ class Resources:
                 "site_names", f"conflicting sizes: {len(names)} names, {self.n_sites} sites"
             )
         out: list[str] = []
-        for k, el, rev in zip(
-            self.kind.tolist(), self.element.tolist(), self.reverse.tolist(), strict=True
+        for i, (k, el, rev) in enumerate(
+            zip(self.kind.tolist(), self.element.tolist(), self.reverse.tolist(), strict=True)
         ):
             kind = RESOURCE_KINDS[k]
             if k <= 3:
                 out.append(f"sat {el} {kind[4:]}")
+            elif kind == "isl" and self._term_plane is not None:
+                out.append(f"sat {el} laser {LASER_TERMINALS[(i - 4 * self.n_sats) % 5]}")
             elif kind == "isl":
                 a, b = self.isl_edges[el].tolist()
                 out.append(f"isl {b}->{a}" if rev else f"isl {a}->{b}")
@@ -327,6 +339,7 @@ def build_resources(
     caps: LinkCapacities | None = None,
     *,
     n_terminals_per_site: ArrayLike = 1,
+    isl_terminals: tuple[ArrayLike, ArrayLike, ArrayLike] | None = None,
 ) -> Resources:
     """The resource index space of a network, with capacities.
 
@@ -347,6 +360,15 @@ def build_resources(
         that many times the terminal capacity (the site's terminals together). Where each of a
         site's terminals is its own flow, :func:`starmesh.traffic.access_flows` also caps each
         flow's demand at one terminal's rate.
+    isl_terminals : (plane (S,), plane_next (P,), u_rad (S,)), optional
+        For ISLs re-paired during a run (a real constellation, :mod:`starmesh.realset`):
+        ``isl_edges`` must then be empty, and each satellite gets one transmit resource per
+        laser terminal (:data:`LASER_TERMINALS`, ``isl_bps`` each). A hop ``u -> v`` uses
+        ``u``'s terminal towards ``v``: fore/aft within its plane (``v`` less / more than half
+        a turn ahead in argument of latitude), right/left to the next/previous plane, cross
+        otherwise. Each terminal holds one link at a time, so this is the per-link,
+        per-direction capacity of the fixed-ISL case with an index that does not depend on
+        the pairing. Planes are inference's (-1: none).
 
     Returns
     -------
@@ -418,6 +440,21 @@ def build_resources(
             "n_terminals_per_site", f"must be integers >= 0, got {n_term_in.tolist()!r}"
         )
     n_e, n_f = edges.shape[0], f_gw.size
+    n_term_res = 0
+    if isl_terminals is not None:
+        if n_e:
+            raise ScenarioError(
+                "isl_edges", "give either fixed isl_edges or isl_terminals, not both"
+            )
+        t_plane = np.asarray(isl_terminals[0], np.int64).reshape(-1)
+        t_next = np.asarray(isl_terminals[1], np.int64).reshape(-1)
+        t_u = np.asarray(isl_terminals[2], np.float64).reshape(-1)
+        if t_plane.size != n_sats or t_u.size != n_sats:
+            raise ScenarioError(
+                "isl_terminals",
+                f"conflicting sizes: {t_plane.size} planes, {t_u.size} angles, {n_sats} satellites",
+            )
+        n_term_res = len(LASER_TERMINALS) * n_sats
     gw_sites = np.flatnonzero(karr == _K["gateway_down"])
     term_sites = np.flatnonzero(karr == _K["terminal_down"])
     s = np.arange(n_sats, dtype=np.int64)
@@ -430,6 +467,11 @@ def build_resources(
         np.full(n_sats, caps.sat_feeder_down_bps),
         np.full(n_sats, caps.sat_feeder_up_bps),
     ]
+    if n_term_res:
+        kind_parts.append(np.full(n_term_res, _K["isl"], np.int8))
+        elem_parts.append(np.repeat(s, len(LASER_TERMINALS)))
+        rev_parts.append(np.zeros(n_term_res, bool))
+        cap_parts.append(np.full(n_term_res, caps.isl_bps))
     # Pairs of (forward, reverse) or (down, up) resources, interleaved.
     for k_down, k_up, elems, c_down, c_up in (
         (_K["isl"], _K["isl"], np.arange(n_e, dtype=np.int64), caps.isl_bps, caps.isl_bps),
@@ -468,7 +510,7 @@ def build_resources(
     # inf * 0 terminals would be NaN: no terminal, no capacity.
     capacity[np.isnan(capacity)] = 0.0
     base_isl = 4 * n_sats
-    base_gw = base_isl + 2 * n_e
+    base_gw = base_isl + 2 * n_e + n_term_res
     base_term = base_gw + 2 * gw_sites.size
     base_fibre = base_term + 2 * term_sites.size
     site_down = np.full(n_sites, -1, np.int64)
@@ -503,6 +545,22 @@ def build_resources(
         _fibre_key=fibre_key[f_order],
         _fibre_res=fibre_res[f_order],
     )
+    if n_term_res:
+        object.__setattr__(out, "_term_plane", t_plane)
+        object.__setattr__(out, "_term_next", t_next)
+        # Rank of each satellite in its plane's argument-of-latitude order, and plane sizes.
+        n_p = max(t_next.size, int(t_plane.max(initial=-1)) + 1)
+        order = np.lexsort((t_u, t_plane))  # by plane, then angle; no plane (-1) first
+        ps = t_plane[order]
+        valid = ps >= 0
+        sizes = np.bincount(ps[valid], minlength=n_p)
+        start = np.searchsorted(ps, np.arange(n_p))
+        rank = np.zeros(n_sats, np.int64)
+        rank[order[valid]] = np.flatnonzero(valid) - start[ps[valid]]
+        object.__setattr__(out, "_term_rank", rank)
+        object.__setattr__(
+            out, "_term_size", np.where(t_plane >= 0, sizes[np.maximum(t_plane, 0)], 0)
+        )
     for arr in (out.capacity_bps, out.kind, out.element, out.reverse, out.site_down, out.site_up):
         arr.setflags(write=False)
     return out
@@ -659,7 +717,26 @@ def _edge_resources(
     u_in, v_in = (u >= n_s + n_g) & (u < n_s + 2 * n_g), (v >= n_s + n_g) & (v < n_s + 2 * n_g)
     # ISLs.
     m = u_sat & v_sat
-    if m.any() and res._isl_key.size:
+    if m.any() and res._term_plane is not None:
+        assert res._term_next is not None
+        assert res._term_rank is not None and res._term_size is not None
+        idx = np.flatnonzero(m)
+        a, b = u[m], v[m]
+        pa, pb = res._term_plane[a], res._term_plane[b]
+        nxt = np.where(pa >= 0, res._term_next[np.maximum(pa, 0)], -1)
+        nxt_b = np.where(pb >= 0, res._term_next[np.maximum(pb, 0)], -1)
+        # Ahead by at most half the plane's satellites in its argument-of-latitude order
+        # (ranks, not angles: a plane's satellites may fill less than half a turn).
+        n_in = np.maximum(res._term_size[a], 1)
+        ahead = np.mod(res._term_rank[b] - res._term_rank[a], n_in) <= n_in // 2
+        slot = np.full(a.size, 4, np.int64)  # across shells
+        slot[(pb == nxt) & (pb >= 0)] = 2
+        slot[(pa == nxt_b) & (pa >= 0)] = 3
+        same = (pa == pb) & (pa >= 0)
+        slot[same] = np.where(ahead[same], 0, 1)
+        r1[idx] = 4 * n_s + len(LASER_TERMINALS) * a + slot
+        ok[idx] = True
+    elif m.any() and res._isl_key.size:
         key = u[m] * n_s + v[m]
         pos = np.minimum(np.searchsorted(res._isl_key, key), res._isl_key.size - 1)
         hit = res._isl_key[pos] == key

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import click
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -27,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .api import to_scenario
+from .api import constellation_info, to_scenario
 from .errors import StarmeshError
 from .io.runfolder import check_run_dir
 from .plan import build_plan
@@ -512,6 +513,62 @@ def scenarios() -> None:
             label = name + (" (default)" if name == DEFAULT_SCENARIO else "")
             table.add_row(label, builtin_description(name))
         out_console.print(table)
+
+
+@app.command()
+def constellation(
+    source: Annotated[
+        str, typer.Argument(help="A real constellation (starlink-2026) or a TLE/OMM file.")
+    ],
+    epoch: Annotated[
+        str | None,
+        typer.Option("--epoch", help="UTC reference for stale elements (default: newest epoch)."),
+    ] = None,
+    no_filter: Annotated[
+        bool, typer.Option("--no-filter", help="Keep every object (still report the tests).")
+    ] = False,
+) -> None:
+    """Filter a real constellation and print its inferred shells, planes and Walker parameters."""
+    from .realset import SHELL_TABLE_COLUMNS
+
+    with _errors():
+        rc = constellation_info(source, epoch=epoch, operational_filter=not no_filter)
+        rep, inf = rc.report, rc.inference
+        out_console.print(f"{rc.constellation.name}: {rep.summary()}", highlight=False)
+        table = Table(
+            title=f"{rc.constellation.name}: inferred shells at {inf.epoch:%Y-%m-%d %H:%M} UTC",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1, 0, 0),
+            pad_edge=False,
+            show_edge=False,
+        )
+        # Short headers (in SHELL_TABLE_COLUMNS order) so the table fits 80 columns.
+        heads = {
+            "n_sats": "sats",
+            "inclination_deg": "inc°",
+            "altitude_km": "alt km",
+            "n_planes": "planes",
+            "lattice_planes": "P",
+            "sats_per_plane": "S/P",
+            "phasing": "F",
+            "phasing_agreement": "F agr",
+            "raan_spread_deg": "RAAN sd°",
+        }
+        for col in SHELL_TABLE_COLUMNS:
+            table.add_column(
+                heads.get(col, col), justify="left" if col == "shell" else "right", no_wrap=True
+            )
+        for row in inf.to_table():
+            table.add_row(
+                *(
+                    f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])
+                    for c in SHELL_TABLE_COLUMNS
+                )
+            )
+        out_console.print(table)
+        out_console.print(
+            f"{inf.n_unassigned:,} satellite(s) in no inferred shell", highlight=False
+        )
 
 
 @app.command()

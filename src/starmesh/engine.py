@@ -85,6 +85,9 @@ class ChunkResult:
     bottleneck: NDArray[np.int32] | None = None  # (M, T, F)
     demand_bps: NDArray[np.float64] | None = None  # (T, F)
     load: tuple[NDArray[Any], ...] | None = None  # (mode, step, resource, utilisation) rows
+    #: Re-paired ISLs (a real constellation): ``(a, b, first_step, last_step)`` columns, one row
+    #: per interval of steps (inclusive, run step indices) during which link ``a < b`` is up.
+    isl_spans: tuple[NDArray[np.int64], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,9 @@ class ChunkLinks:
 
     Attributes
     ----------
+    isl_edges : ndarray of int32, shape (E, 2)
+        The ISLs of the chunk: the plan's, or for re-paired ISLs every link in use at some step
+        of the chunk.
     isl_delay_s : ndarray, shape (T, E)
         One-way delay of each ISL [s]; inf where it is down or out of range.
     gsl : GslCandidates
@@ -292,6 +298,61 @@ class ChunkLinks:
     link_of: NDArray[np.int64]
     gsl_delay_s: NDArray[np.float64]
     site_failed: NDArray[np.bool_] | None
+    isl_edges: NDArray[np.int32]
+
+
+def _isl_failed_by_key(
+    plan: RunPlan, t_s: NDArray[np.float64], edges: NDArray[np.int32]
+) -> NDArray[np.bool_]:
+    """ISL outages of the plan (named by its first step's links) on other links, matched by
+    endpoints ``a * S + b``; links the plan does not name never fail by themselves (their
+    satellites' failures remove them from the pairing already)."""
+    assert plan.failures is not None
+    out = np.zeros((t_s.size, edges.shape[0]), bool)
+    if not plan.failures.isls or not edges.size or not plan.isl_edges.size:
+        return out
+    n_s = plan.constellation.n_sats
+    key0 = plan.isl_edges[:, 0].astype(np.int64) * n_s + plan.isl_edges[:, 1]
+    order = np.argsort(key0)
+    key0 = key0[order]
+    failed0 = plan.failures.isl_failed(t_s, sat_failed=np.zeros((t_s.size, n_s), bool))
+    key = edges[:, 0].astype(np.int64) * n_s + edges[:, 1]
+    pos = np.minimum(np.searchsorted(key0, key), key0.size - 1)
+    hit = key0[pos] == key
+    out[:, hit] = failed0[:, order[pos[hit]]]
+    return out
+
+
+def isl_spans(
+    edges: NDArray[np.int32], up: NDArray[np.bool_], first_step: int
+) -> tuple[NDArray[np.int64], ...]:
+    """Intervals of steps during which each link is up.
+
+    Parameters
+    ----------
+    edges : ndarray of int32, shape (E, 2)
+    up : ndarray of bool, shape (T, E)
+    first_step : int
+        Run step index of ``up[0]``.
+
+    Returns
+    -------
+    tuple of ndarray of int64
+        ``(a, b, first_step, last_step)``, one row per maximal run of ``True`` (inclusive),
+        ordered by link, then time.
+    """
+    n_t, n_e = up.shape
+    pad = np.zeros((n_e, n_t + 2), np.int8)
+    pad[:, 1:-1] = up.T
+    d = np.diff(pad, axis=1)
+    e_on, t_on = np.nonzero(d == 1)
+    _, t_off = np.nonzero(d == -1)
+    return (
+        edges[e_on, 0].astype(np.int64),
+        edges[e_on, 1].astype(np.int64),
+        (first_step + t_on).astype(np.int64),
+        (first_step + t_off - 1).astype(np.int64),
+    )
 
 
 def chunk_links(
@@ -318,7 +379,18 @@ def chunk_links(
         sat_failed = plan.failures.sat_failed(t_s)
         ok = ok & ~sat_failed
         site_failed = plan.failures.site_failed(t_s)
-    if plan.isl_edges.size:
+    isl_edges = plan.isl_edges
+    if plan.isl is not None:
+        # Re-paired +Grid: this chunk's links, paired at every step among the satellites up.
+        isl_edges, isl_up = plan.isl.links(r, ok, t_s, epoch=plan.grid.epoch)
+        if plan.failures is not None:
+            isl_up &= ~_isl_failed_by_key(plan, t_s, isl_edges)
+        if isl_edges.size:
+            length = isl_lengths_m(r, isl_edges)
+            isl_delay = np.where(isl_up, space_delay_s(length), np.inf)
+        else:
+            isl_delay = np.full((n_t, 0), np.inf)
+    elif plan.isl_edges.size:
         if plan.earth_model == "pyephem":
             # satgenpy's lengths: pyephem's float32 ranges and angles (Hypatia compatibility).
             length = libastro_isl_lengths_m(r, plan.isl_edges)
@@ -348,6 +420,7 @@ def chunk_links(
             libastro_gsl_lengths_m(gsl.length_m) if plan.earth_model == "pyephem" else gsl.length_m
         ),
         site_failed=site_failed,
+        isl_edges=isl_edges,
     )
 
 
@@ -448,6 +521,7 @@ def route_mode(
         links.links // problem.n_sats,
         links.links % problem.n_sats,
         with_isl=mode == "isl",
+        isl_edges=links.isl_edges,
     )
     dist = np.empty((n_k, problem.n_nodes))
     pedge = np.empty((n_k, problem.n_nodes), np.int64)
@@ -591,7 +665,12 @@ def compute_chunk(
             for k, res, u in (x.load_rows or [])
         ]
         load = _kept_load(rows, drop, t_all)
+    spans = None
+    if plan.isl is not None:
+        up = np.isfinite(links.isl_delay_s[drop:])
+        spans = isl_spans(links.isl_edges, up, start)
     return ChunkResult(
+        isl_spans=spans,
         start=start,
         stop=stop,
         t_s=t_all[drop:],

@@ -26,7 +26,13 @@ from numpy.typing import NDArray
 
 from .capacity import LinkCapacities, Resources, build_resources
 from .constants import LIBASTRO_EARTH_RADIUS_KM, LIBASTRO_FLATTENING, SGP4_WGS72_RADIUS_KM
-from .constellation import Constellation, WalkerShell, preset_shells
+from .constellation import (
+    REAL_MIN_ELEVATION_DEG,
+    Constellation,
+    WalkerShell,
+    is_real_constellation,
+    preset_shells,
+)
 from .disruptions import (
     Circle,
     FailurePlan,
@@ -53,6 +59,15 @@ from .ground import (
 )
 from .linkbudget import LinkProfile, starlink_ka_feeder, starlink_ku_user
 from .propagation import Propagator
+from .realset import (
+    FilterReport,
+    OperationalCriteria,
+    PlusGridIsl,
+    RealConstellation,
+    keep_everything,
+    load_real_constellation,
+    real_constellation,
+)
 from .routing import RoutingProblem, fibre_delay_s
 from .scenario import Scenario, SiteEntry
 from .timegrid import TimeGrid, parse_utc
@@ -103,6 +118,8 @@ class RunPlan:
     constellation: Constellation
     sites: Sites
     problem: RoutingProblem
+    #: The ISLs of the run (fixed +Grid or nearest-k), or with ``isl`` set, those in use at the
+    #: run's first step (what ``isls.parquet`` lists and ISL failures are checked against).
     isl_edges: NDArray[np.int32]
     isl_max_range_m: float
     gsl_rule: GslRule
@@ -126,6 +143,10 @@ class RunPlan:
     seed: int = 0
     #: What the user should know about the inputs (records skipped, ...), one line each.
     notes: tuple[str, ...] = ()
+    #: Re-paired +Grid ISLs of a real constellation (edges then vary per chunk), else None.
+    isl: PlusGridIsl | None = None
+    #: What the operational filter of a real constellation dropped, else None.
+    constellation_filter: FilterReport | None = None
     #: The scenario as run (:func:`resolved_scenario`), plain data for ``scenario.toml``.
     resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -246,9 +267,57 @@ def build_constellation(scenario: Scenario) -> Constellation:
     """The scenario's constellation alone (no ground segment, traffic or disruptions).
 
     Readers of a run folder use it (with :func:`make_propagator`) to recompute satellite
-    positions from the run's ``scenario.toml``.
+    positions from the run's ``scenario.toml``; for a real set it is the filtered one.
     """
     return _build_constellation(scenario)[0]
+
+
+def _laser_terminals(
+    rc: RealConstellation, grid: TimeGrid
+) -> tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.float64]]:
+    """Planes, next planes and arguments of latitude at the run's start [rad] of a real
+    constellation: what tells a satellite's laser terminals apart (capacity.build_resources)."""
+    inf = rc.inference
+    dt = (grid.epoch - inf.epoch).total_seconds()
+    return inf.plane_id, inf.plane_next, np.mod(inf.u_rad + inf.u_dot_rad_s * dt, 2.0 * np.pi)
+
+
+def _min_elevation_deg(scenario: Scenario) -> float:
+    """The GSL elevation mask [deg]: the scenario's, or a real preset's own default when the
+    scenario does not set it."""
+    preset = scenario.constellation.preset
+    if (
+        preset is not None
+        and preset in REAL_MIN_ELEVATION_DEG
+        and "min_elevation_deg" not in scenario.links.model_fields_set
+    ):
+        return REAL_MIN_ELEVATION_DEG[preset]
+    return scenario.links.min_elevation_deg
+
+
+def _criteria(scenario: Scenario) -> OperationalCriteria:
+    """The scenario's operational filter thresholds."""
+    return OperationalCriteria(**scenario.constellation.filter.model_dump())
+
+
+def _real(name: str, build: Any, where: str) -> RealConstellation:
+    """A real constellation, with a filter that keeps nothing refused in one line."""
+    rc: RealConstellation = build()
+    if rc.report.n_kept == 0:
+        raise ScenarioError(
+            where,
+            f"the operational filter keeps none of the {rc.report.n_input:,} objects of {name} "
+            f"({rc.report.summary()}): relax [constellation.filter] or set "
+            "constellation.operational_filter = false",
+        )
+    if not rc.inference.shells:
+        raise ScenarioError(
+            where,
+            f"no shell could be inferred from the {rc.report.n_kept:,} satellites kept of {name}: "
+            "+Grid ISLs need planes; use links.isl = 'nearest-k' with "
+            "constellation.operational_filter = false",
+        )
+    return rc
 
 
 #: Largest element file read [bytes]: CelesTrak's whole active catalogue is about 5 MB as TLE and
@@ -331,8 +400,10 @@ def _check_elements(
 
 def _build_constellation(
     scenario: Scenario, notes: list[str] | None = None, grid: TimeGrid | None = None
-) -> tuple[Constellation, str | None]:
-    """The scenario's constellation and, for an element file, its SHA-256."""
+) -> tuple[Constellation, str | None, RealConstellation | None]:
+    """The scenario's constellation, for an element file its SHA-256, and for a filtered real
+    set (real preset, or element file with the operational filter) its filter report and
+    inferred shells."""
     c = scenario.constellation
     if c.tle_file is not None:
         digest = _element_file_sha256(c.tle_file)
@@ -357,7 +428,30 @@ def _build_constellation(
             )
         if grid is not None and notes is not None:
             _check_elements(elements, grid, c.max_epoch_age_days, notes)
-        return Constellation.from_elements(Path(c.tle_file).stem, elements), digest
+        name = Path(c.tle_file).stem
+        if c.operational_filter:
+            epoch = grid.epoch if grid is not None else parse_utc(scenario.time.start_utc)
+            rc = _real(
+                name,
+                lambda: real_constellation(
+                    name, elements, epoch=epoch, criteria=_criteria(scenario)
+                ),
+                "constellation.filter",
+            )
+            return rc.constellation, digest, rc
+        return Constellation.from_elements(name, elements), digest, None
+    if c.preset is not None and is_real_constellation(c.preset):
+        preset = c.preset
+        crit = _criteria(scenario)
+        if not c.operational_filter:
+            # Every object is kept, and still shells are inferred for the +Grid.
+            crit = keep_everything(crit)
+        rc = _real(
+            preset,
+            lambda: load_real_constellation(preset, criteria=crit),
+            "constellation.filter",
+        )
+        return rc.constellation, None, rc
     if c.preset is not None:
         shells = preset_shells(c.preset)
         name = c.preset
@@ -378,7 +472,7 @@ def _build_constellation(
             for i, s in enumerate(c.shells)
         ]
         name = scenario.name
-    return Constellation.from_shells(name, shells, epoch=scenario.time.start_utc), None
+    return Constellation.from_shells(name, shells, epoch=scenario.time.start_utc), None, None
 
 
 #: Flows a run may hold (each is a row of the flow x resource incidence at every step).
@@ -428,6 +522,18 @@ def chunk_memory_bytes(n_sats: int, n_sites: int, n_pairs: int, n_modes: int, st
     return positions + trees + pairs
 
 
+#: GSL candidates held per chunk are kept near this size [bytes] when chunk_steps is not given.
+_CHUNK_GSL_BYTES = 512 * 2**20
+
+
+def _gsl_bytes_per_step(n_sats: int, n_sites: int) -> int:
+    """Working memory of one step's GSL candidates, roughly [bytes]: about 0.8 % of the
+    satellites are within a site's search radius (a 25 deg mask at 480-570 km), at about 200
+    bytes each through the search, elevation and link arrays (measured on W4: 13 kB per site
+    and step with 8,596 satellites)."""
+    return max(1, int(200 * n_sites * max(1.0, 0.008 * n_sats)))
+
+
 def _chunk_steps(scenario: Scenario, n_sats: int, n_sites: int, n_pairs: int, n_modes: int) -> int:
     """Steps per chunk: the scenario's, or as many as keep positions near 32 MB and the chunk
     within the memory budget; refuse a run whose single step does not fit."""
@@ -451,6 +557,9 @@ def _chunk_steps(scenario: Scenario, n_sats: int, n_sites: int, n_pairs: int, n_
             )
         return scenario.run.chunk_steps
     steps = max(1, min(600, _CHUNK_POSITION_BYTES // (24 * max(n_sats, 1))))
+    # GSL candidates grow with sites x satellites in view: keep them near their own target
+    # (W4, 1,318 sites over 8,596 satellites: a 162-step chunk peaked at 3.5 GB).
+    steps = max(1, min(steps, _CHUNK_GSL_BYTES // _gsl_bytes_per_step(n_sats, n_sites)))
     while steps > 1 and chunk_memory_bytes(n_sats, n_sites, n_pairs, n_modes, steps) > budget / 4:
         steps //= 2
     return steps
@@ -802,7 +911,7 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         )
     _check_traffic_size(scenario)
     notes: list[str] = []
-    constellation, tle_sha256 = _build_constellation(scenario, notes, grid)
+    constellation, tle_sha256, rc = _build_constellation(scenario, notes, grid)
     sites, site_list = _build_sites(scenario)
     links = scenario.links
     propagator = make_propagator(
@@ -819,8 +928,13 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
                 f"{scenario.time.start_utc} (SGP4 fails for every element set: decayed or "
                 "damaged elements): use a current element set",
             )
+    isl_plus: PlusGridIsl | None = None
+    if rc is not None:
+        notes.append(f"operational filter of {constellation.name}: {rc.report.summary()}")
     if links.isl_max_range_km is not None:
         isl_range = links.isl_max_range_km * 1e3
+    elif rc is not None:
+        isl_range = rc.default_isl_range_m()
     elif constellation.shells:
         isl_range = max_isl_range_m(min(s.shell.altitude_m for s in constellation.shells))
     else:
@@ -829,15 +943,26 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         isl_edges = np.zeros((0, 2), np.int32)
     elif links.isl == "plus-grid" and constellation.shells:
         isl_edges = plus_grid_edges(constellation)
+    elif links.isl == "plus-grid" and rc is not None:
+        # Re-paired at every step of every chunk (engine); the first step's links are the
+        # run's record in isls.parquet and what ISL failures name.
+        isl_plus = rc.plus_grid(
+            isl_range, cross_plane=links.isl_cross_plane, cross_shell=links.isl_cross_shell
+        )
+        t0 = grid.t_s(0, 1)
+        r0, ok0 = propagator.positions_ecef_m(t0)
+        e0, up0 = isl_plus.links(r0, ok0, t0, epoch=grid.epoch)
+        isl_edges = e0[up0[0]]
     else:
         # nearest-k, or +Grid asked of satellites without a plane/slot layout (TLE sets).
         r0, ok0 = propagator.positions_ecef_m(grid.t_s(0, 1))
         isl_edges = nearest_k_edges(r0[0], ok0[0], k=links.isl_k, max_range_m=isl_range)
+    min_elevation_deg = _min_elevation_deg(scenario)
     if links.gsl_rule == "max-range":
         assert links.gsl_max_range_km is not None
         rule = GslRule(max_range_m=links.gsl_max_range_km * 1e3)
     else:
-        rule = GslRule(min_elevation_rad=math.radians(links.min_elevation_deg))
+        rule = GslRule(min_elevation_rad=math.radians(min_elevation_deg))
     gw = sites.of_kind("gateway")
     pop = sites.of_kind("pop")
     f_gw, f_pop, f_len = fibre_links(
@@ -878,11 +1003,13 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         resources = build_resources(
             constellation.n_sats,
             list(sites.kinds),
-            isl_edges,
+            isl_edges if isl_plus is None else np.zeros((0, 2), np.int64),
             f_gw,
             f_pop,
             caps,
             n_terminals_per_site=per_site,
+            # Re-paired ISLs: capacity per laser terminal, not per (varying) link.
+            isl_terminals=None if isl_plus is None or rc is None else _laser_terminals(rc, grid),
         )
         traffic = TrafficPlan(traffic_flows, resources, flow_pair, flow_reverse, per_site)
     failures, jammers, denied, profiles = _disruptions(scenario, constellation, sites, isl_edges)
@@ -906,6 +1033,8 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         problem=problem,
         isl_edges=isl_edges,
         isl_max_range_m=isl_range,
+        isl=isl_plus,
+        constellation_filter=rc.report if rc is not None else None,
         gsl_rule=rule,
         modes=modes,
         chunk_steps=chunk,
@@ -945,12 +1074,21 @@ def resolved_scenario(
             }
             for s in cons.shells
         ]
+    elif sc.constellation.preset is not None:
+        # A real preset stays a name (with its filter): the set is built in, and its filter
+        # and inference are deterministic.
+        c["preset"] = sc.constellation.preset
     else:
         c["tle_file"] = str(Path(cons.source).resolve())
         c["skip_bad_tle"] = sc.constellation.skip_bad_tle
         c["tle_sha256"] = tle_sha256
         c["max_epoch_age_days"] = sc.constellation.max_epoch_age_days
+    if not cons.shells:
+        c["operational_filter"] = sc.constellation.operational_filter
+        c["filter"] = sc.constellation.filter.model_dump(mode="json")
     data["constellation"] = c
+    if plan.constellation_filter is not None or plan.isl is not None:
+        data["links"]["min_elevation_deg"] = _min_elevation_deg(sc)
     ground: dict[str, list[dict[str, Any]]] = {"terminals": [], "gateways": [], "pops": []}
     key = {"terminal": "terminals", "gateway": "gateways", "pop": "pops"}
     # The sites' coordinates as given (not recomputed from radians), so that resolving again
@@ -968,9 +1106,9 @@ def resolved_scenario(
             entry["approximate"] = True
         ground[key[kind]].append(entry)
     data["ground"] = ground
-    if not cons.shells and sc.links.isl == "plus-grid":
+    if not cons.shells and sc.links.isl == "plus-grid" and plan.isl is None:
         data["links"]["isl"] = "nearest-k"
-    if plan.isl_edges.size:
+    if plan.isl_edges.size or plan.isl is not None:
         data["links"]["isl_max_range_km"] = plan.isl_max_range_m / 1e3
     src, dst = plan.pair_names
     data["routing"]["pairs"] = [[a, b] for a, b in zip(src, dst, strict=True)]

@@ -21,7 +21,7 @@ Thresholds and their sources are listed in ``starmesh/data/PROVENANCE.md``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
@@ -50,6 +50,7 @@ __all__ = [
     "ShellInference",
     "filter_operational",
     "infer_shells",
+    "keep_everything",
     "load_real_constellation",
     "real_constellation",
     "starlink_2026",
@@ -139,6 +140,20 @@ class OperationalCriteria:
                 "off_shell": self.keep_off_shell,
             }[reason]
         )
+
+
+def keep_everything(criteria: OperationalCriteria | None = None) -> OperationalCriteria:
+    """``criteria`` (default :class:`OperationalCriteria`) with every ``keep_*`` set: the
+    filter then drops nothing but still reports what fails each test."""
+    return replace(
+        criteria or OperationalCriteria(),
+        keep_direct_to_cell=True,
+        keep_stale=True,
+        keep_eccentric=True,
+        keep_low=True,
+        keep_manoeuvring=True,
+        keep_off_shell=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -282,11 +297,20 @@ def filter_operational(
     )
     if kept_idx.size == 0:
         worst = max(report.counts, key=lambda k: report.counts[k])
+        keep = {
+            "direct_to_cell": "keep_direct_to_cell",
+            "stale_epoch": "keep_stale",
+            "eccentric": "keep_eccentric",
+            "low_altitude": "keep_low",
+            "manoeuvring": "keep_manoeuvring",
+            "off_shell": "keep_off_shell",
+        }[worst]
         raise ScenarioError(
-            "constellation.tle_file",
-            f"the operational filter dropped all {n_s} objects (most for {worst}); "
-            f"check the run's start_utc against the element epochs (reference {ref:%Y-%m-%d}) "
-            f"or keep them with keep_{worst.split('_')[0]} = true",
+            "constellation.filter",
+            f"the operational filter keeps none of the {n_s:,} objects (most dropped for "
+            f"{worst}); check the run's start_utc against the element epochs (reference "
+            f"{ref:%Y-%m-%d}), keep them with constellation.filter.{keep} = true, or set "
+            "constellation.operational_filter = false",
         )
     return elements.select(kept_idx), report
 

@@ -344,7 +344,19 @@ def summarize(plan: RunPlan, store: SeriesStore) -> Summary:
         n_isl=int(plan.isl_edges.shape[0]),
         modes=list(plan.modes),
         pairs=out,
+        extra=_constellation_extra(plan),
     )
+
+
+def _constellation_extra(plan: RunPlan) -> dict[str, Any]:
+    """Summary keys of a real constellation: what its operational filter dropped and why, and
+    that its ISLs are re-paired (``n_isl`` then counts the first step's)."""
+    extra: dict[str, Any] = {}
+    if plan.constellation_filter is not None:
+        extra["constellation_filter"] = plan.constellation_filter.to_dict()
+    if plan.isl is not None:
+        extra["isl_repaired"] = True
+    return extra
 
 
 # --- Comparing runs --------------------------------------------------------------------------

@@ -76,7 +76,7 @@ from ..errors import RunFolderError, StarmeshError
 from ..frames import slant_range_m
 from ..timegrid import parse_utc
 from ..topology import max_isl_range_m
-from .runfolder import verify_run
+from .runfolder import ISL_SPANS, verify_run
 
 #: WGS72 semi-major axis [m]: satgenpy's Earth radius, and the ellipsoid of the ground
 #: stations' x, y, z (``distance_tools.geodetic2cartesian``).
@@ -127,6 +127,12 @@ def _check_run_dir(run_dir: Path) -> None:
                 f"run folder {str(run_dir)!r} has no {name}: pass the folder `starmesh run` "
                 "wrote, or run the scenario again with this version of starmesh"
             )
+    if (run_dir / ISL_SPANS).is_dir():
+        raise StarmeshError(
+            f"run folder {str(run_dir)!r} has ISLs re-paired during the run (a real "
+            "constellation); Hypatia's isls.txt is fixed for a run: run it with "
+            'links.isl = "nearest-k" or a Walker preset to export it'
+        )
     if not (run_dir / "fstate.parquet").is_dir():
         raise StarmeshError(
             f"run folder {str(run_dir)!r} has no forwarding state (fstate.parquet): run the "

@@ -277,12 +277,15 @@ class Satellites:
         The run's ISLs (``isls.parquet``).
     isl_max_range_m : float
         Longest ISL that is up [m]; inf if unknown.
+    isl_up : ndarray of bool, shape (F, E), or None
+        Re-paired ISLs: which links are up at each frame (None: fixed ISLs).
     """
 
     t_s: NDArray[np.float64]
     r_ecef_m: NDArray[np.float64]
     isl_edges: NDArray[np.int64]
     isl_max_range_m: float
+    isl_up: NDArray[np.bool_] | None = None
 
     @property
     def n_sats(self) -> int:
@@ -308,11 +311,13 @@ def sample_satellites(run: RunData, t_s: NDArray[np.float64]) -> Satellites:
     geo = read_geometry(run.run_dir)
     r, ok = geo.propagator.positions_ecef_m(np.asarray(t_s, np.float64))
     r = np.where(ok[..., None], r, np.nan)
+    steps = np.rint(np.asarray(t_s, np.float64) / geo.grid.step_s).astype(np.int64)
     return Satellites(
         t_s=np.asarray(t_s, np.float64),
         r_ecef_m=r,
         isl_edges=geo.isl_edges,
         isl_max_range_m=geo.isl_max_range_m,
+        isl_up=geo.isl_up(steps),
     )
 
 
@@ -388,6 +393,8 @@ def globe_figure(
         in_cap = (u @ centre) >= cap_cos
         e = sats.isl_edges
         up = in_cap[e[:, 0]] & in_cap[e[:, 1]]
+        if sats.isl_up is not None:
+            up &= sats.isl_up[k]
         if np.isfinite(sats.isl_max_range_m):
             length = np.linalg.norm(sats.r_ecef_m[k, e[:, 0]] - sats.r_ecef_m[k, e[:, 1]], axis=1)
             up &= length <= sats.isl_max_range_m

@@ -282,6 +282,7 @@ def build_chunk_graph(
     gsl_sat: NDArray[np.int64],
     *,
     with_isl: bool,
+    isl_edges: NDArray[np.int32] | None = None,
 ) -> ChunkGraph:
     """CSR structure for every link that exists at some step of a chunk.
 
@@ -292,13 +293,17 @@ def build_chunk_graph(
         The distinct ground-satellite links of the chunk (sites with ``problem.gsl_site``).
     with_isl : bool
         Include the ISLs (``isl`` mode) or not (``bent-pipe``).
+    isl_edges : ndarray of int32, shape (E, 2), optional
+        The chunk's ISLs when they vary between chunks (re-paired +Grid); default
+        ``problem.isl_edges``.
     """
     parts_src: list[NDArray[np.int64]] = []
     parts_dst: list[NDArray[np.int64]] = []
-    e = problem.isl_edges.shape[0] if with_isl else 0
+    edges = problem.isl_edges if isl_edges is None else isl_edges
+    e = edges.shape[0] if with_isl else 0
     if e:
-        a = problem.isl_edges[:, 0].astype(np.int64)
-        b = problem.isl_edges[:, 1].astype(np.int64)
+        a = edges[:, 0].astype(np.int64)
+        b = edges[:, 1].astype(np.int64)
         parts_src += [a, b]
         parts_dst += [b, a]
     n_l = gsl_site.size

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..constellation import PRESETS
+from ..constellation import constellation_names
 from ..errors import StarmeshError
 from ..timegrid import parse_utc
 from .base import StrictModel
@@ -71,8 +71,41 @@ class ShellSpec(_Model):
         return self
 
 
+class FilterSpec(_Model):
+    """The operational filter of a real constellation.
+
+    Mirrors :class:`starmesh.realset.OperationalCriteria`, whose docstring and
+    ``data/PROVENANCE.md`` give the sources of the defaults.
+
+    ``max_epoch_age_days`` here (default 3 days) drops element sets older than that at the run's
+    start as *stale* (no longer tracked well); it is not ``constellation.max_epoch_age_days``
+    (default 30 days), which refuses the whole run because SGP4 is meaningless that far from an
+    epoch.
+    """
+
+    min_altitude_km: float = Field(400.0, ge=100.0, le=2000.0)
+    max_eccentricity: float = Field(0.005, gt=0.0, lt=1.0)
+    max_altitude_rate_km_day: float = Field(1.0, gt=0.0, le=1000.0)
+    max_abs_bstar_per_er: float = Field(0.01, gt=0.0, le=10.0)
+    max_epoch_age_days: float = Field(3.0, gt=0.0, le=36_500.0)
+    min_shell_neighbours: int = Field(150, ge=0, le=100_000)
+    keep_direct_to_cell: bool = False
+    keep_stale: bool = False
+    keep_eccentric: bool = False
+    keep_low: bool = False
+    keep_manoeuvring: bool = False
+    keep_off_shell: bool = False
+
+
 class ConstellationSpec(_Model):
-    """Exactly one of ``preset``, ``shells`` or ``tle_file``."""
+    """Exactly one of ``preset``, ``shells`` or ``tle_file``.
+
+    ``preset`` is a Walker preset (``starlink-gen1``, ...) or a built-in real constellation
+    (``starlink-2026``). Real sets (a real preset, ``tle_file``) go through the operational
+    filter (``operational_filter``, thresholds in ``[constellation.filter]``) and get inferred
+    shells and re-paired +Grid ISLs; without the filter a ``tle_file`` runs every object with
+    nearest-k ISLs, as before.
+    """
 
     preset: str | None = None
     shells: list[ShellSpec] | None = None
@@ -84,6 +117,9 @@ class ConstellationSpec(_Model):
     #: far from its epoch is meaningless (errors grow by km per day in LEO).
     max_epoch_age_days: float = Field(30.0, gt=0.0, le=36_500.0)
     layout: Literal["walker", "hypatia"] = "walker"
+    #: Drop what is not an operational relay (real presets and element files).
+    operational_filter: bool = True
+    filter: FilterSpec = Field(default_factory=FilterSpec)
 
     @model_validator(mode="after")
     def _check(self) -> ConstellationSpec:
@@ -93,9 +129,9 @@ class ConstellationSpec(_Model):
                 "give exactly one of preset, shells or tle_file"
                 + (f" (got {', '.join(given)})" if given else "")
             )
-        if self.preset is not None and self.preset not in PRESETS:
+        if self.preset is not None and self.preset not in constellation_names():
             raise ValueError(
-                f"unknown preset {self.preset!r}: use one of {', '.join(sorted(PRESETS))}"
+                f"unknown preset {self.preset!r}: use one of {', '.join(constellation_names())}"
             )
         if self.layout == "hypatia":
             if self.shells is None:
@@ -187,7 +223,14 @@ class LinksSpec(_Model):
     isl: Literal["plus-grid", "nearest-k", "none"] = "plus-grid"
     isl_k: int = Field(4, ge=1, le=16)
     isl_max_range_km: float | None = Field(None, gt=0.0, le=100000.0)
+    #: Re-paired +Grid of a real constellation: the adjacent-plane partner is the nearest
+    #: satellite ("nearest") or the same Walker slot ("lattice").
+    isl_cross_plane: Literal["nearest", "lattice"] = "nearest"
+    #: Also link a real constellation's shells (mutual nearest of another shell).
+    isl_cross_shell: bool = False
     gsl_rule: Literal["elevation", "max-range"] = "elevation"
+    #: Default 25 deg (Gen1's FCC minimum); a real preset's own default when not given
+    #: (:data:`starmesh.constellation.REAL_MIN_ELEVATION_DEG`).
     min_elevation_deg: float = Field(25.0, ge=0.0, lt=90.0)
     gsl_max_range_km: float | None = Field(None, gt=0.0, le=100000.0)
     fibre_route_factor: float = Field(1.5, ge=1.0, le=10.0)

@@ -13,7 +13,10 @@ MANIFEST = "manifest.json"
 #: Per chunk series and counters while a run is in progress.
 PARTIAL = ".partial"
 SITES = "sites.parquet"
+#: The ISLs: fixed ones, or of re-paired ISLs (a real constellation) those of the first step.
 ISLS = "isls.parquet"
+#: Re-paired ISLs: per chunk, the intervals of steps ``[first_step, last_step]`` each link is up.
+ISL_SPANS = "isl_spans.parquet"
 #: Folders of one Parquet file per chunk.
 RTT = "rtt.parquet"
 FSTATE = "fstate.parquet"

@@ -35,6 +35,7 @@ from ._names import (
     FLOW_INFO,
     FLOWS,
     FSTATE,
+    ISL_SPANS,
     ISLS,
     PACKETS_TABLES,
     RTT,
@@ -726,6 +727,10 @@ class RunGeometry:
         The run's ISLs (``isls.parquet``).
     isl_max_range_m : float
         Longest usable ISL [m] (inf without ISLs).
+    isl_spans : ndarray of int64, shape (N, 4), or None
+        Re-paired ISLs (``isl_spans.parquet``): rows ``(a, b, first_step, last_step)``, the
+        steps (inclusive) during which link ``a < b`` is up; ``isl_edges`` then lists every
+        link up at some step. None for fixed ISLs.
     """
 
     name: str
@@ -734,6 +739,22 @@ class RunGeometry:
     isl_edges: NDArray[np.int64]
     isl_max_range_m: float
     sat_names: tuple[str, ...] = ()
+    isl_spans: NDArray[np.int64] | None = None
+
+    def isl_up(self, steps: NDArray[np.int64]) -> NDArray[np.bool_] | None:
+        """Which of ``isl_edges`` are up at run steps ``steps (K,)``: shape ``(K, E)``, or None
+        for fixed ISLs (every one of them exists; only range limits them)."""
+        if self.isl_spans is None:
+            return None
+        sp = self.isl_spans
+        n_s = max(int(self.isl_edges.max(initial=0)) + 1, 1)
+        key = self.isl_edges[:, 0] * n_s + self.isl_edges[:, 1]
+        col = np.searchsorted(key, sp[:, 0] * n_s + sp[:, 1])
+        steps = np.asarray(steps, np.int64).reshape(-1)
+        out = np.zeros((steps.size, key.size), bool)
+        for k, step in enumerate(steps):
+            out[k, col[(sp[:, 2] <= step) & (step <= sp[:, 3])]] = True
+        return out
 
 
 def read_geometry(run_dir: Path | str) -> RunGeometry:
@@ -758,6 +779,19 @@ def read_geometry(run_dir: Path | str) -> RunGeometry:
     if path.is_file():
         t = pq.read_table(path, columns=["a", "b"])
         edges = np.stack([t["a"].to_numpy(), t["b"].to_numpy()], axis=1).astype(np.int64)
+    spans = None
+    span_dir = run_dir / ISL_SPANS
+    if span_dir.is_dir():
+        parts = sorted(span_dir.glob("part-*.parquet"))
+        cols = ["a", "b", "first_step", "last_step"]
+        tables = [pq.read_table(p, columns=cols) for p in parts]
+        spans = np.zeros((0, 4), np.int64)
+        if tables:
+            spans = np.stack(
+                [np.concatenate([t[c].to_numpy() for t in tables]) for c in cols], axis=1
+            ).astype(np.int64)
+        # Every link up at some step, sorted by (a, b).
+        edges = np.unique(np.concatenate([edges.reshape(-1, 2), spans[:, :2]]), axis=0)
     rng = sc.links.isl_max_range_km
     return RunGeometry(
         name=sc.name,
@@ -766,6 +800,7 @@ def read_geometry(run_dir: Path | str) -> RunGeometry:
         isl_edges=edges.reshape(-1, 2),
         isl_max_range_m=float(rng) * 1e3 if rng is not None and edges.size else math.inf,
         sat_names=tuple(cons.sat_names),
+        isl_spans=spans,
     )
 
 

@@ -19,6 +19,7 @@ from ._names import (
     FLOW_INFO,
     FLOWS,
     FSTATE,
+    ISL_SPANS,
     ISLS,
     LINKS,
     LOCK,
@@ -128,6 +129,7 @@ RUN_ENTRIES = frozenset(
         PARTIAL,
         SITES,
         ISLS,
+        ISL_SPANS,
         RTT,
         FSTATE,
         FLOWS,
@@ -249,6 +251,21 @@ def write_chunk(
     path = out / RTT / name
     atomic_write_table(path, chunk_table(plan, res))
     files.append(path)
+    if res.isl_spans is not None:
+        path = out / ISL_SPANS / name
+        span = res.isl_spans
+        atomic_write_table(
+            path,
+            pa.table(
+                {
+                    "a": span[0].astype(np.int32),
+                    "b": span[1].astype(np.int32),
+                    "first_step": span[2],
+                    "last_step": span[3],
+                }
+            ),
+        )
+        files.append(path)
     if res.rate_bps is not None:
         assert res.bottleneck is not None and res.demand_bps is not None and res.load is not None
         n_m, n_t, n_f = res.rate_bps.shape
@@ -359,6 +376,8 @@ def write_run_header(plan: RunPlan, out: Path, resolved: bytes) -> None:
 def make_chunk_dirs(plan: RunPlan, out: Path) -> None:
     """The folders that hold one Parquet file per chunk."""
     (out / RTT).mkdir(exist_ok=True)
+    if plan.isl is not None:
+        (out / ISL_SPANS).mkdir(exist_ok=True)
     if plan.traffic is not None:
         (out / FLOWS).mkdir(exist_ok=True)
         (out / LINKS).mkdir(exist_ok=True)
