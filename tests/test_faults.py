@@ -186,7 +186,12 @@ def test_a_changed_tle_file_refuses_the_resume(tmp_path):
     recs = load_starlink_snapshot().records[:40]
     tle = tmp_path / "sats.tle"
     tle.write_text("".join(f"{r.name}\n{r.line1}\n{r.line2}\n" for r in recs))
-    sc = dict(SCENARIO, constellation={"tle_file": str(tle)}, variants=[], traffic=None)
+    sc = dict(
+        SCENARIO,
+        constellation={"tle_file": str(tle), "operational_filter": False},
+        variants=[],
+        traffic=None,
+    )
     sc = {k: v for k, v in sc.items() if v not in ([], None)}
     sc["time"] = {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 30.0, "step_s": 1.0}
     sc["links"] = {"isl": "nearest-k", "gateway_pop": "all"}

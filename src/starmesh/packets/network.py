@@ -245,6 +245,7 @@ def build_network(
     isl_up: NDArray[np.bool_] | None = None,
     isl_max_range_m: float = float("inf"),
     gsl_max_range_m: float = float("inf"),
+    earth_model: str = "wgs84",
 ) -> PacketNetwork:
     """Select the nodes and links the flows need and compute their delays at every step.
 
@@ -273,6 +274,9 @@ def build_network(
         ISL state per step (failures, range).
     isl_max_range_m, gsl_max_range_m : float
         A link longer than this at a step is down at that step [m].
+    earth_model : {"wgs84", "pyephem"}
+        The run's Earth model; "pyephem" measures links with libastro's float32 ranges, as
+        such runs do (Hypatia compatibility).
 
     Returns
     -------
@@ -350,6 +354,15 @@ def build_network(
         return out
 
     length_m = np.linalg.norm(ends(links[:, 0]) - ends(links[:, 1]), axis=-1)
+    if earth_model == "pyephem":
+        # The run measured links as satgenpy does (libastro's float32 ranges and angles):
+        # the packet level takes the same delays.
+        from ..topology import libastro_gsl_lengths_m, libastro_isl_lengths_m
+
+        isl = ~is_gsl
+        if isl.any():
+            length_m[:, isl] = libastro_isl_lengths_m(r, links[isl].astype(np.int32))
+        length_m[:, is_gsl] = libastro_gsl_lengths_m(length_m[:, is_gsl])
     delay_s = length_m / C_M_S
     up = np.where(is_gsl[None], length_m <= gsl_max_range_m, length_m <= isl_max_range_m)
     if isl_edges is not None and isl_up is not None:

@@ -83,18 +83,19 @@ def network_from_run_dir(
         # forwarding state uses is taken as up for the whole step (not modelled: in-step
         # loss of sight).
         gsl_max_range_m=float(gsl_max_km) * 1e3 if gsl_max_km else float("inf"),
+        earth_model=str(data.scenario.get("earth_model", "wgs84")),
     )
 
 
 def site_ecef_m(run: RunData) -> NDArray[np.float64]:
     """ECEF positions [m] of a run's sites, shape (G, 3), on the run's Earth model."""
     from ..constants import LIBASTRO_EARTH_RADIUS_KM, LIBASTRO_FLATTENING
-    from ..frames import geodetic_to_ecef
+    from ..frames import geodetic_to_ecef, libastro_site_ecef
 
     alt = pq.read_table(run.run_dir / "sites.parquet", columns=["alt_m"])["alt_m"].to_numpy()
-    kw = {}
+    lat, lon = np.radians(run.sites.lat_deg), np.radians(run.sites.lon_deg)
     if run.scenario.get("earth_model") == "pyephem":
-        kw = {"a_m": LIBASTRO_EARTH_RADIUS_KM * 1e3, "f": LIBASTRO_FLATTENING}
-    return np.asarray(
-        geodetic_to_ecef(np.radians(run.sites.lat_deg), np.radians(run.sites.lon_deg), alt, **kw)
-    )
+        # As the run placed them (ground.Sites with the pyephem Earth model).
+        a_m, f = LIBASTRO_EARTH_RADIUS_KM * 1e3, LIBASTRO_FLATTENING
+        return np.asarray(libastro_site_ecef(lat, lon, alt, a_m=a_m, f=f))
+    return np.asarray(geodetic_to_ecef(lat, lon, alt))
