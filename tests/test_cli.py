@@ -30,6 +30,8 @@ gateways = ["Wola-Krobowska"]
 pops = ["Warsaw"]
 [routing]
 modes = ["isl", "bent-pipe"]
+[service]
+model = "geometric"
 """
 
 

@@ -201,7 +201,10 @@ def chunk_counters(res: ChunkResult) -> dict[str, NDArray[Any]]:
         out["jain_sum"] = np.array(
             [
                 sum(
-                    jain_index(res.rate_bps[m, k][pos[k]]) if pos[k].any() else 1.0
+                    # Nothing demanded, or nothing allocated to anyone: an equal share (1).
+                    jain_index(res.rate_bps[m, k][pos[k]])
+                    if pos[k].any() and res.rate_bps[m, k][pos[k]].any()
+                    else 1.0
                     for k in range(n_t)
                 )
                 for m in range(n_m)
@@ -209,10 +212,10 @@ def chunk_counters(res: ChunkResult) -> dict[str, NDArray[Any]]:
         )
     if res.service is not None:
         sv = res.service
-        fin: NDArray[np.bool_] = np.asarray(np.isfinite(sv.mean_s).all(axis=-1))  # (M, T, P)
         out["svc_q"] = np.ascontiguousarray(np.transpose(sv.rtt_q_s, (0, 1, 3, 2)))
-        out["svc_mean_sum"] = np.where(fin[..., None], sv.mean_s, 0.0).sum(axis=1)
-        out["svc_n"] = fin.sum(axis=1)
+        # Per step, not summed: the summary sums the whole run in one order, so its bytes do
+        # not depend on how the run was cut into chunks.
+        out["svc_mean"] = np.ascontiguousarray(np.transpose(sv.mean_s, (0, 2, 1, 3)))
         out["svc_handovers"] = sv.handover.sum(axis=0)
         out["svc_served"] = (sv.serving >= 0).sum(axis=0)
         out["svc_dl"] = np.ascontiguousarray(sv.download_bps.T)
@@ -237,8 +240,10 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
     assert sv is not None
     ex = [store.extra(i) for i in range(len(store.chunks))]
     q = np.concatenate([e["svc_q"] for e in ex], axis=-1)  # (M, Q, P, T)
-    mean_sum: NDArray[np.float64] = np.sum([e["svc_mean_sum"] for e in ex], axis=0)  # (M, P, C)
-    n: NDArray[np.int64] = np.sum([e["svc_n"] for e in ex], axis=0)  # (M, P)
+    mean = np.concatenate([e["svc_mean"] for e in ex], axis=2)  # (M, P, T, C)
+    fin = np.isfinite(mean).all(axis=-1)
+    mean_sum = np.where(fin[..., None], mean, 0.0).sum(axis=2)  # (M, P, C)
+    n = fin.sum(axis=2)  # (M, P)
     hand: NDArray[np.int64] = np.sum([e["svc_handovers"] for e in ex], axis=0)
     served: NDArray[np.int64] = np.sum([e["svc_served"] for e in ex], axis=0)
     dl = np.concatenate([e["svc_dl"] for e in ex], axis=-1)  # (Gt, T)
