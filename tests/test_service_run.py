@@ -239,3 +239,38 @@ def test_validation_us_2025_median_download(us: tuple[dict, object]) -> None:
     _, ds = us
     dl = ds["download"].values  # type: ignore[attr-defined]
     assert abs(np.median(dl[dl > 0]) / 104.7 - 1.0) <= 0.35
+
+
+# --- Loads: traffic model and subscriber density ---------------------------------------------
+
+
+def test_queueing_follows_the_traffic_model_utilisation() -> None:
+    def queueing_ms(terminals: int) -> float:
+        data = _belgium(duration_s=6.0).model_dump(mode="json", exclude_none=True)
+        data["time"]["step_s"] = 2.0
+        data["traffic"] = {"model": "access", "terminals_per_site": terminals, "down_mbps": 25.0}
+        plan = build_plan(Scenario.model_validate(data))
+        res = compute_chunk(plan, 0, plan.grid.n_steps)
+        assert res.service is not None
+        assert res.service.rho_user.max() <= 1.0
+        return float(np.mean(res.service.mean_s[..., 4]) * 1e3)
+
+    light, heavy = queueing_ms(1), queueing_ms(100_000)
+    # One terminal's 25 Mbit/s barely loads a satellite; 100,000 terminals saturate their
+    # access links: the two user queues sit near their 5 ms AQM bound (mean ~2.3 ms each, M/D/1
+    # conditioned on the bound), bounded, never infinite.
+    assert light < 1.0
+    assert 4.0 < heavy < 4 * 5.0
+
+
+def test_speed_test_falls_with_subscriber_density() -> None:
+    def median_mbps(density: float) -> float:
+        plan = build_plan(_belgium(duration_s=10.0, subscribers_per_km2=density))
+        res = compute_chunk(plan, 0, 10)
+        assert res.service is not None
+        served = res.service.serving >= 0
+        return float(np.median(res.service.download_bps[served]) / 1e6)
+
+    sparse, dense = median_mbps(0.01), median_mbps(300.0)
+    assert sparse == pytest.approx(220.0)  # the terminal's own ceiling
+    assert dense < 0.5 * sparse
