@@ -184,8 +184,11 @@ class Summary:
 # --- Per chunk counters and the summary ------------------------------------------------------
 
 
-def chunk_counters(res: ChunkResult) -> dict[str, NDArray[Any]]:
-    """Counters of one chunk that the summary adds up (path changes, RTT extremes, traffic)."""
+def chunk_counters(
+    res: ChunkResult, series_idx: NDArray[np.int64] | None = None
+) -> dict[str, NDArray[Any]]:
+    """Counters of one chunk that the summary adds up (path changes, RTT extremes, traffic,
+    service model; ``series_idx``: the pairs whose service quantile series are kept)."""
     finite = np.isfinite(res.rtt_s)
     out: dict[str, NDArray[Any]] = {
         "changes": res.changed.sum(axis=1),
@@ -212,10 +215,16 @@ def chunk_counters(res: ChunkResult) -> dict[str, NDArray[Any]]:
         )
     if res.service is not None:
         sv = res.service
-        out["svc_q"] = np.ascontiguousarray(np.transpose(sv.rtt_q_s, (0, 1, 3, 2)))
-        # Per step, not summed: the summary sums the whole run in one order, so its bytes do
-        # not depend on how the run was cut into chunks.
-        out["svc_mean"] = np.ascontiguousarray(np.transpose(sv.mean_s, (0, 2, 1, 3)))
+        # Quantile series of the series pairs only (as service.parquet): a day of every pair
+        # would not fit in memory.
+        sel = series_idx if series_idx is not None else np.arange(sv.rtt_q_s.shape[-1])
+        out["svc_q"] = np.ascontiguousarray(np.transpose(sv.rtt_q_s[..., sel], (0, 1, 3, 2)))
+        # Component sums of every pair in integer picoseconds: integer sums are exact, so the
+        # summary does not depend on how the run was cut into chunks.
+        fin: NDArray[np.bool_] = np.asarray(np.isfinite(sv.mean_s).all(axis=-1))  # (M, T, P)
+        ps = np.rint(np.where(fin[..., None], sv.mean_s, 0.0) * 1e12).astype(np.int64)
+        out["svc_mean_ps"] = ps.sum(axis=1)  # (M, P, C)
+        out["svc_n"] = fin.sum(axis=1).astype(np.int64)  # (M, P)
         out["svc_handovers"] = sv.handover.sum(axis=0)
         out["svc_served"] = (sv.serving >= 0).sum(axis=0)
         out["svc_dl"] = np.ascontiguousarray(sv.download_bps.T)
@@ -231,8 +240,9 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
     """The ``service`` section of ``summary.json``.
 
     Per mode: the share of the mean RTT each component contributes (averaged over every
-    reachable step and pair) and its mean [ms]; per pair: the median over steps of each RTT
-    quantile; per terminal: handovers, the share of steps served and the median speed test.
+    reachable step and pair) and its mean [ms], and the pooled quantiles of the series pairs;
+    per series pair (``routing.series_pairs``): the median over steps of each RTT quantile; per
+    terminal: handovers, the share of steps served and the median speed test.
     """
     from .service.latency import COMPONENTS
 
@@ -240,10 +250,8 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
     assert sv is not None
     ex = [store.extra(i) for i in range(len(store.chunks))]
     q = np.concatenate([e["svc_q"] for e in ex], axis=-1)  # (M, Q, P, T)
-    mean = np.concatenate([e["svc_mean"] for e in ex], axis=2)  # (M, P, T, C)
-    fin = np.isfinite(mean).all(axis=-1)
-    mean_sum = np.where(fin[..., None], mean, 0.0).sum(axis=2)  # (M, P, C)
-    n = fin.sum(axis=2)  # (M, P)
+    mean_sum = np.sum([e["svc_mean_ps"] for e in ex], axis=0).astype(np.float64) * 1e-12
+    n = np.sum([e["svc_n"] for e in ex], axis=0)  # (M, P)
     hand: NDArray[np.int64] = np.sum([e["svc_handovers"] for e in ex], axis=0)
     served: NDArray[np.int64] = np.sum([e["svc_served"] for e in ex], axis=0)
     dl = np.concatenate([e["svc_dl"] for e in ex], axis=-1)  # (Gt, T)
@@ -269,10 +277,10 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
             "mean_ms": {c: float(tot[i] / cnt * 1e3) for i, c in enumerate(COMPONENTS)},
             **{f"{name}_pooled": _finite_ms(pooled[j]) for j, name in enumerate(qn)},
         }
-        for p in range(len(src)):
+        for j_p, p in enumerate(plan.series_idx):
             pairs.append(
                 {"mode": mode, "src": src[p], "dst": dst[p]}
-                | {name: _finite_ms(med[j, p]) for j, name in enumerate(qn)}
+                | {name: _finite_ms(med[j, j_p]) for j, name in enumerate(qn)}
             )
     terminals = []
     for g, site in enumerate(sv.terminals):
@@ -314,15 +322,18 @@ class SeriesStore(Protocol):
 class MemoryStore:
     """A :class:`SeriesStore` in memory, for runs without a run folder."""
 
-    def __init__(self, chunks: list[tuple[int, int]]) -> None:
+    def __init__(
+        self, chunks: list[tuple[int, int]], series_idx: NDArray[np.int64] | None = None
+    ) -> None:
         self.chunks = chunks
+        self.series_idx = series_idx
         self._series: dict[int, NDArray[np.float64]] = {}
         self._extra: dict[int, dict[str, NDArray[Any]]] = {}
 
     def write(self, index: int, res: ChunkResult) -> None:
         """Keep one chunk's series ``(M, P, Tc)`` [s] and counters."""
         self._series[index] = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)))
-        self._extra[index] = chunk_counters(res)
+        self._extra[index] = chunk_counters(res, self.series_idx)
 
     def extra(self, index: int) -> dict[str, NDArray[Any]]:
         return self._extra[index]

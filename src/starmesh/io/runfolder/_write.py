@@ -312,7 +312,7 @@ def write_chunk(
     """Write one chunk's files atomically, then record the chunk in the manifest."""
     name = chunk_name(index)
     files = []
-    extra: dict[str, Any] = chunk_counters(res)
+    extra: dict[str, Any] = chunk_counters(res, plan.series_idx)
     if res.fstate is not None:
         assert res.fstate_last is not None
         rows = dict(res.fstate)
