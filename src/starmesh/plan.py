@@ -1038,7 +1038,8 @@ def _home_pops(
 
     A scenario PoP within 100 km of the home PoP is used as it is; otherwise the table's PoP is
     added as a site named ``"PoP <code>"``. Terminals whose region is not in the table get the
-    nearest table PoP (said in the notes).
+    scenario's nearest PoP, or the nearest table PoP when the scenario lists none (said in the
+    notes).
     """
     from .service.latency import great_circle_m
     from .service.pops import assign_pops, load_pop_table, site_regions
@@ -1052,11 +1053,20 @@ def _home_pops(
     if (~hit).any():
         notes.append(
             f"{int((~hit).sum())} terminal(s) are in regions the PoP table lacks "
-            f"({', '.join(sorted({country[g] for g in np.flatnonzero(~hit)}))}): nearest PoP used"
+            f"({', '.join(sorted({country[g] for g in np.flatnonzero(~hit)}))}): the nearest "
+            "PoP of the scenario (or of the table, when the scenario has none) is used"
         )
     out = list(site_list)
+    given = [i for i, s in enumerate(site_list) if s.kind == "pop"]
     dst = []
-    for q in pop_idx:
+    for g, q in enumerate(pop_idx):
+        if not hit[g] and given:
+            # A region the table does not know: the scenario's own nearest PoP.
+            d = [
+                float(great_circle_m(lat[g], lon[g], out[i].lat_deg, out[i].lon_deg)) for i in given
+            ]
+            dst.append(given[int(np.argmin(d))])
+            continue
         plat, plon = float(table.lat_deg[q]), float(table.lon_deg[q])
         pops = [i for i, s in enumerate(out) if s.kind == "pop"]
         d = [float(great_circle_m(plat, plon, out[i].lat_deg, out[i].lon_deg)) for i in pops]
