@@ -8,7 +8,7 @@ the full series of 100 pairs chosen with the scenario's seed. Everything streams
 
 Usage::
 
-    python benchmarks/bench_day.py [--hours H] [--workers N] [--out DIR]
+    python benchmarks/bench_day.py [--hours H] [--workers N] [--out DIR] [--model service]
 
 Prints ``{"bench": "day", "hours": ..., "steps": ..., "wall_s": ..., "steps_per_s": ...,
 "peak_rss_mb": ..., "projected_day_wall_s": ..., ...}``. Without ``--out`` the run folder is a
@@ -33,10 +33,11 @@ from starmesh.runner import run_plan
 from starmesh.scenario import parse_scenario
 
 
-def scenario(hours: float, workers: int | None) -> dict[str, Any]:
-    """The W2 scenario, cut to ``hours``."""
+def scenario(hours: float, workers: int | None, model: str = "geometric") -> dict[str, Any]:
+    """The W2 scenario, cut to ``hours``, with the geometric or the service model."""
     return {
         "name": "w2-starlink-gen1-day",
+        "service": {"model": model},
         "seed": 0,
         "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": hours * 3600.0, "step_s": 1.0},
         "constellation": {"preset": "starlink-gen1"},
@@ -52,9 +53,15 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--model",
+        choices=["geometric", "service"],
+        default="geometric",
+        help="geometric (W2 as it always was) or the service model (scheduler, RTT quantiles)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
-    plan = build_plan(parse_scenario(scenario(args.hours, args.workers)))
+    plan = build_plan(parse_scenario(scenario(args.hours, args.workers, args.model)))
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "run"
         run_plan(plan, out, force=args.out is not None, report=False)
@@ -66,6 +73,7 @@ def main() -> None:
             {
                 "bench": "day",
                 "workload": "W2 starlink-gen1, 100 cities, 4950 pairs, 1 s steps",
+                "model": args.model,
                 "hours": args.hours,
                 "steps": steps,
                 "pairs": int(plan.problem.pair_src.size),

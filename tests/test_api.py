@@ -20,6 +20,7 @@ from starmesh.errors import ScenarioError
 SMALL = {
     "name": "api-small",
     "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 20.0, "step_s": 2.0},
+    "service": {"model": "geometric"},
     "constellation": {"preset": "starlink-550"},
     "ground": {
         "terminals": ["Kyiv", "Kharkiv", "Lviv"],

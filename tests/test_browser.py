@@ -118,6 +118,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {
             "name": "browser-test",
             "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 600.0, "step_s": 30.0},
+            "service": {"model": "geometric"},
             "constellation": {"preset": "starlink-550"},
             "ground": {
                 "terminals": ["Kyiv", "Lviv", "Odesa"],

@@ -30,6 +30,8 @@ gateways = ["Wola-Krobowska"]
 pops = ["Warsaw"]
 [routing]
 modes = ["isl", "bent-pipe"]
+[service]
+model = "geometric"
 """
 _PRESET = 'preset = "starlink-550"\n'
 _NO_FILTER = "operational_filter = false\n"

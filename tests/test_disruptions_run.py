@@ -23,6 +23,7 @@ runner = CliRunner()
 BASE = {
     "name": "dis",
     "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 40.0, "step_s": 2.0},
+    "service": {"model": "geometric"},
     "constellation": {"preset": "starlink-550"},
     "ground": {
         "terminals": ["Kyiv", "Kharkiv", "Odesa", "Mariupol", "Kherson"],

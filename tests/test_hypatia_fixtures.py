@@ -110,6 +110,8 @@ def kuiper_scenario(earth_model: str = "wgs84") -> Scenario:
         {
             "name": "kuiper-630-hypatia",
             "earth_model": earth_model,
+            # Hypatia computes propagation delays only.
+            "service": {"model": "geometric"},
             "time": {"start_utc": "2000-01-01T00:00:00Z", "duration_s": 200.0, "step_s": 0.1},
             "constellation": {
                 "layout": "hypatia",

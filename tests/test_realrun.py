@@ -33,6 +33,8 @@ BASE = {
     "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 60.0, "step_s": 10.0},
     "constellation": {"preset": "starlink-2026"},
     "ground": {"terminals": ["Kigali", "Louvain-la-Neuve", "Kyiv", "Lagos", "Frankfurt"]},
+    # Geometric routes: these tests compare links and paths with independent references.
+    "service": {"model": "geometric"},
     "routing": {
         "pairs": [["Kigali", "Lagos"], ["Louvain-la-Neuve", "Frankfurt"], ["Kyiv", "Frankfurt"]]
     },

@@ -52,6 +52,7 @@ SCENARIO: dict[str, Any] = {
     "name": "report-test",
     "description": "small run for the report tests",
     "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": N_STEPS * STEP_S, "step_s": STEP_S},
+    "service": {"model": "geometric"},
     "constellation": {"preset": "starlink-550"},
     "ground": {
         "terminals": ["Kyiv", "Lviv", "Odesa"],

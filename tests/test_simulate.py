@@ -20,6 +20,7 @@ from starmesh.scenario import parse_scenario
 BASE = {
     "name": "e2e",
     "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 40.0, "step_s": 2.0},
+    "service": {"model": "geometric"},
     "constellation": {"preset": "starlink-gen1"},
     "ground": {
         "terminals": ["Kyiv", "Kharkiv", "Odesa", "Lviv", "Sydney"],
@@ -173,6 +174,7 @@ def test_forwarding_state_deltas_replay_to_shortest_paths(tmp_path):
 
     data = {
         "name": "fstate",
+        "service": {"model": "geometric"},
         "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 600.0, "step_s": 50.0},
         "constellation": {
             "shells": [

@@ -17,6 +17,7 @@ them in any order and in any process (:mod:`starmesh.executors`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,7 @@ class ChunkResult:
     #: Re-paired ISLs (a real constellation): ``(a, b, first_step, last_step)`` columns, one row
     #: per interval of steps (inclusive, run step indices) during which link ``a < b`` is up.
     isl_spans: tuple[NDArray[np.int64], ...] | None = None
+    service: ServiceChunk | None = None
 
 
 @dataclass(frozen=True)
@@ -622,6 +624,10 @@ def compute_chunk(
     t_all = plan.grid.t_s(lo, stop)
     r, ok = prop.positions_ecef_m(t_all)
     links = chunk_links(plan, t_all, r, ok)
+    sched = None
+    if plan.service is not None:
+        sched = service_schedule(plan, prop, lo, stop, r, ok)
+        links = restrict_to_schedule(plan, links, sched.serving)
     tp = plan.traffic
     demand = None
     if tp is not None:
@@ -686,6 +692,21 @@ def compute_chunk(
         demand_bps=demand[drop:] if demand is not None else None,
         load=load,
         fstate_last=fstate_last,
+        service=(
+            None
+            if sched is None
+            else service_step(
+                plan,
+                sched,
+                r,
+                hops=stack("hops"),
+                prop_rtt_s=stack("rtt_s"),
+                src_sat=src_sat,
+                dst_sat=dst_sat,
+                routes=routes,
+                drop=drop,
+            )
+        ),
     )
 
 
@@ -732,3 +753,342 @@ def reconcile_fstate(
     again = _fstate_rows(plan, orient, float(res.t_s[0]), state, prev_last, every)
     rest = tuple(col[~first] for col in (t_s, node, dst, nh))
     return tuple(np.concatenate([x, y]) for x, y in zip(again, rest, strict=True))
+
+
+# --- The service model: scheduler, RTT distribution, speed tests (starmesh.service) -----------
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """The global scheduler's choice over a chunk's steps (``lo .. stop - 1``).
+
+    Attributes
+    ----------
+    serving : ndarray of int32, shape (T, Gt)
+        Serving satellite of each terminal (``plan.service.terminals`` order); -1 if none.
+    handover : ndarray of bool, shape (T, Gt)
+        The serving satellite differs from the previous step's (both served).
+    n_visible : ndarray of int64, shape (T, Gt)
+        Satellites above the terminal's elevation mask.
+    """
+
+    serving: NDArray[np.int32]
+    handover: NDArray[np.bool_]
+    n_visible: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class ServiceChunk:
+    """What the service model adds to a chunk (kept steps only).
+
+    Attributes
+    ----------
+    rtt_q_s : ndarray, shape (M, Q, T, P)
+        RTT quantiles (``plan.service.quantiles``) per mode, step and pair [s]; inf if
+        unreachable.
+    mean_s : ndarray, shape (M, T, P, C)
+        Expected contribution of each component (:data:`starmesh.service.latency.COMPONENTS`).
+    serving : ndarray of int32, shape (T, Gt)
+    handover : ndarray of bool, shape (T, Gt)
+    download_bps : ndarray, shape (T, Gt)
+        Speed-test download rate of each terminal [bit/s] (0 when unserved).
+    rho_user, rho_feeder : ndarray, shape (M, T, P)
+        Utilisation of the pair's user and feeder access queues.
+    """
+
+    rtt_q_s: NDArray[np.float64]
+    mean_s: NDArray[np.float64]
+    serving: NDArray[np.int32]
+    handover: NDArray[np.bool_]
+    download_bps: NDArray[np.float64]
+    rho_user: NDArray[np.float64]
+    rho_feeder: NDArray[np.float64]
+
+
+def _slot_window(plan: RunPlan, lo: int, stop: int) -> tuple[int, int]:
+    """Steps ``[a, b)`` of the whole scheduler slots that cover steps ``lo .. stop - 1``."""
+    from .service.scheduler import slot_index
+
+    sv = plan.service
+    assert sv is not None
+    n = plan.grid.n_steps
+    margin = math.ceil(sv.slot_s / plan.grid.step_s) + 1
+    a0, b0 = max(0, lo - margin), min(n, stop + margin)
+    slot = slot_index(
+        plan.grid.t_s(a0, b0),
+        slot_s=sv.slot_s,
+        offset_s=sv.slot_offset_s,
+        epoch_second_of_minute=sv.epoch_second_of_minute,
+    )
+    first, last = slot[lo - a0], slot[stop - 1 - a0]
+    a = a0 + int(np.searchsorted(slot, first, side="left"))
+    b = a0 + int(np.searchsorted(slot, last, side="right"))
+    return a, b
+
+
+def service_schedule(
+    plan: RunPlan,
+    prop: Propagator,
+    lo: int,
+    stop: int,
+    r: NDArray[np.float64],
+    ok: NDArray[np.bool_],
+) -> Scheduled:
+    """Schedule every terminal over steps ``lo .. stop - 1`` (:mod:`starmesh.service.scheduler`).
+
+    Each slot is decided from the geometry of that whole slot only (never from a previous
+    chunk's state), so the schedule does not depend on how the run is cut into chunks: the
+    steps of the slots that straddle the chunk's edges are propagated here as well.
+
+    Parameters
+    ----------
+    plan : RunPlan
+    prop : Propagator
+    lo, stop : int
+        Steps of the chunk (``lo`` is the recomputed step before it, if any).
+    r, ok : ndarray, shapes (T, S, 3) and (T, S)
+        Positions of steps ``lo .. stop - 1`` (reused, not propagated again).
+    """
+    from .service.scheduler import north_of_site, schedule_sparse
+
+    sv = plan.service
+    assert sv is not None
+    a, b = _slot_window(plan, lo, stop)
+    parts_r, parts_ok = [r], [ok]
+    if a < lo:
+        r0, ok0 = prop.positions_ecef_m(plan.grid.t_s(a, lo))
+        parts_r.insert(0, r0)
+        parts_ok.insert(0, ok0)
+    if b > stop:
+        r1, ok1 = prop.positions_ecef_m(plan.grid.t_s(stop, b))
+        parts_r.append(r1)
+        parts_ok.append(ok1)
+    rw, okw = np.concatenate(parts_r), np.concatenate(parts_ok)
+    tw = plan.grid.t_s(a, b)
+    if plan.failures is not None:
+        okw = okw & ~plan.failures.sat_failed(tw)
+    term = sv.terminals
+    site_r, site_up = plan.sites.r_ecef_m[term], plan.sites.up[term]
+    gsl = find_gsls(rw, okw, site_r, site_up, plan.gsl_rule)
+    ti, gi, si = (x.astype(np.int64) for x in (gsl.t_idx, gsl.site_idx, gsl.sat_idx))
+    d = rw[ti, si] - site_r[gi]
+    el = np.arcsin(np.clip(np.einsum("ij,ij->i", d, site_up[gi]) / gsl.length_m, -1.0, 1.0))
+    north = None
+    if sv.policy == "north":
+        lat = plan.sites.lat_rad[term][gi]
+        lon = plan.sites.lon_rad[term][gi]
+        north_vec = np.stack(
+            [-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)], axis=-1
+        )
+        cos_az = np.einsum("ij,ij->i", d, north_vec)
+        north = north_of_site(np.where(cos_az >= 0.0, 0.0, np.pi), np.degrees(lat))
+    sch = schedule_sparse(
+        tw,
+        term.size,
+        ti,
+        gi,
+        si,
+        el,
+        policy=sv.policy,  # type: ignore[arg-type]
+        seed=plan.seed,
+        north=north,
+        slot_s=sv.slot_s,
+        offset_s=sv.slot_offset_s,
+        epoch_second_of_minute=sv.epoch_second_of_minute,
+    )
+    serving = sch.serving[lo - a : stop - a]
+    handover = np.zeros(serving.shape, bool)
+    handover[1:] = (serving[1:] != serving[:-1]) & (serving[1:] >= 0) & (serving[:-1] >= 0)
+    in_chunk = (ti >= lo - a) & (ti < stop - a)
+    n_vis = np.zeros(serving.shape, np.int64)
+    np.add.at(n_vis, (ti[in_chunk] - (lo - a), gi[in_chunk]), 1)
+    return Scheduled(serving=serving, handover=handover, n_visible=n_vis)
+
+
+def restrict_to_schedule(
+    plan: RunPlan, links: ChunkLinks, serving: NDArray[np.int32]
+) -> ChunkLinks:
+    """The chunk's links with each terminal's GSLs cut to its scheduled satellite."""
+    from .service.chunk import serving_gsl_mask
+
+    sv = plan.service
+    assert sv is not None
+    gsl = links.gsl
+    keep = serving_gsl_mask(
+        gsl.t_idx, links.gsl_sites[gsl.site_idx], gsl.sat_idx, serving, sv.terminals
+    )
+    if keep.all():
+        return links
+    kept = GslCandidates(gsl.t_idx[keep], gsl.site_idx[keep], gsl.sat_idx[keep], gsl.length_m[keep])
+    # The chunk graph's structure (links, link_of) stays: dropped links are inf at their steps.
+    return ChunkLinks(
+        isl_edges=links.isl_edges,
+        isl_delay_s=links.isl_delay_s,
+        gsl=kept,
+        gsl_cap_down=links.gsl_cap_down[keep],
+        gsl_cap_up=links.gsl_cap_up[keep],
+        gsl_sites=links.gsl_sites,
+        bounds=np.searchsorted(kept.t_idx, np.arange(links.bounds.size)),
+        links=links.links,
+        link_of=links.link_of[keep],
+        gsl_delay_s=links.gsl_delay_s[keep],
+        site_failed=links.site_failed,
+    )
+
+
+def _traffic_rho(
+    plan: RunPlan,
+    routes: list[ModeRoutes],
+    src_sat: NDArray[np.int32],
+    dst_sat: NDArray[np.int32],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Utilisation of each pair's user access (terminal link and serving satellite's user
+    downlink, the larger) and feeder access (the far satellite's feeder downlink), from the
+    traffic model's max-min fair allocation, shape ``(M, T, P)`` each."""
+    tp = plan.traffic
+    sv = plan.service
+    assert tp is not None and sv is not None
+    n_t = src_sat.shape[1]
+    s_n = plan.problem.n_sats
+    site_res = tp.resources.site_down[plan.problem.pair_src]
+    rho_u = np.zeros(src_sat.shape)
+    rho_f = np.zeros(src_sat.shape)
+    n_r = tp.resources.capacity_bps.size
+    for m, x in enumerate(routes):
+        util = np.zeros((n_t, n_r))
+        for k, res, u in x.load_rows or []:
+            util[k, res] = u
+        ok_u, ok_f = src_sat[m] >= 0, dst_sat[m] >= 0
+        tt = np.arange(n_t)[:, None]
+        user = np.where(ok_u, util[tt, np.maximum(src_sat[m], 0)], 0.0)
+        site = np.where(site_res[None, :] >= 0, util[:, np.maximum(site_res, 0)], 0.0)
+        rho_u[m] = np.maximum(user, site)
+        rho_f[m] = np.where(ok_f, util[tt, 2 * s_n + np.maximum(dst_sat[m], 0)], 0.0)
+    return rho_u, rho_f
+
+
+def service_step(
+    plan: RunPlan,
+    sched: Scheduled,
+    r: NDArray[np.float64],
+    *,
+    hops: NDArray[np.int16],
+    prop_rtt_s: NDArray[np.float64],
+    src_sat: NDArray[np.int32],
+    dst_sat: NDArray[np.int32],
+    routes: list[ModeRoutes],
+    drop: int,
+) -> ServiceChunk:
+    """RTT distribution, component means and speed tests of a chunk's steps.
+
+    Utilisations: from the traffic model when the scenario has ``[traffic]``; else from the
+    load model when ``service.subscribers_per_km2`` is given (each satellite carries the
+    busy-hour demand of ``density x footprint / satellites in view`` subscribers, a cell beam
+    ``density x cell area / satellites in view``: terminals spread evenly over the satellites
+    they see); else the sourced fallback ``service.utilisation``.
+
+    Parameters
+    ----------
+    plan : RunPlan
+    sched : Scheduled
+    r : ndarray, shape (T, S, 3)
+        Satellite positions of the chunk's steps (with the dropped first step).
+    hops, prop_rtt_s, src_sat, dst_sat : ndarray, shape (M, T, P)
+        Routing results (propagation RTT [s] along the scheduled path).
+    routes : list of ModeRoutes
+    drop : int
+        Leading steps to drop (the recomputed step before the chunk).
+    """
+    from .constants import C_M_S, EARTH_MEAN_RADIUS_M
+    from .service.latency import rtt_quantiles_s
+    from .service.throughput import beam_capacity_bps, speed_test_bps
+
+    sv = plan.service
+    assert sv is not None
+    n_m, n_t, n_p = prop_rtt_s.shape
+    term = sv.terminals
+    serving = sched.serving
+    tt, gg = np.nonzero(serving >= 0)
+    ss = serving[tt, gg].astype(np.int64)
+    d = r[tt, ss] - plan.sites.r_ecef_m[term][gg]
+    dist = np.linalg.norm(d, axis=-1)
+    up_s = np.full(serving.shape, np.nan)
+    up_s[tt, gg] = dist / C_M_S
+    elev = np.full(serving.shape, np.nan)
+    elev[tt, gg] = np.arcsin(
+        np.clip(np.einsum("ij,ij->i", d, plan.sites.up[term][gg]) / dist, -1.0, 1.0)
+    )
+    # Load model: utilisation of the serving satellite and of the terminal's cell beam.
+    beam = np.zeros(serving.shape)
+    if tt.size:
+        beam[tt, gg] = beam_capacity_bps(dist, elev[tt, gg], rain_db=sv.rain_db[gg])
+    n_vis = np.maximum(sched.n_visible, 1).astype(np.float64)
+    if sv.subscribers_per_m2 is not None:
+        alt = np.full(serving.shape, 550e3)
+        alt[tt, gg] = np.linalg.norm(r[tt, ss], axis=-1) - EARTH_MEAN_RADIUS_M
+        eps = sv.min_elevation_rad
+        lam = np.arccos(EARTH_MEAN_RADIUS_M * np.cos(eps) / (EARTH_MEAN_RADIUS_M + alt)) - eps
+        footprint = 2.0 * np.pi * EARTH_MEAN_RADIUS_M**2 * (1.0 - np.cos(lam))
+        sat_offered = sv.subscribers_per_m2 * footprint * sv.demand_bps / n_vis
+        cell_offered = sv.subscribers_per_m2 * sv.cell_area_m2[None, :] * sv.demand_bps / n_vis
+        rho_sat = sat_offered / sv.sat_capacity_bps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho_cell = np.where(beam > 0, cell_offered / (beam * sv.beams_per_cell), 1.0)
+    else:
+        rho_sat = np.full(serving.shape, sv.params.utilisation)
+        rho_cell = rho_sat
+        sat_offered = rho_sat * sv.sat_capacity_bps
+        cell_offered = rho_cell * beam * sv.beams_per_cell
+    download = speed_test_bps(
+        beam_capacity=beam,
+        beams_per_cell=sv.beams_per_cell,
+        cell_offered_bps=cell_offered,
+        sat_capacity_bps=sv.sat_capacity_bps,
+        sat_offered_bps=sat_offered,
+        terminal_max_bps=sv.terminal_max_bps,
+    )
+    download = np.where(serving >= 0, download, 0.0)
+    # Per pair: the source terminal's access link and load; the far terminal's mean access.
+    pt, pf = sv.pair_terminal, sv.pair_far_terminal
+    has_t, has_f = pt >= 0, pf >= 0
+    user_prop = np.where(has_t[None, :], up_s[:, np.maximum(pt, 0)], 0.0)
+    far_prop = np.where(has_f[None, :], up_s[:, np.maximum(pf, 0)], 0.0)
+    if plan.traffic is not None:
+        rho_u, rho_f = _traffic_rho(plan, routes, src_sat, dst_sat)
+    else:
+        ru = np.where(has_t[None, :], np.maximum(rho_cell, rho_sat)[:, np.maximum(pt, 0)], 0.0)
+        rf = np.where(has_t[None, :], rho_sat[:, np.maximum(pt, 0)], sv.params.utilisation)
+        rho_u = np.broadcast_to(ru, (n_m, n_t, n_p)).copy()
+        rho_f = np.broadcast_to(rf, (n_m, n_t, n_p)).copy()
+    # Links on the path that are not ISLs: two GSLs, and the fibre to a PoP.
+    to_pop = np.array([plan.sites.kinds[j] == "pop" for j in plan.problem.pair_dst])
+    n_isl = np.maximum(hops.astype(np.float64) - 2.0 - to_pop[None, None, :], 0.0)
+    p = sv.params
+    far_access = np.where(has_f[None, :], 2.0 * far_prop + (p.grant_frames + 3.0) * p.frame_s, 0.0)
+    q_out = np.empty((n_m, len(sv.quantiles), n_t, n_p))
+    mean_out = np.empty((n_m, n_t, n_p, 6))
+    for m in range(n_m):
+        q, mean = rtt_quantiles_s(
+            prop_rtt_s[m],
+            np.nan_to_num(user_prop, nan=0.0),
+            n_isl[m],
+            params=p,
+            q=sv.quantiles,
+            rho_user=np.clip(rho_u[m], 0.0, 1.0),
+            rho_feeder=np.clip(rho_f[m], 0.0, 1.0),
+            internet_s=sv.internet_s[None, :],
+            seed=plan.seed,
+        )
+        q_out[m] = q + np.nan_to_num(far_access, nan=0.0)[None]
+        mean[..., 1] += np.nan_to_num(far_access, nan=0.0)
+        mean_out[m] = mean
+    k = slice(drop, None)
+    return ServiceChunk(
+        rtt_q_s=q_out[:, :, k],
+        mean_s=mean_out[:, k],
+        serving=serving[k],
+        handover=sched.handover[k],
+        download_bps=download[k],
+        rho_user=rho_u[:, k],
+        rho_feeder=rho_f[:, k],
+    )

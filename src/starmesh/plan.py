@@ -70,6 +70,7 @@ from .realset import (
 )
 from .routing import RoutingProblem, fibre_delay_s
 from .scenario import Scenario, SiteEntry
+from .service.params import ServiceParams
 from .timegrid import TimeGrid, parse_utc
 from .topology import (
     GslRule,
@@ -147,6 +148,8 @@ class RunPlan:
     isl: PlusGridIsl | None = None
     #: What the operational filter of a real constellation dropped, else None.
     constellation_filter: FilterReport | None = None
+    #: The service model's settings (None: ``service.model = "geometric"``).
+    service: ServicePlan | None = None
     #: The scenario as run (:func:`resolved_scenario`), plain data for ``scenario.toml``.
     resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -231,16 +234,18 @@ def _build_sites(scenario: Scenario) -> tuple[Sites, list[Site]]:
         sites.append(_resolve_site(e, "gateway", f"ground.gateways[{i}]"))
     for i, e in enumerate(g.pops):
         sites.append(_resolve_site(e, "pop", f"ground.pops[{i}]"))
+    return _sites_of(scenario, sites), sites
+
+
+def _sites_of(scenario: Scenario, sites: list[Site]) -> Sites:
     if scenario.earth_model == "pyephem":
-        built = Sites.from_sites(
+        return Sites.from_sites(
             sites,
             a_m=LIBASTRO_EARTH_RADIUS_KM * 1e3,
             f=LIBASTRO_FLATTENING,
             earth_model="pyephem",
         )
-    else:
-        built = Sites.from_sites(sites)
-    return built, sites
+    return Sites.from_sites(sites)
 
 
 def make_propagator(
@@ -913,6 +918,10 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
     notes: list[str] = []
     constellation, tle_sha256, rc = _build_constellation(scenario, notes, grid)
     sites, site_list = _build_sites(scenario)
+    home_pairs = None
+    if _wants_home_pops(scenario):
+        site_list, home_pairs = _home_pops(site_list, notes)
+        sites = _sites_of(scenario, site_list)
     links = scenario.links
     propagator = make_propagator(
         constellation, grid.epoch, scenario.earth_model, scenario.run.dut1_s
@@ -973,7 +982,7 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         route_factor=links.fibre_route_factor,
         policy=links.gateway_pop,
     )
-    src, dst = _pairs(scenario, sites)
+    src, dst = _pairs(scenario, sites) if home_pairs is None else home_pairs
     traffic_flows, caps, per_site = _traffic_flows(scenario, sites, grid)
     flow_pair = flow_reverse = None
     if traffic_flows is not None:
@@ -1020,6 +1029,7 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         forwarding_state=scenario.routing.forwarding_state,
         workers=scenario.run.workers,
         seed=scenario.seed,
+        service=_service_plan(scenario, sites, src, dst, grid),
         notes=tuple(notes),
         failures=failures,
         jammers=jammers,
@@ -1118,3 +1128,198 @@ def resolved_scenario(
     # Canonical form (the model's field order), so that resolving a resolved scenario gives the
     # same bytes: a resumed run recognises its folder by this hash.
     return Scenario.model_validate(data).model_dump(mode="json", exclude_none=True)
+
+
+# --- The service model (starmesh.service) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """The service model's resolved settings (SI units; see :class:`~starmesh.scenario.
+    ServiceSpec` and :mod:`starmesh.service`).
+
+    Attributes
+    ----------
+    params : ServiceParams
+        Frames, processing, queue bound, fallback utilisation.
+    policy : str
+        Scheduler policy (``"hold"``, ``"highest"``, ``"north"``, ``"random"``).
+    slot_s, slot_offset_s, epoch_second_of_minute : float
+        Slot length, boundary offset in the minute and the run epoch's seconds past the minute.
+    quantiles : tuple of float
+        RTT quantile levels written per step.
+    terminals : ndarray of int64, shape (Gt,)
+        Site indices of the scheduled terminals (every terminal site).
+    pair_terminal : ndarray of int64, shape (P,)
+        Column in ``terminals`` of each pair's source terminal (-1: the source is no terminal).
+    pair_far_terminal : ndarray of int64, shape (P,)
+        Column of each pair's destination terminal (-1: none).
+    internet_s : ndarray, shape (P,)
+        One-way delay PoP -> Internet server [s] of each pair (0 without a server).
+    subscribers_per_m2 : float or None
+        Subscriber density for the load model (None: the fallback utilisation).
+    demand_bps, sat_capacity_bps, beams_per_cell, terminal_max_bps : float
+    cell_area_m2 : ndarray, shape (Gt,)
+        Area of each terminal's H3 cell [m^2].
+    rain_db : ndarray, shape (Gt,)
+        Rain fade of each terminal's downlink [dB] (0 without ``rain_exceedance_percent``).
+    min_elevation_rad : float
+        Edge of a satellite's coverage for the footprint of the load model.
+    """
+
+    params: ServiceParams
+    policy: str
+    slot_s: float
+    slot_offset_s: float
+    epoch_second_of_minute: float
+    quantiles: tuple[float, ...]
+    terminals: NDArray[np.int64]
+    pair_terminal: NDArray[np.int64]
+    pair_far_terminal: NDArray[np.int64]
+    internet_s: NDArray[np.float64]
+    subscribers_per_m2: float | None
+    demand_bps: float
+    sat_capacity_bps: float
+    beams_per_cell: float
+    cell_area_m2: NDArray[np.float64]
+    terminal_max_bps: float
+    rain_db: NDArray[np.float64]
+    min_elevation_rad: float
+
+
+def _wants_home_pops(scenario: Scenario) -> bool:
+    sv = scenario.service
+    return (
+        sv.model == "service"
+        and sv.pop_policy == "table"
+        and scenario.routing.pairs == "terminal-to-nearest-pop"
+    )
+
+
+#: A scenario PoP this close to a terminal's home PoP [m] stands for it (no site is added).
+_SAME_POP_M = 100e3
+
+
+def _home_pops(
+    site_list: list[Site], notes: list[str]
+) -> tuple[list[Site], tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """Route each terminal to its Starlink home PoP (region table), adding the PoPs it needs.
+
+    A scenario PoP within 100 km of the home PoP is used as it is; otherwise the table's PoP is
+    added as a site named ``"PoP <code>"``. Terminals whose region is not in the table get the
+    scenario's nearest PoP, or the nearest table PoP when the scenario lists none (said in the
+    notes).
+    """
+    from .service.latency import great_circle_m
+    from .service.pops import assign_pops, load_pop_table, site_regions
+
+    table = load_pop_table()
+    term = [i for i, s in enumerate(site_list) if s.kind == "terminal"]
+    lat = np.array([site_list[i].lat_deg for i in term])
+    lon = np.array([site_list[i].lon_deg for i in term])
+    country, region = site_regions(lat, lon)
+    pop_idx, hit = assign_pops(lat, lon, country, region, table=table, policy="table")
+    if (~hit).any():
+        notes.append(
+            f"{int((~hit).sum())} terminal(s) are in regions the PoP table lacks "
+            f"({', '.join(sorted({country[g] for g in np.flatnonzero(~hit)}))}): the nearest "
+            "PoP of the scenario (or of the table, when the scenario has none) is used"
+        )
+    out = list(site_list)
+    given = [i for i, s in enumerate(site_list) if s.kind == "pop"]
+    dst = []
+    for g, q in enumerate(pop_idx):
+        if not hit[g] and given:
+            # A region the table does not know: the scenario's own nearest PoP.
+            d = [
+                float(great_circle_m(lat[g], lon[g], out[i].lat_deg, out[i].lon_deg)) for i in given
+            ]
+            dst.append(given[int(np.argmin(d))])
+            continue
+        plat, plon = float(table.lat_deg[q]), float(table.lon_deg[q])
+        pops = [i for i, s in enumerate(out) if s.kind == "pop"]
+        d = [float(great_circle_m(plat, plon, out[i].lat_deg, out[i].lon_deg)) for i in pops]
+        if d and min(d) <= _SAME_POP_M:
+            dst.append(pops[int(np.argmin(d))])
+        else:
+            out.append(Site(f"PoP {table.code[q]}", "pop", plat, plon))
+            dst.append(len(out) - 1)
+    return out, (np.array(term, np.int64), np.array(dst, np.int64))
+
+
+def _service_plan(
+    scenario: Scenario,
+    sites: Sites,
+    src: NDArray[np.int64],
+    dst: NDArray[np.int64],
+    grid: TimeGrid,
+) -> ServicePlan | None:
+    """The service model's settings, or None for ``model = "geometric"``."""
+    from .service.latency import fibre_delay_s as net_delay_s
+    from .service.latency import great_circle_m
+
+    sv = scenario.service
+    if sv.model == "geometric":
+        return None
+    params = ServiceParams(
+        frame_s=sv.frame_ms * 1e-3,
+        grant_frames=sv.grant_frames,
+        feeder_frame_s=sv.feeder_frame_ms * 1e-3,
+        sat_processing_s=sv.sat_processing_ms * 1e-3,
+        ground_processing_s=sv.ground_processing_ms * 1e-3,
+        isl_hop_processing_s=sv.isl_hop_processing_ms * 1e-3,
+        fibre_route_factor=sv.internet_route_factor,
+        utilisation=sv.utilisation,
+        queue_delay_max_s=sv.queue_delay_max_ms * 1e-3,
+    )
+    terminals = sites.of_kind("terminal").astype(np.int64)
+    col = np.full(len(sites), -1, np.int64)
+    col[terminals] = np.arange(terminals.size)
+    internet = np.zeros(src.size)
+    if sv.internet_server is not None:
+        server = _resolve_site(sv.internet_server, "terminal", "service.internet_server")
+        is_pop = np.array([sites.kinds[i] == "pop" for i in dst])
+        lat, lon = sites.lat_deg[dst], sites.lon_deg[dst]
+        d = great_circle_m(lat, lon, server.lat_deg, server.lon_deg)
+        internet = np.where(is_pop, net_delay_s(d, route_factor=sv.internet_route_factor), 0.0)
+    tlat, tlon = sites.lat_deg[terminals], sites.lon_deg[terminals]
+    cell_area = np.zeros(terminals.size)
+    if sv.subscribers_per_km2 is not None and terminals.size:
+        from .service.throughput import cell_area_m2, cells_of
+
+        cell_area = cell_area_m2(cells_of(tlat, tlon, sv.cell_h3_res))
+    rain = np.zeros(terminals.size)
+    if sv.rain_exceedance_percent is not None and terminals.size:
+        from .service.throughput import rain_fade_db
+
+        # At the coverage edge (the lowest elevation served): the worst case of a terminal.
+        rain = rain_fade_db(
+            tlat,
+            tlon,
+            np.full(terminals.size, max(scenario.links.min_elevation_deg, 5.0)),
+            frequency_hz=11.7e9,
+            exceedance_percent=sv.rain_exceedance_percent,
+        )
+    epoch = grid.epoch
+    return ServicePlan(
+        params=params,
+        policy=sv.scheduler_policy,
+        slot_s=sv.slot_s,
+        slot_offset_s=sv.slot_offset_s,
+        epoch_second_of_minute=epoch.second + epoch.microsecond * 1e-6,
+        quantiles=tuple(sv.rtt_quantiles),
+        terminals=terminals,
+        pair_terminal=col[src],
+        pair_far_terminal=col[dst],
+        internet_s=internet,
+        subscribers_per_m2=(
+            None if sv.subscribers_per_km2 is None else sv.subscribers_per_km2 * 1e-6
+        ),
+        demand_bps=sv.busy_hour_demand_mbps * 1e6,
+        sat_capacity_bps=sv.sat_capacity_gbps * 1e9,
+        beams_per_cell=sv.beams_per_cell,
+        cell_area_m2=cell_area,
+        terminal_max_bps=sv.terminal_max_mbps * 1e6,
+        rain_db=np.asarray(rain, np.float64),
+        min_elevation_rad=math.radians(scenario.links.min_elevation_deg),
+    )

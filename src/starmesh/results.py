@@ -184,8 +184,11 @@ class Summary:
 # --- Per chunk counters and the summary ------------------------------------------------------
 
 
-def chunk_counters(res: ChunkResult) -> dict[str, NDArray[Any]]:
-    """Counters of one chunk that the summary adds up (path changes, RTT extremes, traffic)."""
+def chunk_counters(
+    res: ChunkResult, series_idx: NDArray[np.int64] | None = None
+) -> dict[str, NDArray[Any]]:
+    """Counters of one chunk that the summary adds up (path changes, RTT extremes, traffic,
+    service model; ``series_idx``: the pairs whose service quantile series are kept)."""
     finite = np.isfinite(res.rtt_s)
     out: dict[str, NDArray[Any]] = {
         "changes": res.changed.sum(axis=1),
@@ -201,13 +204,109 @@ def chunk_counters(res: ChunkResult) -> dict[str, NDArray[Any]]:
         out["jain_sum"] = np.array(
             [
                 sum(
-                    jain_index(res.rate_bps[m, k][pos[k]]) if pos[k].any() else 1.0
+                    # Nothing demanded, or nothing allocated to anyone: an equal share (1).
+                    jain_index(res.rate_bps[m, k][pos[k]])
+                    if pos[k].any() and res.rate_bps[m, k][pos[k]].any()
+                    else 1.0
                     for k in range(n_t)
                 )
                 for m in range(n_m)
             ]
         )
+    if res.service is not None:
+        sv = res.service
+        # Quantile series of the series pairs only (as service.parquet): a day of every pair
+        # would not fit in memory.
+        sel = series_idx if series_idx is not None else np.arange(sv.rtt_q_s.shape[-1])
+        out["svc_q"] = np.ascontiguousarray(np.transpose(sv.rtt_q_s[..., sel], (0, 1, 3, 2)))
+        # Component sums of every pair in integer picoseconds: integer sums are exact, so the
+        # summary does not depend on how the run was cut into chunks.
+        fin: NDArray[np.bool_] = np.asarray(np.isfinite(sv.mean_s).all(axis=-1))  # (M, T, P)
+        ps = np.rint(np.where(fin[..., None], sv.mean_s, 0.0) * 1e12).astype(np.int64)
+        out["svc_mean_ps"] = ps.sum(axis=1)  # (M, P, C)
+        out["svc_n"] = fin.sum(axis=1).astype(np.int64)  # (M, P)
+        out["svc_handovers"] = sv.handover.sum(axis=0)
+        out["svc_served"] = (sv.serving >= 0).sum(axis=0)
+        out["svc_dl"] = np.ascontiguousarray(sv.download_bps.T)
     return out
+
+
+def quantile_name(q: float) -> str:
+    """Column name of an RTT quantile: 0.5 -> ``"rtt_p50_ms"``, 0.999 -> ``"rtt_p99.9_ms"``."""
+    return f"rtt_p{round(q * 100, 6):g}_ms"
+
+
+def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
+    """The ``service`` section of ``summary.json``.
+
+    Per mode: the share of the mean RTT each component contributes (averaged over every
+    reachable step and pair) and its mean [ms], and the pooled quantiles of the series pairs;
+    per series pair (``routing.series_pairs``): the median over steps of each RTT quantile; per
+    terminal: handovers, the share of steps served and the median speed test.
+    """
+    from .service.latency import COMPONENTS
+
+    sv = plan.service
+    assert sv is not None
+    ex = [store.extra(i) for i in range(len(store.chunks))]
+    q = np.concatenate([e["svc_q"] for e in ex], axis=-1)  # (M, Q, P, T)
+    mean_sum = np.sum([e["svc_mean_ps"] for e in ex], axis=0).astype(np.float64) * 1e-12
+    n = np.sum([e["svc_n"] for e in ex], axis=0)  # (M, P)
+    hand: NDArray[np.int64] = np.sum([e["svc_handovers"] for e in ex], axis=0)
+    served: NDArray[np.int64] = np.sum([e["svc_served"] for e in ex], axis=0)
+    dl = np.concatenate([e["svc_dl"] for e in ex], axis=-1)  # (Gt, T)
+    src, dst = plan.pair_names
+    names = plan.sites.names
+    n_t = plan.grid.n_steps
+    modes: dict[str, Any] = {}
+    pairs: list[dict[str, Any]] = []
+    qn = [quantile_name(x) for x in sv.quantiles]
+    for m, mode in enumerate(plan.modes):
+        tot = mean_sum[m].sum(axis=0)  # (C,)
+        cnt = max(int(n[m].sum()), 1)
+        whole = float(tot.sum())
+        x = np.where(np.isfinite(q[m]), q[m], np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(x, axis=-1)  # (Q, P)
+            pooled = np.nanmedian(x.reshape(x.shape[0], -1), axis=-1)  # (Q,)
+        modes[mode] = {
+            "share": {
+                c: (float(tot[i] / whole) if whole > 0 else 0.0) for i, c in enumerate(COMPONENTS)
+            },
+            "mean_ms": {c: float(tot[i] / cnt * 1e3) for i, c in enumerate(COMPONENTS)},
+            **{f"{name}_pooled": _finite_ms(pooled[j]) for j, name in enumerate(qn)},
+        }
+        for j_p, p in enumerate(plan.series_idx):
+            pairs.append(
+                {"mode": mode, "src": src[p], "dst": dst[p]}
+                | {name: _finite_ms(med[j, j_p]) for j, name in enumerate(qn)}
+            )
+    terminals = []
+    for g, site in enumerate(sv.terminals):
+        d = dl[g][dl[g] > 0]
+        terminals.append(
+            {
+                "site": names[int(site)],
+                "handovers": int(hand[g]),
+                "served_fraction": float(served[g] / n_t),
+                "download_mbps_median": float(np.median(d) / 1e6) if d.size else None,
+            }
+        )
+    return {
+        "model": "service",
+        "scheduler_policy": sv.policy,
+        "slot_s": sv.slot_s,
+        "quantiles": list(sv.quantiles),
+        "components": list(COMPONENTS),
+        "modes": modes,
+        "pairs": pairs,
+        "terminals": terminals,
+    }
+
+
+def _finite_ms(x: float) -> float | None:
+    return float(x * 1e3) if np.isfinite(x) else None
 
 
 class SeriesStore(Protocol):
@@ -223,15 +322,18 @@ class SeriesStore(Protocol):
 class MemoryStore:
     """A :class:`SeriesStore` in memory, for runs without a run folder."""
 
-    def __init__(self, chunks: list[tuple[int, int]]) -> None:
+    def __init__(
+        self, chunks: list[tuple[int, int]], series_idx: NDArray[np.int64] | None = None
+    ) -> None:
         self.chunks = chunks
+        self.series_idx = series_idx
         self._series: dict[int, NDArray[np.float64]] = {}
         self._extra: dict[int, dict[str, NDArray[Any]]] = {}
 
     def write(self, index: int, res: ChunkResult) -> None:
         """Keep one chunk's series ``(M, P, Tc)`` [s] and counters."""
         self._series[index] = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)))
-        self._extra[index] = chunk_counters(res)
+        self._extra[index] = chunk_counters(res, self.series_idx)
 
     def extra(self, index: int) -> dict[str, NDArray[Any]]:
         return self._extra[index]
@@ -333,7 +435,11 @@ def summarize(plan: RunPlan, store: SeriesStore) -> Summary:
                         path_changes=int(changes[m, p]),
                     )
                 )
+    more = _constellation_extra(plan)
+    if plan.service is not None:
+        more["service"] = _service_summary(plan, store)
     return Summary(
+        extra=more,
         traffic=_traffic_summary(plan, store) if plan.traffic is not None else None,
         scenario=plan.name,
         start_utc=plan.grid.epoch.isoformat().replace("+00:00", "Z"),
@@ -344,7 +450,6 @@ def summarize(plan: RunPlan, store: SeriesStore) -> Summary:
         n_isl=int(plan.isl_edges.shape[0]),
         modes=list(plan.modes),
         pairs=out,
-        extra=_constellation_extra(plan),
     )
 
 
@@ -437,6 +542,8 @@ class RunSeries:
     src_sat, dst_sat : ndarray of int32, shape (M, T, P)
         Serving satellites at the two ends; -1 where unreachable.
     path_changed : ndarray of bool, shape (M, T, P)
+    service : ServiceSeries or None
+        The service model's per-step results (None for ``model = "geometric"``).
     """
 
     t_s: NDArray[np.float64]
@@ -448,6 +555,37 @@ class RunSeries:
     src_sat: NDArray[np.int32]
     dst_sat: NDArray[np.int32]
     path_changed: NDArray[np.bool_]
+    service: ServiceSeries | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSeries:
+    """The service model's per-step results (series pairs and terminals).
+
+    Attributes
+    ----------
+    quantiles : list of float, length Q
+    rtt_q_ms : ndarray, shape (M, Q, T, P)
+        RTT quantiles [ms]; NaN where unreachable.
+    components : list of str, length C
+    mean_ms : ndarray, shape (M, T, P, C)
+        Expected contribution of each RTT component [ms].
+    terminals : list of str, length Gt
+    serving_sat : ndarray of int32, shape (T, Gt)
+        Scheduled satellite (-1: none).
+    handover : ndarray of bool, shape (T, Gt)
+    download_mbps : ndarray, shape (T, Gt)
+        Speed-test download rate [Mbit/s].
+    """
+
+    quantiles: list[float]
+    rtt_q_ms: NDArray[np.float64]
+    components: list[str]
+    mean_ms: NDArray[np.float64]
+    terminals: list[str]
+    serving_sat: NDArray[np.int32]
+    handover: NDArray[np.bool_]
+    download_mbps: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -571,6 +709,32 @@ class Results:
             "dst_sat": (dims, s.dst_sat, {"long_name": "satellite serving dst (-1: none)"}),
             "path_changed": (dims, s.path_changed, {"long_name": "path differs from last step"}),
         }
+        if s.service is not None:
+            sv = s.service
+            coords["quantile"] = sv.quantiles
+            coords["component"] = sv.components
+            coords["terminal"] = sv.terminals
+            data["rtt_service"] = (
+                ("mode", "quantile", "time", "pair"),
+                sv.rtt_q_ms,
+                {"units": "ms", "long_name": "service-model RTT quantiles"},
+            )
+            data["rtt_component"] = (
+                ("mode", "time", "pair", "component"),
+                sv.mean_ms,
+                {"units": "ms", "long_name": "mean RTT contribution of each component"},
+            )
+            data["serving_sat"] = (
+                ("time", "terminal"),
+                sv.serving_sat,
+                {"long_name": "satellite the scheduler assigns (-1: none)"},
+            )
+            data["handover"] = (("time", "terminal"), sv.handover)
+            data["download"] = (
+                ("time", "terminal"),
+                sv.download_mbps,
+                {"units": "Mbit/s", "long_name": "speed-test download rate"},
+            )
         t: TrafficSeries | None = self._load_traffic() if self._load_traffic else None
         if t is not None:
             coords["flow"] = np.arange(len(t.flow_src))
@@ -617,6 +781,30 @@ def series_from_chunks(plan: RunPlan, results: list[ChunkResult]) -> RunSeries:
         src_sat=cat("src_sat", np.int32),
         dst_sat=cat("dst_sat", np.int32),
         path_changed=cat("changed", bool),
+        service=_service_series(plan, results),
+    )
+
+
+def _service_series(plan: RunPlan, results: list[ChunkResult]) -> ServiceSeries | None:
+    from .service.latency import COMPONENTS
+
+    sv = plan.service
+    if sv is None:
+        return None
+    sel = plan.series_idx
+    parts = [r.service for r in results if r.service is not None]
+    q = np.concatenate([x.rtt_q_s[..., sel] for x in parts], axis=2) * 1e3
+    q[~np.isfinite(q)] = np.nan
+    mean = np.concatenate([x.mean_s[:, :, sel] for x in parts], axis=1) * 1e3
+    return ServiceSeries(
+        quantiles=list(sv.quantiles),
+        rtt_q_ms=q,
+        components=list(COMPONENTS),
+        mean_ms=mean,
+        terminals=[plan.sites.names[int(i)] for i in sv.terminals],
+        serving_sat=np.concatenate([x.serving for x in parts]),
+        handover=np.concatenate([x.handover for x in parts]),
+        download_mbps=np.concatenate([x.download_bps for x in parts]) / 1e6,
     )
 
 

@@ -628,7 +628,7 @@ def run_plan_in_memory(plan: RunPlan, *, executor: str = "auto") -> Results:
     """Compute a plan without writing anything; the same numbers as its run folder would hold."""
     chunks = plan.chunks
     runner = make_executor(executor, plan.workers, n_units=len(chunks))
-    store = MemoryStore(chunks)
+    store = MemoryStore(chunks, plan.series_idx)
     kept: list[ChunkResult] = []
     try:
         for i, res in enumerate(runner.run([plan], [(0, a, b) for a, b in chunks])):

@@ -439,6 +439,50 @@ class TrafficSpec(_Model):
         return self
 
 
+class ServiceSpec(_Model):
+    """What users measure on top of propagation (:mod:`starmesh.service`).
+
+    ``model = "service"`` (the default): terminals are assigned to satellites by the global
+    15-s scheduler (their GSLs restricted to the scheduled satellite), and every routed pair
+    gets an RTT distribution per step (access frames, request/grant, processing, AQM-bounded
+    queueing, optionally an Internet leg) written to ``service.parquet``. ``"geometric"``: the
+    pure-propagation model, byte-identical to runs without a ``[service]`` table before it
+    existed (Hypatia compatibility). Defaults are the sourced values of
+    :mod:`starmesh.service.params` (``data/PROVENANCE.md``).
+    """
+
+    model: Literal["service", "geometric"] = "service"
+    scheduler_policy: Literal["hold", "highest", "north", "random"] = "hold"
+    slot_s: float = Field(15.0, gt=0.0, le=3600.0)
+    slot_offset_s: float = Field(12.0, ge=0.0, le=3600.0)
+    frame_ms: float = Field(1000.0 / 750.0, gt=0.0, le=100.0)
+    feeder_frame_ms: float = Field(1000.0 / 750.0, gt=0.0, le=100.0)
+    grant_frames: float = Field(0.0, ge=0.0, le=100.0)
+    sat_processing_ms: float = Field(0.5, ge=0.0, le=100.0)
+    ground_processing_ms: float = Field(1.0, ge=0.0, le=100.0)
+    isl_hop_processing_ms: float = Field(0.1, ge=0.0, le=100.0)
+    queue_delay_max_ms: float = Field(5.0, gt=0.0, le=10_000.0)
+    utilisation: float = Field(0.5, ge=0.0, lt=1.0)
+    rtt_quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.95, 0.99], min_length=1)
+    pop_policy: Literal["table", "nearest"] = "table"
+    internet_server: SiteSpec | None = None
+    internet_route_factor: float = Field(1.5, ge=1.0, le=10.0)
+    subscribers_per_km2: float | None = Field(None, ge=0.0, le=10_000.0)
+    busy_hour_demand_mbps: float = Field(1.98 * 1.7, ge=0.0, le=10_000.0)
+    sat_capacity_gbps: float = Field(58.0, gt=0.0, le=10_000.0)
+    beams_per_cell: float = Field(1.0, gt=0.0, le=64.0)
+    cell_h3_res: int = Field(5, ge=0, le=15)
+    terminal_max_mbps: float = Field(220.0, gt=0.0, le=100_000.0)
+    rain_exceedance_percent: float | None = Field(None, ge=0.001, le=5.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ServiceSpec:
+        q = self.rtt_quantiles
+        if any(not 0.0 <= x <= 1.0 for x in q) or sorted(set(q)) != list(q):
+            raise ValueError(f"rtt_quantiles must be distinct, increasing and in [0, 1], got {q}")
+        return self
+
+
 class VariantSpec(_Model):
     """A named change of the scenario: dotted fields and their new values."""
 
@@ -493,6 +537,7 @@ class Scenario(_Model):
     run: RunSpec = Field(default_factory=RunSpec)
     disruptions: DisruptionsSpec = Field(default_factory=DisruptionsSpec)
     traffic: TrafficSpec | None = None
+    service: ServiceSpec = Field(default_factory=ServiceSpec)
     variants: list[VariantSpec] = []
     sweep: SweepSpec | None = None
     packets: PacketsSpec | None = None

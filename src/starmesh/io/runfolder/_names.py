@@ -24,6 +24,10 @@ FLOWS = "flows.parquet"
 LINKS = "links.parquet"
 FLOW_INFO = "flow_info.parquet"
 RESOURCES = "resources.parquet"
+#: Service model (``[service] model = "service"``): per step RTT quantiles and components of
+#: the series pairs, and each terminal's serving satellite, handovers and speed test.
+SERVICE = "service.parquet"
+TERMINALS = "terminals.parquet"
 #: Variants compared (a run with ``[[variants]]``).
 COMPARISON = "comparison.json"
 #: Folder of the variant run folders (variants and sweeps).

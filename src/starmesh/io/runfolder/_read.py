@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from ...errors import StarmeshError
 from ...plan import build_constellation, make_propagator
 from ...propagation import Propagator
-from ...results import RunSeries, Summary, TrafficSeries
+from ...results import RunSeries, ServiceSeries, Summary, TrafficSeries, quantile_name
 from ...scenario import load_scenario
 from ...timegrid import TimeGrid, parse_utc
 from ._files import verify_run
@@ -40,8 +40,10 @@ from ._names import (
     PACKETS_TABLES,
     RTT,
     SCENARIO,
+    SERVICE,
     SITES,
     SUMMARY,
+    TERMINALS,
 )
 
 #: Columns of ``flows.parquet`` that may hold a terminal's rate, with their factor to bit/s.
@@ -852,6 +854,55 @@ def read_run_series(run_dir: Path | str) -> RunSeries:
         src_sat=src_sat,
         dst_sat=dst_sat,
         path_changed=changed,
+        service=_read_service(run_dir, run.summary, modes, pairs, times),
+    )
+
+
+def _read_service(
+    run_dir: Path,
+    summary: dict[str, Any],
+    modes: list[str],
+    pairs: list[tuple[str, str]],
+    times: NDArray[np.float64],
+) -> ServiceSeries | None:
+    """``service.parquet`` and ``terminals.parquet`` as arrays (None for a geometric run)."""
+    info = summary.get("service")
+    if not isinstance(info, dict) or not (run_dir / SERVICE).is_dir():
+        return None
+    quantiles = [float(x) for x in info["quantiles"]]
+    comps = [str(c) for c in info["components"]]
+    t = pa_ds.dataset(run_dir / SERVICE, format="parquet").to_table()
+    keys = pc.binary_join_element_wise(t["src"], t["dst"], "\x1f")
+    pi = pc.index_in(keys, value_set=pa.array([f"{a}\x1f{b}" for a, b in pairs]))
+    mi = pc.index_in(t["mode"], value_set=pa.array(modes))
+    p = pi.to_numpy(zero_copy_only=False).astype(np.int64)
+    m = mi.to_numpy(zero_copy_only=False).astype(np.int64)
+    k = np.searchsorted(times, t["t_s"].to_numpy())
+    q = np.full((len(modes), len(quantiles), times.size, len(pairs)), np.nan)
+    for j, x in enumerate(quantiles):
+        q[m, j, k, p] = t[quantile_name(x)].to_numpy(zero_copy_only=False).astype(np.float64)
+    mean = np.full((len(modes), times.size, len(pairs), len(comps)), np.nan)
+    for c, name in enumerate(comps):
+        mean[m, k, p, c] = t[f"{name}_ms"].to_numpy(zero_copy_only=False).astype(np.float64)
+    tt = pa_ds.dataset(run_dir / TERMINALS, format="parquet").to_table()
+    terms = [str(x["site"]) for x in info["terminals"]]
+    g = pc.index_in(tt["terminal"], value_set=pa.array(terms)).to_numpy(zero_copy_only=False)
+    kt = np.searchsorted(times, tt["t_s"].to_numpy())
+    serving = np.full((times.size, len(terms)), -1, np.int32)
+    hand = np.zeros((times.size, len(terms)), bool)
+    dl = np.zeros((times.size, len(terms)))
+    serving[kt, g] = tt["serving_sat"].fill_null(-1).to_numpy().astype(np.int32)
+    hand[kt, g] = tt["handover"].to_numpy(zero_copy_only=False)
+    dl[kt, g] = tt["download_mbps"].to_numpy(zero_copy_only=False)
+    return ServiceSeries(
+        quantiles=quantiles,
+        rtt_q_ms=q,
+        components=comps,
+        mean_ms=mean,
+        terminals=terms,
+        serving_sat=serving,
+        handover=hand,
+        download_mbps=dl,
     )
 
 

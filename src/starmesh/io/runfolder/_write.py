@@ -31,11 +31,13 @@ from ._names import (
     RESOURCES,
     RTT,
     SCENARIO,
+    SERVICE,
     SITES,
     SUMMARY,
     SWEEP_SPEC,
     SWEEP_SUMMARY,
     SWEEP_TABLE,
+    TERMINALS,
     VARIANTS_DIR,
     VARIANTS_SPEC,
     chunk_name,
@@ -86,6 +88,85 @@ def chunk_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
             "path_changed": pa.array(rows(res.changed)),
         },
         schema=RTT_SCHEMA,
+    )
+
+
+def service_schema(quantiles: tuple[float, ...]) -> pa.Schema:
+    """Columns of ``service.parquet``: time, mode, pair, one column per RTT quantile [ms] and
+    per component's mean contribution [ms], and the access queues' utilisations."""
+    from ...results import quantile_name
+    from ...service.latency import COMPONENTS
+
+    return pa.schema(
+        [("t_s", pa.float64()), ("mode", pa.string()), ("src", pa.string()), ("dst", pa.string())]
+        + [(quantile_name(q), pa.float64()) for q in quantiles]
+        + [(f"{c}_ms", pa.float64()) for c in COMPONENTS]
+        + [("rho_user", pa.float32()), ("rho_feeder", pa.float32())]
+    )
+
+
+def service_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
+    """Service-model rows of one chunk (series pairs), ordered as ``rtt.parquet``; nulls where
+    unreachable."""
+    from ...results import quantile_name
+    from ...service.latency import COMPONENTS
+
+    sv, svp = res.service, plan.service
+    assert sv is not None and svp is not None
+    n_m, _q, n_t, _p = sv.rtt_q_s.shape
+    src_names, dst_names = plan.pair_names
+    sel = plan.series_idx
+    n_p = sel.size
+    pair = np.tile(sel, n_t * n_m)
+    mode_idx = np.tile(np.repeat(np.arange(n_m), n_p), n_t)
+
+    def rows(x: NDArray[Any]) -> NDArray[Any]:
+        return np.ascontiguousarray(np.transpose(x[:, :, sel], (1, 0, 2))).reshape(-1)
+
+    cols: dict[str, Any] = {
+        "t_s": np.repeat(res.t_s, n_m * n_p),
+        "mode": pa.array(list(plan.modes)).take(mode_idx),
+        "src": pa.array(src_names).take(pair),
+        "dst": pa.array(dst_names).take(pair),
+    }
+    for j, q in enumerate(svp.quantiles):
+        x = rows(sv.rtt_q_s[:, j]) * 1e3
+        cols[quantile_name(q)] = pa.array(x, mask=~np.isfinite(x))
+    for c, comp in enumerate(COMPONENTS):
+        x = rows(sv.mean_s[..., c]) * 1e3
+        cols[f"{comp}_ms"] = pa.array(x, mask=~np.isfinite(x))
+    cols["rho_user"] = rows(sv.rho_user).astype(np.float32)
+    cols["rho_feeder"] = rows(sv.rho_feeder).astype(np.float32)
+    return pa.table(cols, schema=service_schema(svp.quantiles))
+
+
+TERMINALS_SCHEMA = pa.schema(
+    [
+        ("t_s", pa.float64()),
+        ("terminal", pa.string()),
+        ("serving_sat", pa.int32()),
+        ("handover", pa.bool_()),
+        ("download_mbps", pa.float64()),
+    ]
+)
+
+
+def terminal_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
+    """Each terminal's scheduled satellite (null: none), handover flag and speed test per step."""
+    sv, svp = res.service, plan.service
+    assert sv is not None and svp is not None
+    n_t, n_g = sv.serving.shape
+    names = pa.array([plan.sites.names[int(i)] for i in svp.terminals])
+    serving = sv.serving.reshape(-1)
+    return pa.table(
+        {
+            "t_s": np.repeat(res.t_s, n_g),
+            "terminal": names.take(np.tile(np.arange(n_g), n_t)),
+            "serving_sat": pa.array(serving, mask=serving < 0),
+            "handover": sv.handover.reshape(-1),
+            "download_mbps": sv.download_bps.reshape(-1) / 1e6,
+        },
+        schema=TERMINALS_SCHEMA,
     )
 
 
@@ -142,6 +223,8 @@ RUN_ENTRIES = frozenset(
         SWEEP_TABLE,
         SWEEP_SUMMARY,
         REPORT,
+        SERVICE,
+        TERMINALS,
         LOCK,
         LOCK + ".pid",
         PACKETS_SUMMARY,
@@ -235,7 +318,7 @@ def write_chunk(
     """Write one chunk's files atomically, then record the chunk in the manifest."""
     name = chunk_name(index)
     files = []
-    extra: dict[str, Any] = chunk_counters(res)
+    extra: dict[str, Any] = chunk_counters(res, plan.series_idx)
     if res.fstate is not None:
         assert res.fstate_last is not None
         rows = dict(res.fstate)
@@ -304,6 +387,14 @@ def write_chunk(
             ),
         )
         files.append(path)
+    if res.service is not None:
+        for folder, table in (
+            (SERVICE, service_table(plan, res)),
+            (TERMINALS, terminal_table(plan, res)),
+        ):
+            path = out / folder / name
+            atomic_write_table(path, table)
+            files.append(path)
     # float64: the summary's statistics are those of the exact values, not of a rounding.
     series = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)), dtype=np.float64)
     files += store.write(index, series, extra)
@@ -383,3 +474,6 @@ def make_chunk_dirs(plan: RunPlan, out: Path) -> None:
         (out / LINKS).mkdir(exist_ok=True)
     if plan.forwarding_state:
         (out / FSTATE).mkdir(exist_ok=True)
+    if plan.service is not None:
+        (out / SERVICE).mkdir(exist_ok=True)
+        (out / TERMINALS).mkdir(exist_ok=True)

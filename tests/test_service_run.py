@@ -1,0 +1,276 @@
+"""The service model inside runs: scheduler slots, chunk independence, outputs, validation.
+
+The latency components themselves are tested against closed forms in ``test_service.py``;
+here: the wiring (plan -> engine -> run folder -> results) and the validation scenarios.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from starmesh.engine import compute_chunk
+from starmesh.errors import ScenarioError
+from starmesh.plan import build_plan
+from starmesh.runner import run_plan_in_memory
+from starmesh.scenario import Scenario, load_scenario
+from starmesh.service.latency import (
+    md1_bounded_mean_s,
+    md1_mean_wait_s,
+    md1_wait_bounded_s,
+    md1_wait_cdf,
+)
+from starmesh.service.scheduler import slot_index
+
+VALIDATION = Path(__file__).parents[1] / "src" / "starmesh" / "scenarios" / "validation"
+
+
+def _belgium(duration_s: float = 40.0, **service: object) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "svc",
+            "time": {"start_utc": "2022-03-01T12:00:00Z", "duration_s": duration_s},
+            "constellation": {"preset": "starlink-550"},
+            "ground": {
+                "terminals": [
+                    {"name": "Louvain", "lat_deg": 50.67, "lon_deg": 4.61},
+                    {"name": "Paris-terminal", "lat_deg": 48.86, "lon_deg": 2.35},
+                ],
+                "gateways": ["Aerzen", "Usingen", "Villenave-d'Ornon"],
+                "pops": ["Paris", "Frankfurt am Main"],
+            },
+            # Gateways backhaul to every PoP (Starlink's terrestrial backbone), so that a home
+            # PoP is reachable from any gateway.
+            "links": {"isl": "none", "gateway_pop": "all"},
+            "routing": {"modes": ["bent-pipe"]},
+            "service": service,
+        }
+    )
+
+
+# --- AQM-bounded queues: closed forms --------------------------------------------------------
+
+
+def test_bounded_wait_is_md1_conditioned_on_the_bound() -> None:
+    d, rho, b = 1e-3, 0.8, 3e-3
+    u = (np.arange(20_000) + 0.5) / 20_000
+    w = md1_wait_bounded_s(u, rho, d, b)
+    assert w.max() <= b
+    # Empirical CDF of the samples against F(x) / F(B) (Erlang's exact M/D/1 CDF).
+    x = np.linspace(0.2e-3, b, 12)
+    want = md1_wait_cdf(x, rho, d) / md1_wait_cdf(np.array([b]), rho, d)[0]
+    got = np.array([np.mean(w <= xi) for xi in x])
+    np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_bounded_mean_tends_to_pollaczek_khinchine() -> None:
+    d = 1e-3
+    for rho in (0.3, 0.7):
+        # A bound far in the tail changes nothing: the P-K mean rho D / (2 (1 - rho)).
+        np.testing.assert_allclose(
+            md1_bounded_mean_s(rho, d, 0.5), md1_mean_wait_s(rho, d), rtol=2e-3
+        )
+    # Saturated (offered >= capacity): finite, below the bound, above a lighter load's mean;
+    # near rho = 1 the M/D/1 tail is flat, so the wait conditioned on [0, B] is near uniform
+    # (mean ~ B / 2 less the frame-scale structure near 0).
+    m = float(md1_bounded_mean_s(1.5, d, 5e-3))
+    assert float(md1_bounded_mean_s(0.5, d, 5e-3)) < m < 5e-3
+    assert abs(m - 2.5e-3) < 0.5e-3
+
+
+# --- Scenario and plan ----------------------------------------------------------------------
+
+
+def test_service_is_the_default_and_geometric_writes_no_service() -> None:
+    plan = build_plan(_belgium())
+    assert plan.service is not None
+    geo = build_plan(_belgium(model="geometric"))
+    assert geo.service is None
+    res = run_plan_in_memory(geo, executor="serial")
+    assert "service" not in res.summary.extra
+    assert "rtt_service" not in res.dataset
+
+
+def test_home_pop_from_the_region_table_or_nearest() -> None:
+    home = build_plan(_belgium())
+    # The region table (clarkzjw/starlink-geoip-data) homes Belgium on Frankfurt (the
+    # scenario's Frankfurt PoP stands for it) although Paris is nearer to Louvain-la-Neuve.
+    assert home.pair_names[1][0] == "Frankfurt am Main"
+    near = build_plan(_belgium(pop_policy="nearest"))
+    assert near.pair_names[1] == ["Paris", "Paris"]
+
+
+def test_bad_service_fields_name_the_field() -> None:
+    with pytest.raises(ValueError, match="rtt_quantiles"):
+        _belgium(rtt_quantiles=[0.95, 0.5])
+    with pytest.raises(ValueError, match="utilisation"):
+        _belgium(utilisation=1.0)
+    with pytest.raises((ValueError, ScenarioError), match="scheduler_policy"):
+        _belgium(scheduler_policy="fastest")
+
+
+# --- Engine: slots and chunk independence ----------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["hold", "random"])
+def test_schedule_is_independent_of_chunking(policy: str) -> None:
+    plan = build_plan(_belgium(duration_s=50.0, scheduler_policy=policy))
+    whole = compute_chunk(plan, 0, 50)
+    parts = [compute_chunk(plan, a, min(a + 7, 50)) for a in range(0, 50, 7)]
+    assert whole.service is not None
+    for name in ("serving", "handover", "download_bps"):
+        cat = np.concatenate([getattr(p.service, name) for p in parts])
+        assert np.array_equal(getattr(whole.service, name), cat), name
+    cat_q = np.concatenate([p.service.rtt_q_s for p in parts if p.service], axis=2)
+    assert np.array_equal(whole.service.rtt_q_s, cat_q)
+    assert np.array_equal(whole.rtt_s, np.concatenate([p.rtt_s for p in parts], axis=1))
+
+
+def test_serving_satellite_changes_only_at_slot_boundaries() -> None:
+    plan = build_plan(_belgium(duration_s=120.0))
+    res = compute_chunk(plan, 0, 120)
+    assert res.service is not None
+    sv = plan.service
+    assert sv is not None
+    slot = slot_index(
+        res.t_s,
+        slot_s=sv.slot_s,
+        offset_s=sv.slot_offset_s,
+        epoch_second_of_minute=sv.epoch_second_of_minute,
+    )
+    s = res.service.serving
+    moved = (s[1:] != s[:-1]) & (s[1:] >= 0) & (s[:-1] >= 0)
+    boundary = slot[1:] != slot[:-1]
+    assert moved.any()  # 2 minutes of LEO: there are handovers
+    assert not (moved & ~boundary[:, None]).any()
+    # The routed path uses the scheduled satellite (terminal GSLs are restricted to it).
+    assert np.isfinite(res.rtt_s).all()
+    assert np.array_equal(res.src_sat[0], s)
+
+
+def test_service_rtt_adds_components_to_the_scheduled_propagation() -> None:
+    plan = build_plan(_belgium())
+    res = compute_chunk(plan, 0, 40)
+    sv = res.service
+    assert sv is not None
+    mean = sv.mean_s[0]
+    # Component 0 is the geometric RTT of the scheduled path, exactly.
+    np.testing.assert_array_equal(mean[..., 0], res.rtt_s[0])
+    # The median lies above propagation + the deterministic access and processing delays.
+    assert (sv.rtt_q_s[0, 0] > res.rtt_s[0] + 3e-3).all()
+    assert (np.diff(sv.rtt_q_s[0], axis=0) >= 0).all()  # quantiles increase
+
+
+def test_run_folder_service_files_and_chunking_bytes(tmp_path: Path) -> None:
+    from starmesh.runner import run_scenario
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    sc = _belgium(duration_s=30.0)
+    data = sc.model_dump(mode="json", exclude_none=True)
+    data["run"] = {"chunk_steps": 7}
+    run_scenario(sc, a)
+    run_scenario(Scenario.model_validate(data), b)
+    for folder in ("service.parquet", "terminals.parquet", "rtt.parquet"):
+        ta = pq.read_table(a / folder)
+        tb = pq.read_table(b / folder)
+        assert ta.equals(tb), folder
+    import json
+
+    sa = json.loads((a / "summary.json").read_text())["service"]
+    sb = json.loads((b / "summary.json").read_text())["service"]
+    assert sa == sb
+    assert abs(sum(sa["modes"]["bent-pipe"]["share"].values()) - 1.0) < 1e-9
+    from starmesh.api import open_run
+
+    ds = open_run(a).dataset
+    mem = run_plan_in_memory(build_plan(sc), executor="serial").dataset
+    np.testing.assert_array_equal(ds["rtt_service"].values, mem["rtt_service"].values)
+    np.testing.assert_array_equal(ds["serving_sat"].values, mem["serving_sat"].values)
+
+
+# --- Validation against measurements (README table) -------------------------------------------
+
+
+def _validation(name: str, duration_s: float) -> tuple[dict, object]:
+    sc = load_scenario(VALIDATION / f"{name}.toml")
+    sc = sc.model_copy(update={"time": sc.time.model_copy(update={"duration_s": duration_s})})
+    res = run_plan_in_memory(build_plan(sc), executor="serial")
+    return res.summary.extra["service"], res.dataset
+
+
+@pytest.fixture(scope="module")
+def belgium() -> tuple[dict, object]:
+    return _validation("belgium-2022", 60.0)
+
+
+@pytest.fixture(scope="module")
+def us() -> tuple[dict, object]:
+    return _validation("us-2025", 20.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="model misses: 31 ms vs 50 ms measured (ratio 0.62); the 2022 network's pre-AQM "
+    "queueing, its scheduler and the anchors' Internet paths are not modelled from sources",
+)
+def test_validation_belgium_2022_median_rtt(belgium: tuple[dict, object]) -> None:
+    sv, _ = belgium
+    median = sv["modes"]["bent-pipe"]["rtt_p50_ms_pooled"]
+    assert abs(median / 50.0 - 1.0) <= 0.25
+
+
+def test_validation_us_2025_median_rtt_and_tail(us: tuple[dict, object]) -> None:
+    sv, _ = us
+    mode = sv["modes"]["bent-pipe"]
+    assert abs(mode["rtt_p50_ms_pooled"] / 25.7 - 1.0) <= 0.25
+    # < 1 % of measurements above 55 ms: the pooled 99th percentile is at most 55 ms.
+    assert mode["rtt_p99_ms_pooled"] <= 55.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="model misses: the 220 Mbit/s terminal ceiling binds (Ookla 104.7 Mbit/s); beam "
+    "time-sharing across cells (beams per satellite) and in-home limits are not modelled",
+)
+def test_validation_us_2025_median_download(us: tuple[dict, object]) -> None:
+    _, ds = us
+    dl = ds["download"].values  # type: ignore[attr-defined]
+    assert abs(np.median(dl[dl > 0]) / 104.7 - 1.0) <= 0.35
+
+
+# --- Loads: traffic model and subscriber density ---------------------------------------------
+
+
+def test_queueing_follows_the_traffic_model_utilisation() -> None:
+    def queueing_ms(terminals: int) -> float:
+        data = _belgium(duration_s=6.0).model_dump(mode="json", exclude_none=True)
+        data["time"]["step_s"] = 2.0
+        data["traffic"] = {"model": "access", "terminals_per_site": terminals, "down_mbps": 25.0}
+        plan = build_plan(Scenario.model_validate(data))
+        res = compute_chunk(plan, 0, plan.grid.n_steps)
+        assert res.service is not None
+        assert res.service.rho_user.max() <= 1.0
+        return float(np.mean(res.service.mean_s[..., 4]) * 1e3)
+
+    light, heavy = queueing_ms(1), queueing_ms(100_000)
+    # One terminal's 25 Mbit/s barely loads a satellite; 100,000 terminals saturate their
+    # access links: the two user queues sit near their 5 ms AQM bound (mean ~2.3 ms each, M/D/1
+    # conditioned on the bound), bounded, never infinite.
+    assert light < 1.0
+    assert 4.0 < heavy < 4 * 5.0
+
+
+def test_speed_test_falls_with_subscriber_density() -> None:
+    def median_mbps(density: float) -> float:
+        plan = build_plan(_belgium(duration_s=10.0, subscribers_per_km2=density))
+        res = compute_chunk(plan, 0, 10)
+        assert res.service is not None
+        served = res.service.serving >= 0
+        return float(np.median(res.service.download_bps[served]) / 1e6)
+
+    sparse, dense = median_mbps(0.01), median_mbps(300.0)
+    assert sparse == pytest.approx(220.0)  # the terminal's own ceiling
+    assert dense < 0.5 * sparse
