@@ -363,6 +363,10 @@ class CoverageResult:
             "serving_elevation_mean_deg": self.serving_elevation_mean_deg,
         }
 
+    def meta_dict(self) -> dict[str, Any]:
+        """Region, resolution, time grid, k, mask, slot and the constellation, as plain data."""
+        return _meta(self)
+
     def summary(self) -> dict[str, float]:
         """Region-wide figures: area-weighted means over the cells (``*_mean``, and
         ``area_always_covered``, the area fraction with coverage at every step) and extremes."""

@@ -17,6 +17,7 @@ them in any order and in any process (:mod:`starmesh.executors`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,9 @@ from .capacity import (
     node_paths_from_predecessors,
     reverse_paths,
 )
+from .coverage import TerminalVisibility, terminal_visibility_links
 from .disruptions import gsl_quality
+from .frames import elevation_rad
 from .plan import RunPlan
 from .propagation import Propagator
 from .routing import ChunkGraph, build_chunk_graph, space_delay_s
@@ -73,6 +76,9 @@ class ChunkResult:
     bottleneck: NDArray[np.int32] | None = None  # (M, T, F)
     demand_bps: NDArray[np.float64] | None = None  # (T, F)
     load: tuple[NDArray[Any], ...] | None = None  # (mode, step, resource, utilisation) rows
+    #: Satellites in view, serving satellite and handovers of every terminal (terminals in
+    #: site order, :func:`visibility_terminals`), steps ``start .. stop - 1``.
+    visibility: TerminalVisibility | None = None
 
 
 @dataclass(frozen=True)
@@ -573,7 +579,9 @@ def compute_chunk(
             for k, res, u in (x.load_rows or [])
         ]
         load = _kept_load(rows, drop, t_all)
+    visibility = chunk_visibility(plan, start, links, t_all, r, ok, prop)
     return ChunkResult(
+        visibility=visibility,
         start=start,
         stop=stop,
         t_s=t_all[drop:],
@@ -635,3 +643,120 @@ def reconcile_fstate(
     again = _fstate_rows(plan, orient, float(res.t_s[0]), state, prev_last, every)
     rest = tuple(col[~first] for col in (t_s, node, dst, nh))
     return tuple(np.concatenate([x, y]) for x, y in zip(again, rest, strict=True))
+
+
+# --- per-terminal visibility ------------------------------------------------------------------
+
+
+def visibility_terminals(plan: RunPlan) -> NDArray[np.int64]:
+    """Site indices of the terminals whose visibility a run records, shape (G,)."""
+    kinds = np.asarray(plan.sites.kinds)
+    return np.flatnonzero((kinds == "terminal") & plan.problem.gsl_site)
+
+
+def _slot_of(steps: NDArray[np.int64], step_s: float, slot_s: float) -> NDArray[np.int64]:
+    # Slots are aligned to the scenario epoch and read from absolute step indices, so a step's
+    # slot never depends on where a chunk starts.
+    return np.floor(steps * step_s / slot_s + 1e-9).astype(np.int64)
+
+
+def _terminal_links(
+    plan: RunPlan,
+    links: ChunkLinks,
+    r: NDArray[np.float64],
+    terminals: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """(step, terminal, satellite, elevation [rad]) of every usable terminal GSL of a chunk."""
+    site = links.gsl_sites[links.gsl.site_idx]
+    term_of = np.full(len(plan.sites), -1, np.int64)
+    term_of[terminals] = np.arange(terminals.size)
+    g = term_of[site]
+    keep = g >= 0
+    t = links.gsl.t_idx[keep].astype(np.int64)
+    s = links.gsl.sat_idx[keep].astype(np.int64)
+    st = site[keep]
+    el = elevation_rad(plan.sites.r_ecef_m[st], plan.sites.up[st], r[t, s])
+    return t, g[keep], s, np.asarray(el, dtype=np.float64)
+
+
+def chunk_visibility(
+    plan: RunPlan,
+    start: int,
+    links: ChunkLinks,
+    t_all: NDArray[np.float64],
+    r: NDArray[np.float64],
+    ok: NDArray[np.bool_],
+    prop: Propagator,
+) -> TerminalVisibility | None:
+    """Satellites in view, serving satellite and handovers of every terminal over a chunk.
+
+    In view means a usable GSL candidate of the chunk (mask or range rule, failures, denied
+    areas and link budgets applied, as routing sees them). The serving satellite follows
+    :func:`starmesh.coverage.terminal_visibility_links` (highest elevation at each
+    ``plan.visibility_slot_s`` slot, held within the slot). The serving satellite at a step
+    depends on the steps since its slot began, so the steps from the start of the slot of
+    ``start - 1`` are recomputed when they precede the chunk: the result does not depend on
+    how the run is chunked.
+
+    Parameters
+    ----------
+    plan : RunPlan
+    start : int
+        First step of the chunk; ``t_all`` begins at ``max(start - 1, 0)``.
+    links : ChunkLinks
+        The chunk's links (:func:`chunk_links` on ``t_all``).
+    t_all : ndarray, shape (T,)
+        Step times [s].
+    r : ndarray, shape (T, S, 3)
+        Satellite ECEF positions [m].
+    ok : ndarray of bool, shape (T, S)
+    prop : Propagator
+
+    Returns
+    -------
+    TerminalVisibility or None
+        Steps ``start .. start + T - 2`` (or ``T`` steps when ``start == 0``); None when the
+        run has no terminal.
+    """
+    terminals = visibility_terminals(plan)
+    if terminals.size == 0:
+        return None
+    step_s, slot_s = plan.grid.step_s, plan.visibility_slot_s
+    lo = max(start - 1, 0)
+    # First step of the slot that holds step lo (slots are at most a day, so this looks back
+    # over a bounded number of steps).
+    slot_lo = _slot_of(np.array([lo]), step_s, slot_s)[0]
+    back = np.arange(max(lo - math.ceil(slot_s / step_s) - 1, 0), lo + 1)
+    s0 = int(back[np.argmax(_slot_of(back, step_s, slot_s) == slot_lo)])
+    t, g, s, el = _terminal_links(plan, links, r, terminals)
+    if s0 < lo:
+        t_h = plan.grid.t_s(s0, lo)
+        r_h, ok_h = prop.positions_ecef_m(t_h)
+        links_h = chunk_links(plan, t_h, r_h, ok_h)
+        th, gh, sh, eh = _terminal_links(plan, links_h, r_h, terminals)
+        t, g, s, el = (
+            np.concatenate([th, t + (lo - s0)]),
+            np.concatenate([gh, g]),
+            np.concatenate([sh, s]),
+            np.concatenate([eh, el]),
+        )
+    n_t = t_all.size + (lo - s0)
+    vis = terminal_visibility_links(
+        t,
+        g,
+        s,
+        el,
+        n_steps=n_t,
+        n_sites=terminals.size,
+        step_s=step_s,
+        slot_s=slot_s,
+        t0_s=s0 * step_s,
+    )
+    drop = start - s0
+    return TerminalVisibility(
+        vis.n_in_view[drop:],
+        vis.serving[drop:],
+        vis.serving_elevation_rad[drop:],
+        vis.handover[drop:],
+        vis.step_s,
+    )

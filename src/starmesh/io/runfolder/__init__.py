@@ -24,6 +24,9 @@ from ._files import (
 )
 from ._names import (
     COMPARISON,
+    COVERAGE_GEOJSON,
+    COVERAGE_SUMMARY,
+    COVERAGE_TABLE,
     FLOW_INFO,
     FLOWS,
     FSTATE,
@@ -45,6 +48,7 @@ from ._names import (
     SWEEP_TABLE,
     VARIANTS_DIR,
     VARIANTS_SPEC,
+    VISIBILITY,
     chunk_name,
 )
 from ._read import (
@@ -67,6 +71,7 @@ from ._read import (
     read_summary,
     read_throughput,
     read_traffic_series,
+    read_visibility,
 )
 from ._write import (
     FSTATE_SCHEMA,
@@ -77,13 +82,18 @@ from ._write import (
     fstate_table,
     make_chunk_dirs,
     prepare_run_dir,
+    visibility_table,
     write_chunk,
+    write_coverage_folder,
     write_run_header,
     write_traffic_tables,
 )
 
 __all__ = [
     "COMPARISON",
+    "COVERAGE_GEOJSON",
+    "COVERAGE_SUMMARY",
+    "COVERAGE_TABLE",
     "FLOWS",
     "FLOW_INFO",
     "FSTATE",
@@ -107,6 +117,7 @@ __all__ = [
     "SWEEP_TABLE",
     "VARIANTS_DIR",
     "VARIANTS_SPEC",
+    "VISIBILITY",
     "ChunkStore",
     "Manifest",
     "Note",
@@ -139,8 +150,11 @@ __all__ = [
     "read_summary",
     "read_throughput",
     "read_traffic_series",
+    "read_visibility",
     "verify_run",
+    "visibility_table",
     "write_chunk",
+    "write_coverage_folder",
     "write_run_header",
     "write_traffic_tables",
 ]
