@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from starmesh import run_coverage
 from starmesh.cli import app
-from starmesh.coverage import STATISTICS, coverage
+from starmesh.coverage import STATISTICS, coverage, slot_shift_s
 from starmesh.plan import build_plan
 from starmesh.regions import CellGrid
 from starmesh.runner import run_plan
@@ -71,7 +71,12 @@ def test_cli_writes_the_files_and_agrees_with_the_library(tmp_path):
     # The library on the scenario's constellation and grid gives the same numbers.
     plan = build_plan(parse_scenario(_toml(SMALL)))
     direct = coverage(
-        plan.constellation, plan.grid, region=[22, 44, 41, 53], res=3, min_elevation_deg=25.0
+        plan.constellation,
+        plan.grid,
+        region=[22, 44, 41, 53],
+        res=3,
+        min_elevation_deg=25.0,
+        slot_shift_s=slot_shift_s(plan.grid.epoch),
     )
     frac = table[table.statistic == "frac_ge1"].value.to_numpy()
     np.testing.assert_array_equal(frac, direct.statistics()["frac_ge1"])

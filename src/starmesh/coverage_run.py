@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .coverage import CoverageResult, coverage, denied_cells
+from .coverage import CoverageResult, coverage, denied_cells, slot_shift_s
 from .errors import ScenarioError
 from .plan import build_plan, denied_fence
 from .regions import region_cells
@@ -133,6 +133,7 @@ def run_coverage(
         sat_failed=failed,
         cell_denied=denied,
         propagator=plan.propagator(),
+        slot_shift_s=slot_shift_s(plan.grid.epoch),
     )
     return CoverageRun(result, tuple(notes))
 

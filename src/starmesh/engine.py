@@ -33,7 +33,7 @@ from .capacity import (
     node_paths_from_predecessors,
     reverse_paths,
 )
-from .coverage import TerminalVisibility, terminal_visibility_links
+from .coverage import TerminalVisibility, slot_shift_s, terminal_visibility_links
 from .disruptions import gsl_quality
 from .frames import elevation_rad
 from .plan import RunPlan
@@ -654,10 +654,12 @@ def visibility_terminals(plan: RunPlan) -> NDArray[np.int64]:
     return np.flatnonzero((kinds == "terminal") & plan.problem.gsl_site)
 
 
-def _slot_of(steps: NDArray[np.int64], step_s: float, slot_s: float) -> NDArray[np.int64]:
-    # Slots are aligned to the scenario epoch and read from absolute step indices, so a step's
-    # slot never depends on where a chunk starts.
-    return np.floor(steps * step_s / slot_s + 1e-9).astype(np.int64)
+def _slot_of(
+    steps: NDArray[np.int64], step_s: float, slot_s: float, shift_s: float
+) -> NDArray[np.int64]:
+    # Slots are on Starlink's UTC boundaries (coverage.slot_shift_s) and read from absolute
+    # step indices, so a step's slot never depends on where a chunk starts.
+    return np.floor((steps * step_s + shift_s) / slot_s + 1e-9).astype(np.int64)
 
 
 def _terminal_links(
@@ -722,12 +724,13 @@ def chunk_visibility(
     if terminals.size == 0:
         return None
     step_s, slot_s = plan.grid.step_s, plan.visibility_slot_s
+    shift = slot_shift_s(plan.grid.epoch)
     lo = max(start - 1, 0)
     # First step of the slot that holds step lo (slots are at most a day, so this looks back
     # over a bounded number of steps).
-    slot_lo = _slot_of(np.array([lo]), step_s, slot_s)[0]
+    slot_lo = _slot_of(np.array([lo]), step_s, slot_s, shift)[0]
     back = np.arange(max(lo - math.ceil(slot_s / step_s) - 1, 0), lo + 1)
-    s0 = int(back[np.argmax(_slot_of(back, step_s, slot_s) == slot_lo)])
+    s0 = int(back[np.argmax(_slot_of(back, step_s, slot_s, shift) == slot_lo)])
     t, g, s, el = _terminal_links(plan, links, r, terminals)
     if s0 < lo:
         t_h = plan.grid.t_s(s0, lo)
@@ -750,7 +753,7 @@ def chunk_visibility(
         n_sites=terminals.size,
         step_s=step_s,
         slot_s=slot_s,
-        t0_s=s0 * step_s,
+        t0_s=s0 * step_s + shift,
     )
     drop = start - s0
     return TerminalVisibility(

@@ -14,7 +14,8 @@ class CoverageSpec(StrictModel):
     ``region``: ``"earth"``, a country name or ISO alpha-3 code, the path of a ``.geojson``
     file, or a bounding box ``[lon_min_deg, lat_min_deg, lon_max_deg, lat_max_deg]``.
     ``slot_s``: the serving satellite is chosen (highest elevation) at the start of each slot
-    and held within it (Starlink: 15 s, Tanveer et al., IMC 2023); the same policy gives
+    and held within it (Starlink: 15 s, Tanveer et al., IMC 2023; boundaries 12 s past the
+    UTC minute and every ``slot_s`` from there); the same policy gives
     the handovers of ``visibility.parquet`` in runs. The elevation mask is ``[links]``'s
     ``min_elevation_deg`` unless ``min_elevation_deg`` is given here.
     """
