@@ -197,3 +197,16 @@ def test_terminal_availability_equals_its_cells_coverage(tmp_path):
     assert avail == frac
     vis = summary["visibility"]["terminals"][0]
     assert vis["served_fraction"] == frac
+
+
+def test_scenario_coverage_table_gives_the_defaults(tmp_path):
+    text = SMALL + "[coverage]\nregion = [22.0, 44.0, 41.0, 53.0]\nres = 2\nk = 3\n"
+    out = tmp_path / "cov"
+    res = _invoke(tmp_path, text, "--out", str(out), "-q")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "coverage_summary.json").read_text())
+    assert (summary["region"], summary["h3_res"], summary["k"]) == ("bbox", 2, 3)
+    # Flags override the table.
+    res = _invoke(tmp_path, text, "--res", "1", "--out", str(tmp_path / "c1"), "-q")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "c1" / "coverage_summary.json").read_text())["h3_res"] == 1
