@@ -237,3 +237,28 @@ def test_globe_plays_and_switches_pairs(report: Path, tmp_path: Path):
     # Satellites moved: a LEO satellite covers some 35 deg of longitude in 10 minutes.
     assert abs(seen["after"] - seen["before"]) > 1.0, seen
     assert seen["paths_shown"] == 2 and seen["label"] == "path of Odesa → Warsaw", seen
+
+
+def test_coverage_report_renders_offline(tmp_path: Path):
+    """The coverage map: a choropleth of H3 cells drawn with no request (plotly.js would fetch
+    its world topojson for a choropleth unless given one), coloured, no error."""
+    from starmesh.coverage_run import run_coverage, write_coverage_run
+
+    sc = parse_scenario(
+        {
+            "name": "coverage-browser",
+            "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 600.0, "step_s": 30.0},
+            "constellation": {"preset": "starlink-550"},
+            "ground": {"terminals": ["Kyiv"], "gateways": ["Wola-Krobowska"], "pops": ["Warsaw"]},
+        }
+    )
+    out = tmp_path / "cov"
+    write_coverage_run(run_coverage(sc, region="earth", res=1), out)
+    dom, wall = _open(out / "report.html", tmp_path)
+    assert wall < LOAD_LIMIT_S
+    body = _body_attrs(dom)
+    assert body.get("data-errors") == "0", body.get("data-error-messages")
+    assert body.get("data-network-requests") == "0"
+    assert body.get("data-plots-rendered") == body.get("data-plots-expected") == "1"
+    # One path per cell is drawn (choropleth paths carry the class "choroplethlocation").
+    assert dom.count("choroplethlocation") >= 800

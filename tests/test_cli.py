@@ -75,6 +75,7 @@ def test_run_writes_the_run_folder_contract(tmp_path):
         "scenario.toml",
         "sites.parquet",
         "summary.json",
+        "visibility.parquet",
     ]
     table = pq.read_table(out / "rtt.parquet")
     schema = {f.name: str(f.type) for f in table.schema}

@@ -159,17 +159,17 @@ def _only_in_scripts(text: str, needle: str) -> bool:
 def test_report_has_every_section_and_plot(run_dir: Path):
     text = write_report(run_dir).read_text(encoding="utf-8")
     for anchor in ("overview", "variants", "map", "rtt", "distributions", "availability",
-                   "throughput", "globe", "pairs"):  # fmt: skip
+                   "visibility", "throughput", "globe", "pairs"):  # fmt: skip
         assert f'<section id="{anchor}">' in text, anchor
     assert "could not draw" not in text
     assert "No traffic in this run (no flows.parquet)" in text
     figs = _figures(text)
-    assert len(figs) == 5  # map, RTT, distributions, availability, globe
+    assert len(figs) == 6  # map, RTT, distributions, availability, visibility, globe
     body = next(a for t, a in _tags(text) if t == "body")
     assert body["data-plots-expected"] == str(len(figs))
     ids = [a["id"] for t, a in _tags(text) if t == "div" and "starmesh-plot" in (a["class"] or "")]
     assert ids == [f"plot-{k + 1}" for k in range(len(figs))]
-    map_fig, rtt_fig, dist_fig, avail_fig, globe = figs
+    map_fig, rtt_fig, dist_fig, avail_fig, _visibility, globe = figs
     # Coastlines, borders, pairs, terminals, gateways, PoPs.
     names = [t["name"] for t in map_fig["data"]]
     assert names[:2] == ["coastlines", "borders"] and {"terminals", "gateways", "PoPs"} <= set(
@@ -312,11 +312,11 @@ def test_report_reads_later_files(fresh_run: Path):
     text = write_report(fresh_run).read_text(encoding="utf-8")
     assert "could not draw" not in text
     figs = _figures(text)
-    assert len(figs) == 7  # + variants' bars, + throughput
+    assert len(figs) == 8  # + variants' bars, + throughput
     bars = figs[0]
     assert [tr["x"] for tr in bars["data"]] == [["baseline", "no gateways in Poland"]]
     assert bars["data"][0]["y"] == [10.2, 25.0]
-    thr = figs[5]
+    thr = figs[6]
     kyiv = next(tr for tr in thr["data"] if tr["name"] == "Kyiv")
     np.testing.assert_allclose(_decode(kyiv["y"]), 100.0)  # two 50 Mbit/s flows
     assert "no gateways in Poland" in text

@@ -25,6 +25,7 @@ _EXPORTS = {
     "run": "api",
     "open_run": "api",
     "open_sweep": "api",
+    "run_coverage": "api",
     "load_scenario": "scenario",
     "Scenario": "scenario",
     "Results": "results",
@@ -62,10 +63,11 @@ __all__ = [
     "open_run",
     "open_sweep",
     "run",
+    "run_coverage",
 ]
 
 if TYPE_CHECKING:
-    from .api import open_run, open_sweep, run
+    from .api import open_run, open_sweep, run, run_coverage
     from .constellation import Constellation, WalkerShell
     from .errors import (
         NoRouteError,

@@ -235,6 +235,61 @@ def run(
     return open_run(folder)
 
 
+def run_coverage(
+    scenario: str | Path | Mapping[str, Any] | Scenario = "ukraine",
+    *,
+    region: Any = None,
+    res: int | None = None,
+    k: int | None = None,
+    min_elevation_deg: float | None = None,
+    slot_s: float | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    **overrides: Any,
+) -> Any:
+    """Coverage of a scenario's constellation over a region of H3 cells, its disruptions
+    applied (failed satellites, denied areas; jammers are not applied, see
+    :mod:`starmesh.coverage_run`), as ``starmesh coverage`` computes it.
+
+    (Named ``run_coverage`` because ``starmesh.coverage`` is the coverage library module.)
+
+    Parameters
+    ----------
+    scenario : str, Path, mapping or Scenario
+    region : str, sequence of 4 floats or GeoJSON mapping, optional
+        ``"earth"``, a country, a ``.geojson`` path or ``[lon_min, lat_min, lon_max, lat_max]``
+        [deg]; default ``[coverage] region`` (``"earth"``).
+    res, k, min_elevation_deg, slot_s : optional
+        Override ``[coverage]``; the mask defaults to ``[links] min_elevation_deg``.
+    out : str or Path, optional
+        Folder for ``coverage.parquet``, ``coverage.geojson``, ``coverage_summary.json`` and
+        ``report.html`` (checked and locked like a run folder).
+    force : bool
+        Replace a starmesh folder ``out``.
+    **overrides
+        As :func:`run` (``duration_s``, ``step_s``, ...); the step is the scenario's.
+
+    Returns
+    -------
+    starmesh.coverage.CoverageResult
+        ``.statistics()`` (per cell), ``.summary()`` (region-wide), ``.grid`` (cells).
+    """
+    from .coverage_run import run_coverage as _run_coverage
+    from .coverage_run import write_coverage_run
+    from .io.runfolder import check_run_dir
+
+    sc = to_scenario(scenario, **overrides)
+    folder = Path(out) if out is not None else None
+    if folder is not None:
+        check_run_dir(folder, force=force)
+    job = _run_coverage(
+        sc, region=region, res=res, k=k, min_elevation_deg=min_elevation_deg, slot_s=slot_s
+    )
+    if folder is not None:
+        write_coverage_run(job, folder, force=force)
+    return job.result
+
+
 def open_run(path: str | Path) -> Results:
     """The results of a finished run folder; arrays are read when first used.
 

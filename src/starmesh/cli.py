@@ -352,6 +352,85 @@ def run(
             err_console.print(f"done in {wall:.1f} s: {folder}", highlight=False)
 
 
+@app.command()
+def coverage(
+    scenario: Annotated[
+        str | None,
+        typer.Argument(help=f"Built-in scenario name or TOML file (default: {DEFAULT_SCENARIO})."),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="'earth', a country name or ISO code, 'lon_min,lat_min,lon_max,lat_max' "
+            "[deg] or a .geojson file (default: [coverage] region, or earth).",
+        ),
+    ] = None,
+    res: Annotated[
+        int | None, typer.Option("--res", help="H3 resolution (default: [coverage] res, or 3).")
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", help="Report the time with at least k satellites (default 2)."),
+    ] = None,
+    min_elevation_deg: Annotated[
+        float | None,
+        typer.Option(
+            "--min-elevation-deg", help="Elevation mask [deg] (default: [links] min_elevation_deg)."
+        ),
+    ] = None,
+    duration_s: Annotated[
+        float | None, typer.Option("--duration-s", help="Override time.duration_s [s].")
+    ] = None,
+    step_s: Annotated[
+        float, typer.Option("--step-s", help="Time step [s] of the coverage run.")
+    ] = 30.0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output folder (default: runs/coverage-<scenario>-<UTC>)."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a starmesh folder at --out.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
+) -> None:
+    """Coverage over H3 cells: time with >= 1 and >= k satellites in view, satellites in view,
+    gaps and handovers per cell, disruptions applied; writes coverage.parquet,
+    coverage.geojson, coverage_summary.json and report.html (a map)."""
+    from .api import run_coverage
+    from .coverage_run import parse_region
+
+    with _errors():
+        sc = to_scenario(scenario or DEFAULT_SCENARIO, duration_s=duration_s, step_s=step_s)
+        folder = (
+            out if out is not None else default_out_dir(f"coverage-{sc.name}", datetime.now(UTC))
+        )
+        started = datetime.now(UTC)
+        result = run_coverage(
+            sc,
+            region=parse_region(region) if region is not None else None,
+            res=res,
+            k=k,
+            min_elevation_deg=min_elevation_deg,
+            out=folder,
+            force=force,
+        )
+        wall = (datetime.now(UTC) - started).total_seconds()
+        if not quiet:
+            table = Table(
+                title=f"{sc.name}: coverage of {result.grid.name} at H3 res {result.grid.res}, "
+                f"{result.time.n_steps} steps of {result.time.step_s:g} s"
+            )
+            table.add_column("figure")
+            table.add_column("value", justify="right")
+            for key, value in result.summary().items():
+                table.add_row(key, f"{value:.4g}")
+            out_console.print(table)
+            err_console.print(f"done in {wall:.1f} s: {folder}", highlight=False)
+
+
 def _traffic_table(summary: Summary) -> Table:
     """Mean throughput per terminal of every site, the modes side by side."""
     assert summary.traffic is not None

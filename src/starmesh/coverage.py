@@ -89,6 +89,21 @@ STATISTICS = (
 )
 
 
+def slot_shift_s(epoch: Any, offset_s: float | None = None) -> float:
+    """Shift [s] that puts slot boundaries on Starlink's global ones: a time ``t`` [s since
+    ``epoch``] is in slot ``floor((t + shift) / slot_s)``.
+
+    Starlink's 15-s slots start at 12, 27, 42 and 57 s past the UTC minute
+    (``starmesh.service.params.SLOT_OFFSET_S``; Mohan et al., WWW 2024), so the shift is the
+    epoch's seconds past the minute minus that offset, and slots do not depend on where a run
+    or a chunk starts.
+    """
+    from .service.params import SLOT_OFFSET_S
+
+    off = SLOT_OFFSET_S if offset_s is None else offset_s
+    return float(epoch.second + epoch.microsecond * 1e-6 - off)
+
+
 def coverage_half_angle_rad(
     r_m: ArrayLike, min_elevation_rad: float, *, earth_radius_m: float = EARTH_MEAN_RADIUS_M
 ) -> NDArray[np.float64]:
@@ -364,6 +379,10 @@ class CoverageResult:
             "serving_elevation_mean_deg": self.serving_elevation_mean_deg,
         }
 
+    def meta_dict(self) -> dict[str, Any]:
+        """Region, resolution, time grid, k, mask, slot and the constellation, as plain data."""
+        return _meta(self)
+
     def summary(self) -> dict[str, float]:
         """Region-wide figures: area-weighted means over the cells (``*_mean``, and
         ``area_always_covered``, the area fraction with coverage at every step) and extremes."""
@@ -466,6 +485,7 @@ def coverage(
     max_cells: int = MAX_CELLS_DEFAULT,
     max_cell_steps: int = MAX_CELL_STEPS_DEFAULT,
     propagator: Propagator | None = None,
+    slot_shift_s: float = 0.0,
 ) -> CoverageResult:
     """Coverage of a region on H3 cells over a time grid.
 
@@ -498,6 +518,9 @@ def coverage(
         Budgets checked before any work.
     propagator : Propagator, optional
         Reuse one (its epoch must be the time grid's).
+    slot_shift_s : float
+        Time ``t`` [s since the epoch] is in slot ``floor((t + slot_shift_s) / slot_s)``; 0
+        aligns slots to the epoch, :func:`slot_shift_s` to Starlink's UTC boundaries.
 
     Returns
     -------
@@ -600,7 +623,7 @@ def coverage(
             _bucket_sats(
                 r_clean[i], usable[i], n_lat, n_lon, dlat_bin, dlon_bin, packed[i], start[i]
             )
-        slot_idx = np.floor(t_s / slot_s + 1e-9).astype(np.int64)
+        slot_idx = np.floor((t_s + slot_shift_s) / slot_s + 1e-9).astype(np.int64)
         new_slot = np.empty(nt, np.bool_)
         new_slot[0] = slot_idx[0] != slot_prev
         new_slot[1:] = slot_idx[1:] != slot_idx[:-1]

@@ -32,7 +32,9 @@ from .capacity import (
     node_paths_from_predecessors,
     reverse_paths,
 )
+from .coverage import TerminalVisibility, slot_shift_s, terminal_visibility_links
 from .disruptions import gsl_quality
+from .frames import elevation_rad
 from .plan import RunPlan
 from .propagation import Propagator
 from .routing import (
@@ -90,6 +92,9 @@ class ChunkResult:
     #: per interval of steps (inclusive, run step indices) during which link ``a < b`` is up.
     isl_spans: tuple[NDArray[np.int64], ...] | None = None
     service: ServiceChunk | None = None
+    #: Satellites in view, serving satellite and handovers of every terminal (terminals in
+    #: site order, :func:`visibility_terminals`), steps ``start .. stop - 1``.
+    visibility: TerminalVisibility | None = None
 
 
 @dataclass(frozen=True)
@@ -624,6 +629,8 @@ def compute_chunk(
     t_all = plan.grid.t_s(lo, stop)
     r, ok = prop.positions_ecef_m(t_all)
     links = chunk_links(plan, t_all, r, ok)
+    # Satellites in view are every usable link, before the scheduler picks one per terminal.
+    in_view = links
     sched = None
     if plan.service is not None:
         sched = service_schedule(plan, prop, lo, stop, r, ok)
@@ -675,7 +682,9 @@ def compute_chunk(
     if plan.isl is not None:
         up = np.isfinite(links.isl_delay_s[drop:])
         spans = isl_spans(links.isl_edges, up, start)
+    visibility = chunk_visibility(plan, start, in_view, t_all, r, ok, prop)
     return ChunkResult(
+        visibility=visibility,
         isl_spans=spans,
         start=start,
         stop=stop,
@@ -1091,4 +1100,124 @@ def service_step(
         download_bps=download[k],
         rho_user=rho_u[:, k],
         rho_feeder=rho_f[:, k],
+    )
+
+
+# --- per-terminal visibility ------------------------------------------------------------------
+
+
+def visibility_terminals(plan: RunPlan) -> NDArray[np.int64]:
+    """Site indices of the terminals whose visibility a run records, shape (G,)."""
+    kinds = np.asarray(plan.sites.kinds)
+    return np.flatnonzero((kinds == "terminal") & plan.problem.gsl_site)
+
+
+def _slot_of(
+    steps: NDArray[np.int64], step_s: float, slot_s: float, shift_s: float
+) -> NDArray[np.int64]:
+    # Slots are on Starlink's UTC boundaries (coverage.slot_shift_s) and read from absolute
+    # step indices, so a step's slot never depends on where a chunk starts.
+    return np.floor((steps * step_s + shift_s) / slot_s + 1e-9).astype(np.int64)
+
+
+def _terminal_links(
+    plan: RunPlan,
+    links: ChunkLinks,
+    r: NDArray[np.float64],
+    terminals: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """(step, terminal, satellite, elevation [rad]) of every usable terminal GSL of a chunk."""
+    site = links.gsl_sites[links.gsl.site_idx]
+    term_of = np.full(len(plan.sites), -1, np.int64)
+    term_of[terminals] = np.arange(terminals.size)
+    g = term_of[site]
+    keep = g >= 0
+    t = links.gsl.t_idx[keep].astype(np.int64)
+    s = links.gsl.sat_idx[keep].astype(np.int64)
+    st = site[keep]
+    el = elevation_rad(plan.sites.r_ecef_m[st], plan.sites.up[st], r[t, s])
+    return t, g[keep], s, np.asarray(el, dtype=np.float64)
+
+
+def chunk_visibility(
+    plan: RunPlan,
+    start: int,
+    links: ChunkLinks,
+    t_all: NDArray[np.float64],
+    r: NDArray[np.float64],
+    ok: NDArray[np.bool_],
+    prop: Propagator,
+) -> TerminalVisibility | None:
+    """Satellites in view, serving satellite and handovers of every terminal over a chunk.
+
+    In view means a usable GSL candidate of the chunk (mask or range rule, failures, denied
+    areas and link budgets applied, as routing sees them). The serving satellite follows
+    :func:`starmesh.coverage.terminal_visibility_links` (highest elevation at each
+    ``plan.visibility_slot_s`` slot, held within the slot). The serving satellite at a step
+    depends on the steps since its slot began, so the steps from the start of the slot of
+    ``start - 1`` are recomputed when they precede the chunk: the result does not depend on
+    how the run is chunked.
+
+    Parameters
+    ----------
+    plan : RunPlan
+    start : int
+        First step of the chunk; ``t_all`` begins at ``max(start - 1, 0)``.
+    links : ChunkLinks
+        The chunk's links (:func:`chunk_links` on ``t_all``).
+    t_all : ndarray, shape (T,)
+        Step times [s].
+    r : ndarray, shape (T, S, 3)
+        Satellite ECEF positions [m].
+    ok : ndarray of bool, shape (T, S)
+    prop : Propagator
+
+    Returns
+    -------
+    TerminalVisibility or None
+        Steps ``start .. start + T - 2`` (or ``T`` steps when ``start == 0``); None when the
+        run has no terminal.
+    """
+    terminals = visibility_terminals(plan)
+    if terminals.size == 0:
+        return None
+    step_s, slot_s = plan.grid.step_s, plan.visibility_slot_s
+    shift = slot_shift_s(plan.grid.epoch)
+    lo = max(start - 1, 0)
+    # First step of the slot that holds step lo (slots are at most a day, so this looks back
+    # over a bounded number of steps).
+    slot_lo = _slot_of(np.array([lo]), step_s, slot_s, shift)[0]
+    back = np.arange(max(lo - math.ceil(slot_s / step_s) - 1, 0), lo + 1)
+    s0 = int(back[np.argmax(_slot_of(back, step_s, slot_s, shift) == slot_lo)])
+    t, g, s, el = _terminal_links(plan, links, r, terminals)
+    if s0 < lo:
+        t_h = plan.grid.t_s(s0, lo)
+        r_h, ok_h = prop.positions_ecef_m(t_h)
+        links_h = chunk_links(plan, t_h, r_h, ok_h)
+        th, gh, sh, eh = _terminal_links(plan, links_h, r_h, terminals)
+        t, g, s, el = (
+            np.concatenate([th, t + (lo - s0)]),
+            np.concatenate([gh, g]),
+            np.concatenate([sh, s]),
+            np.concatenate([eh, el]),
+        )
+    n_t = t_all.size + (lo - s0)
+    vis = terminal_visibility_links(
+        t,
+        g,
+        s,
+        el,
+        n_steps=n_t,
+        n_sites=terminals.size,
+        step_s=step_s,
+        slot_s=slot_s,
+        t0_s=s0 * step_s + shift,
+    )
+    drop = start - s0
+    return TerminalVisibility(
+        vis.n_in_view[drop:],
+        vis.serving[drop:],
+        vis.serving_elevation_rad[drop:],
+        vis.handover[drop:],
+        vis.step_s,
     )

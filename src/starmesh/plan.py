@@ -152,6 +152,9 @@ class RunPlan:
     service: ServicePlan | None = None
     #: The scenario as run (:func:`resolved_scenario`), plain data for ``scenario.toml``.
     resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: Serving-satellite slot of the per-terminal visibility [s] (``[coverage] slot_s``).
+    #: 15 s: Starlink's reassignment period, as ``starmesh.coverage.SLOT_S_DEFAULT``.
+    visibility_slot_s: float = 15.0
 
     def propagator(self) -> Propagator:
         """The plan's propagator (Earth model and UT1 applied); the one place that makes it."""
@@ -730,6 +733,39 @@ def _site_indices(sites: Sites, names: list[str], kind: SiteKind, where: str) ->
     return out
 
 
+def denied_fence(scenario: Scenario) -> Geofence | None:
+    """The union of the scenario's ``[[disruptions.denied_areas]]`` (None without any)."""
+    d = scenario.disruptions
+    if not d.denied_areas:
+        return None
+    fences = []
+    for a in d.denied_areas:
+        if a.circle is not None:
+            c = a.circle
+            fences.append(
+                Geofence(
+                    circles=(Circle(c.lat_deg, c.lon_deg, c.radius_km, name=a.name),),
+                    name=a.name,
+                )
+            )
+        else:
+            geo = a.geojson
+            if isinstance(geo, str):
+                try:
+                    geo = Path(geo).read_text(encoding="utf-8")
+                except OSError:
+                    raise ScenarioError(
+                        f"disruptions.denied_areas[{a.name!r}]",
+                        f"GeoJSON file {geo!r} not found: check the path, or inline it",
+                    ) from None
+            assert geo is not None
+            fences.append(Geofence.from_geojson(geo, name=a.name))
+    fence = fences[0]
+    for more in fences[1:]:
+        fence = fence | more
+    return fence
+
+
 def _disruptions(
     scenario: Scenario, constellation: Constellation, sites: Sites, isl_edges: NDArray[np.int32]
 ) -> tuple[
@@ -829,32 +865,8 @@ def _disruptions(
         for j in d.jammers
     )
     denied = None
-    if d.denied_areas:
-        fences = []
-        for a in d.denied_areas:
-            if a.circle is not None:
-                c = a.circle
-                fences.append(
-                    Geofence(
-                        circles=(Circle(c.lat_deg, c.lon_deg, c.radius_km, name=a.name),),
-                        name=a.name,
-                    )
-                )
-            else:
-                geo = a.geojson
-                if isinstance(geo, str):
-                    try:
-                        geo = Path(geo).read_text(encoding="utf-8")
-                    except OSError:
-                        raise ScenarioError(
-                            f"disruptions.denied_areas[{a.name!r}]",
-                            f"GeoJSON file {geo!r} not found: check the path, or inline it",
-                        ) from None
-                assert geo is not None
-                fences.append(Geofence.from_geojson(geo, name=a.name))
-        fence = fences[0]
-        for more in fences[1:]:
-            fence = fence | more
+    fence = denied_fence(scenario)
+    if fence is not None:
         terminals = np.array([k == "terminal" for k in sites.kinds])
         denied = fence.denied_sites(np.degrees(sites.lat_rad), np.degrees(sites.lon_rad))
         denied = denied & terminals
@@ -1048,6 +1060,7 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         gsl_rule=rule,
         modes=modes,
         chunk_steps=chunk,
+        visibility_slot_s=scenario.coverage.slot_s if scenario.coverage is not None else 15.0,
     )
     resolved = resolved_scenario(scenario, plan, site_list, tle_sha256)
     object.__setattr__(plan, "resolved", resolved)

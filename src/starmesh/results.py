@@ -228,6 +228,7 @@ def chunk_counters(
         out["svc_handovers"] = sv.handover.sum(axis=0)
         out["svc_served"] = (sv.serving >= 0).sum(axis=0)
         out["svc_dl"] = np.ascontiguousarray(sv.download_bps.T)
+    out.update(visibility_counters(res))
     return out
 
 
@@ -307,6 +308,96 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
 
 def _finite_ms(x: float) -> float | None:
     return float(x * 1e3) if np.isfinite(x) else None
+
+
+def visibility_counters(res: ChunkResult) -> dict[str, NDArray[Any]]:
+    """Per-terminal counters of one chunk's visibility (empty without terminals).
+
+    ``vis_first``/``vis_last`` are the absolute steps of the chunk's first and last handover
+    (-1: none) and ``vis_gap_max`` the longest interval in steps between two of them inside
+    the chunk, so that intervals across chunk boundaries can be joined exactly.
+    """
+    v = res.visibility
+    if v is None:
+        return {}
+    n_t = v.handover.shape[0]
+    steps = res.start + np.arange(n_t)
+    ho = v.handover
+    has = ho.any(axis=0)
+    first = np.where(has, steps[np.argmax(ho, axis=0)], -1)
+    last = np.where(has, steps[n_t - 1 - np.argmax(ho[::-1], axis=0)], -1)
+    gap_max = np.zeros(ho.shape[1], np.int64)
+    for g in np.flatnonzero(ho.sum(axis=0) > 1):
+        gap_max[g] = np.diff(np.flatnonzero(ho[:, g])).max()
+    served = v.serving >= 0
+    return {
+        "vis_handovers": ho.sum(axis=0).astype(np.int64),
+        "vis_first": first.astype(np.int64),
+        "vis_last": last.astype(np.int64),
+        "vis_gap_max": gap_max,
+        "vis_served": served.sum(axis=0).astype(np.int64),
+        "vis_n_sum": v.n_in_view.sum(axis=0).astype(np.int64),
+        # In whole nanoradians: an integer sum does not depend on how steps are chunked.
+        "vis_el_sum": np.round(np.where(served, v.serving_elevation_rad, 0.0) * 1e9)
+        .astype(np.int64)
+        .sum(axis=0),
+    }
+
+
+def visibility_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
+    """Per-terminal handover statistics for ``summary.json`` (``{}`` without terminals).
+
+    Per terminal: ``handovers``, ``handovers_per_hour``, the mean and longest interval between
+    consecutive handovers [s] (null with fewer than two), the fraction of steps with a
+    serving satellite, the mean number of satellites in view and the serving satellite's
+    mean elevation [deg].
+    """
+    from .engine import visibility_terminals
+
+    terms = visibility_terminals(plan)
+    if terms.size == 0 or "vis_handovers" not in store.extra(0):
+        return {}
+    n_g, n_t, step = terms.size, plan.grid.n_steps, plan.grid.step_s
+    ho = np.zeros(n_g, np.int64)
+    served = np.zeros(n_g, np.int64)
+    n_sum = np.zeros(n_g, np.int64)
+    el_sum = np.zeros(n_g, np.int64)
+    first = np.full(n_g, -1, np.int64)
+    last = np.full(n_g, -1, np.int64)
+    gap_max = np.zeros(n_g, np.int64)
+    for i in range(len(store.chunks)):
+        e = store.extra(i)
+        ho += e["vis_handovers"]
+        served += e["vis_served"]
+        n_sum += e["vis_n_sum"]
+        el_sum += e["vis_el_sum"]
+        gap_max = np.maximum(gap_max, e["vis_gap_max"])
+        here = e["vis_first"] >= 0
+        join = here & (last >= 0)
+        gap_max[join] = np.maximum(gap_max[join], e["vis_first"][join] - last[join])
+        first = np.where((first < 0) & here, e["vis_first"], first)
+        last = np.where(here, e["vis_last"], last)
+    hours = n_t * step / 3600.0
+    rows = []
+    for j, g in enumerate(terms):
+        two = ho[j] > 1
+        rows.append(
+            {
+                "terminal": plan.sites.names[g],
+                "handovers": int(ho[j]),
+                "handovers_per_hour": float(ho[j] / hours),
+                "handover_interval_mean_s": (
+                    float((last[j] - first[j]) * step / (ho[j] - 1)) if two else None
+                ),
+                "handover_interval_max_s": float(gap_max[j] * step) if two else None,
+                "served_fraction": float(served[j] / n_t),
+                "n_in_view_mean": float(n_sum[j] / n_t),
+                "serving_elevation_mean_deg": (
+                    float(np.degrees(el_sum[j] * 1e-9 / served[j])) if served[j] else None
+                ),
+            }
+        )
+    return {"visibility": {"slot_s": plan.visibility_slot_s, "terminals": rows}}
 
 
 class SeriesStore(Protocol):
@@ -438,6 +529,7 @@ def summarize(plan: RunPlan, store: SeriesStore) -> Summary:
     more = _constellation_extra(plan)
     if plan.service is not None:
         more["service"] = _service_summary(plan, store)
+    more.update(visibility_summary(plan, store))
     return Summary(
         extra=more,
         traffic=_traffic_summary(plan, store) if plan.traffic is not None else None,

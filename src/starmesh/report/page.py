@@ -390,6 +390,18 @@ def _guard(what: str, build: Callable[[], str]) -> str:
         return _note(f"could not draw {what}: {type(exc).__name__}: {exc}")
 
 
+def _visibility_body(page: _Page, run: RunData) -> str:
+    from .visibility import VISIBILITY_HEAD, visibility_parts
+
+    fig, rows, caption = visibility_parts(run)
+    body = _caption(caption) if fig is not None else _note(caption)
+    if fig is not None:
+        body += page.figure(fig)
+    if rows:
+        body += _table(VISIBILITY_HEAD, rows)
+    return body
+
+
 def _throughput_body(page: _Page, run: RunData) -> str:
     thr = read_throughput(run)
     if thr is None:
@@ -561,6 +573,11 @@ def render_report(run_dir: Path | str, *, pair: tuple[str, str] | None = None) -
         ) + page.figure(availability_figure(run.epoch, t_s, available, run.modes))
 
     page.section("availability", "Availability over time", _guard("availability", avail_body))
+    page.section(
+        "visibility",
+        "Satellites in view and handovers",
+        _guard("the visibility", lambda: _visibility_body(page, run)),
+    )
     page.section(
         "throughput",
         "Throughput per terminal",

@@ -22,6 +22,7 @@ from ..constellation import constellation_names
 from ..errors import StarmeshError
 from ..timegrid import parse_utc
 from .base import StrictModel
+from .coverage import CoverageSpec
 from .packets import PacketsSpec
 
 
@@ -541,6 +542,7 @@ class Scenario(_Model):
     variants: list[VariantSpec] = []
     sweep: SweepSpec | None = None
     packets: PacketsSpec | None = None
+    coverage: CoverageSpec | None = None
 
     @model_validator(mode="after")
     def _check_variants(self) -> Scenario:

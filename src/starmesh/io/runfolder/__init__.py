@@ -24,6 +24,9 @@ from ._files import (
 )
 from ._names import (
     COMPARISON,
+    COVERAGE_GEOJSON,
+    COVERAGE_SUMMARY,
+    COVERAGE_TABLE,
     FLOW_INFO,
     FLOWS,
     FSTATE,
@@ -46,6 +49,7 @@ from ._names import (
     SWEEP_TABLE,
     VARIANTS_DIR,
     VARIANTS_SPEC,
+    VISIBILITY,
     chunk_name,
 )
 from ._read import (
@@ -68,6 +72,7 @@ from ._read import (
     read_summary,
     read_throughput,
     read_traffic_series,
+    read_visibility,
 )
 from ._write import (
     FSTATE_SCHEMA,
@@ -78,13 +83,18 @@ from ._write import (
     fstate_table,
     make_chunk_dirs,
     prepare_run_dir,
+    visibility_table,
     write_chunk,
+    write_coverage_folder,
     write_run_header,
     write_traffic_tables,
 )
 
 __all__ = [
     "COMPARISON",
+    "COVERAGE_GEOJSON",
+    "COVERAGE_SUMMARY",
+    "COVERAGE_TABLE",
     "FLOWS",
     "FLOW_INFO",
     "FSTATE",
@@ -109,6 +119,7 @@ __all__ = [
     "SWEEP_TABLE",
     "VARIANTS_DIR",
     "VARIANTS_SPEC",
+    "VISIBILITY",
     "ChunkStore",
     "Manifest",
     "Note",
@@ -141,8 +152,11 @@ __all__ = [
     "read_summary",
     "read_throughput",
     "read_traffic_series",
+    "read_visibility",
     "verify_run",
+    "visibility_table",
     "write_chunk",
+    "write_coverage_folder",
     "write_run_header",
     "write_traffic_tables",
 ]

@@ -36,6 +36,13 @@ SWEEP_SPEC = "sweep.toml"
 SWEEP_TABLE = "sweep.parquet"
 SWEEP_SUMMARY = "sweep_summary.json"
 REPORT = "report.html"
+#: Per chunk: satellites in view, serving satellite and handovers of every terminal.
+VISIBILITY = "visibility.parquet"
+#: ``starmesh coverage``: one row per H3 cell and statistic, the cells as GeoJSON polygons,
+#: and the region-wide figures.
+COVERAGE_TABLE = "coverage.parquet"
+COVERAGE_GEOJSON = "coverage.geojson"
+COVERAGE_SUMMARY = "coverage_summary.json"
 #: Packet-level traces (``[packets]``, ``starmesh packets``) and their per-flow summary.
 PACKETS_TABLES = (
     "packets_bins.parquet",

@@ -44,6 +44,7 @@ from ._names import (
     SITES,
     SUMMARY,
     TERMINALS,
+    VISIBILITY,
 )
 
 #: Columns of ``flows.parquet`` that may hold a terminal's rate, with their factor to bit/s.
@@ -389,6 +390,19 @@ def read_availability(
 
 
 # --- Forwarding state -----------------------------------------------------------------------
+
+
+def read_visibility(run_dir: Path) -> pa.Table | None:
+    """``visibility.parquet``: satellites in view, serving satellite, its elevation and
+    handovers per step and terminal, sorted by time then terminal order of the run (None if
+    the run has none)."""
+    path = Path(run_dir) / VISIBILITY
+    if not path.is_dir():
+        return None
+    files = sorted(path.glob("part-*.parquet"))
+    if not files:
+        return None
+    return pa.concat_tables([pq.read_table(f) for f in files])
 
 
 def read_paths(

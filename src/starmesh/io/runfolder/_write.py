@@ -10,12 +10,15 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from ...engine import ChunkResult, reconcile_fstate
+from ...engine import ChunkResult, reconcile_fstate, visibility_terminals
 from ...errors import RunFolderError
 from ...results import chunk_counters
 from ._files import ChunkStore, Manifest, atomic_write_bytes, atomic_write_table
 from ._names import (
     COMPARISON,
+    COVERAGE_GEOJSON,
+    COVERAGE_SUMMARY,
+    COVERAGE_TABLE,
     FLOW_INFO,
     FLOWS,
     FSTATE,
@@ -40,6 +43,7 @@ from ._names import (
     TERMINALS,
     VARIANTS_DIR,
     VARIANTS_SPEC,
+    VISIBILITY,
     chunk_name,
 )
 
@@ -181,6 +185,41 @@ FSTATE_SCHEMA = pa.schema(
 )
 
 
+VISIBILITY_SCHEMA = pa.schema(
+    [
+        ("t_s", pa.float64()),
+        ("terminal", pa.string()),
+        ("n_in_view", pa.int32()),
+        ("serving_sat", pa.int32()),
+        ("serving_elevation_deg", pa.float64()),
+        ("handover", pa.bool_()),
+    ]
+)
+
+
+def visibility_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
+    """One row per step and terminal (:data:`VISIBILITY_SCHEMA`): satellites in view, the
+    serving satellite (-1: none), its elevation [deg] (null: none) and whether the step is a
+    handover (the serving satellite changed from one satellite to another)."""
+    v = res.visibility
+    assert v is not None
+    terms = visibility_terminals(plan)
+    n_t, n_g = v.n_in_view.shape
+    names = pa.array([plan.sites.names[g] for g in terms])
+    el = np.degrees(v.serving_elevation_rad).reshape(-1)
+    return pa.Table.from_arrays(
+        [
+            pa.array(np.repeat(res.t_s, n_g)),
+            names.take(np.tile(np.arange(n_g), n_t)),
+            pa.array(v.n_in_view.reshape(-1)),
+            pa.array(v.serving.reshape(-1)),
+            pa.array(el, mask=np.isnan(el)),
+            pa.array(v.handover.reshape(-1)),
+        ],
+        schema=VISIBILITY_SCHEMA,
+    )
+
+
 def fstate_table(plan: RunPlan, rows_by_mode: dict[str, tuple[NDArray[Any], ...]]) -> pa.Table:
     """Forwarding-state entries of one chunk (all at the run's first step, then changes)."""
     parts = []
@@ -229,10 +268,14 @@ RUN_ENTRIES = frozenset(
         LOCK + ".pid",
         PACKETS_SUMMARY,
         *PACKETS_TABLES,
+        VISIBILITY,
+        COVERAGE_TABLE,
+        COVERAGE_GEOJSON,
+        COVERAGE_SUMMARY,
     }
 )
 #: Files whose presence marks a folder as starmesh's.
-RUN_MARKERS = (MANIFEST, SCENARIO, SWEEP_SPEC, VARIANTS_SPEC)
+RUN_MARKERS = (MANIFEST, SCENARIO, SWEEP_SPEC, VARIANTS_SPEC, COVERAGE_SUMMARY)
 
 
 def _ours(name: str) -> bool:
@@ -348,6 +391,9 @@ def write_chunk(
                 }
             ),
         )
+    if res.visibility is not None:
+        path = out / VISIBILITY / name
+        atomic_write_table(path, visibility_table(plan, res))
         files.append(path)
     if res.rate_bps is not None:
         assert res.bottleneck is not None and res.demand_bps is not None and res.load is not None
@@ -469,6 +515,8 @@ def make_chunk_dirs(plan: RunPlan, out: Path) -> None:
     (out / RTT).mkdir(exist_ok=True)
     if plan.isl is not None:
         (out / ISL_SPANS).mkdir(exist_ok=True)
+    if visibility_terminals(plan).size:
+        (out / VISIBILITY).mkdir(exist_ok=True)
     if plan.traffic is not None:
         (out / FLOWS).mkdir(exist_ok=True)
         (out / LINKS).mkdir(exist_ok=True)
@@ -477,3 +525,28 @@ def make_chunk_dirs(plan: RunPlan, out: Path) -> None:
     if plan.service is not None:
         (out / SERVICE).mkdir(exist_ok=True)
         (out / TERMINALS).mkdir(exist_ok=True)
+
+
+def write_coverage_folder(result: Any, out: Path, report_html: str | None = None) -> list[Path]:
+    """Write ``starmesh coverage``'s files atomically: ``coverage.parquet`` (one row per cell
+    and statistic), ``coverage.geojson``, ``coverage_summary.json`` and, when given,
+    ``report.html``. ``out`` must have been checked (:func:`check_run_dir`) and locked."""
+    import json
+
+    from ...coverage import coverage_geojson, coverage_table
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_table(out / COVERAGE_TABLE, coverage_table(result))
+    text = json.dumps(coverage_geojson(result), separators=(",", ":"), sort_keys=True,
+                      allow_nan=False)  # fmt: skip
+    atomic_write_bytes(out / COVERAGE_GEOJSON, (text + "\n").encode())
+    summary = {"coverage": result.summary(), **result.meta_dict()}
+    atomic_write_bytes(
+        out / COVERAGE_SUMMARY,
+        (json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n").encode(),
+    )
+    written = [out / COVERAGE_TABLE, out / COVERAGE_GEOJSON, out / COVERAGE_SUMMARY]
+    if report_html is not None:
+        atomic_write_bytes(out / REPORT, report_html.encode())
+        written.append(out / REPORT)
+    return written
