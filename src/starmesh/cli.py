@@ -467,7 +467,11 @@ def _comparison_table(name: str, rows: list[dict[str, Any]]) -> Table:
     for col in ("variant", "mode"):
         table.add_column(col)
     traffic = any("down_mbps_per_terminal" in r for r in rows)
-    cols = ["availability", "never served", "median RTT", "p95 RTT", "path chg"]
+    service = any("service_rtt_p50_ms" in r for r in rows)
+    cols = ["availability", "never served"]
+    if service:
+        cols += ["RTT p50 (service)", "RTT p95 (service)"]
+    cols += ["propagation RTT", "path chg"]
     if traffic:
         cols += ["Mbit/s per terminal", "unmet"]
     for col in cols:
@@ -478,10 +482,13 @@ def _comparison_table(name: str, rows: list[dict[str, Any]]) -> Table:
             r["mode"],
             f"{r['availability_pct']:.1f}%",
             str(r["pairs_never_served"]),
-            _fmt(r["rtt_median_ms"]) + " ms",
-            _fmt(r["rtt_p95_ms"]) + " ms",
-            str(r["path_changes"]),
         ]
+        if service:
+            cells += [
+                _fmt(r.get("service_rtt_p50_ms")) + " ms",
+                _fmt(r.get("service_rtt_p95_ms")) + " ms",
+            ]
+        cells += [_fmt(r["rtt_median_ms"]) + " ms", str(r["path_changes"])]
         if traffic:
             cells += [_fmt(r.get("down_mbps_per_terminal")), f"{100 * r['unmet_fraction']:.0f}%"]
         table.add_row(*cells)

@@ -632,14 +632,28 @@ def compute_chunk(
     # Satellites in view are every usable link, before the scheduler picks one per terminal.
     in_view = links
     sched = None
+    by_mode = {mode: links for mode in plan.modes}
     if plan.service is not None:
-        sched = service_schedule(plan, prop, lo, stop, r, ok)
-        links = restrict_to_schedule(plan, links, sched.serving)
+        # The laser mesh reaches the ground from any satellite; without it (bent-pipe) the
+        # scheduler can only assign satellites that see a gateway.
+        scheds: dict[bool, Scheduled] = {}
+        for mode in plan.modes:
+            gw_only = mode == "bent-pipe"
+            if gw_only not in scheds:
+                scheds[gw_only] = service_schedule(plan, prop, lo, stop, r, ok, via_gateway=gw_only)
+            by_mode[mode] = restrict_to_schedule(plan, links, scheds[gw_only].serving)
+        # Per-terminal outputs (serving satellite, handovers, speed tests) follow the first
+        # mode's scheduler.
+        sched = scheds[plan.modes[0] == "bent-pipe"]
+        links = by_mode[plan.modes[0]]
     tp = plan.traffic
     demand = None
     if tp is not None:
         demand = tp.flows.demand_at(t_all).reshape(t_all.size, tp.flow_pair.size)
-    routes = [route_mode(plan, mode, links, t_all, drop, start == 0, demand) for mode in plan.modes]
+    routes = [
+        route_mode(plan, mode, by_mode[mode], t_all, drop, start == 0, demand)
+        for mode in plan.modes
+    ]
 
     def stack(name: str) -> NDArray[Any]:
         return np.stack([getattr(x, name) for x in routes])
@@ -842,8 +856,13 @@ def service_schedule(
     stop: int,
     r: NDArray[np.float64],
     ok: NDArray[np.bool_],
+    *,
+    via_gateway: bool = False,
 ) -> Scheduled:
     """Schedule every terminal over steps ``lo .. stop - 1`` (:mod:`starmesh.service.scheduler`).
+
+    With ``via_gateway`` (bent-pipe: no laser links) only satellites that see a gateway at a
+    step are eligible then, as a bent-pipe scheduler can only assign those.
 
     Each slot is decided from the geometry of that whole slot only (never from a previous
     chunk's state), so the schedule does not depend on how the run is cut into chunks: the
@@ -879,6 +898,20 @@ def service_schedule(
     term = sv.terminals
     site_r, site_up = plan.sites.r_ecef_m[term], plan.sites.up[term]
     gsl = find_gsls(rw, okw, site_r, site_up, plan.gsl_rule)
+    if via_gateway:
+        gw = np.flatnonzero(np.asarray(plan.sites.kinds) == "gateway")
+        if plan.failures is not None:
+            gw_up = ~plan.failures.site_failed(tw)[:, gw]
+        else:
+            gw_up = np.ones((tw.size, gw.size), bool)
+        ggsl = find_gsls(rw, okw, plan.sites.r_ecef_m[gw], plan.sites.up[gw], plan.gsl_rule)
+        seen = np.zeros(okw.shape, bool)
+        live = gw_up[ggsl.t_idx, ggsl.site_idx]
+        seen[ggsl.t_idx[live], ggsl.sat_idx[live]] = True
+        keep = seen[gsl.t_idx, gsl.sat_idx]
+        gsl = GslCandidates(
+            gsl.t_idx[keep], gsl.site_idx[keep], gsl.sat_idx[keep], gsl.length_m[keep]
+        )
     ti, gi, si = (x.astype(np.int64) for x in (gsl.t_idx, gsl.site_idx, gsl.sat_idx))
     d = rw[ti, si] - site_r[gi]
     el = np.arcsin(np.clip(np.einsum("ij,ij->i", d, site_up[gi]) / gsl.length_m, -1.0, 1.0))

@@ -587,6 +587,17 @@ def compare_rows(name: str, changes: dict[str, Any], summary: Summary) -> list[d
                 float(np.mean([s.down_mbps_per_terminal for s in sites])) if sites else None
             )
             row["unmet_fraction"] = t.modes[mode].unmet_fraction
+        service = summary.extra.get("service")
+        if isinstance(service, dict):
+            # What users measure (service model): median over the mode's series pairs of each
+            # pair's median p50 and p95 RTT.
+            sp = [x for x in service.get("pairs", []) if x.get("mode") == mode]
+            for key, out in (
+                ("rtt_p50_ms", "service_rtt_p50_ms"),
+                ("rtt_p95_ms", "service_rtt_p95_ms"),
+            ):
+                vals = [x[key] for x in sp if x.get(key) is not None]
+                row[out] = _median_or_none(vals)
         rows.append(row)
     return rows
 
