@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from pydantic import ValidationError
 from rich import box
@@ -52,10 +51,22 @@ from .scenario import (
     format_validation_error,
 )
 
-# typer >= 0.20 carries its own copy of click; catch both copies' exceptions.
-_CLICKS = tuple({click, getattr(typer.core, "_click", click)})
+
+def _clicks() -> list[Any]:
+    """The click modules typer may raise from: its own copy (typer >= 0.20) and/or click."""
+    found = [getattr(typer.core, "_click", None)]
+    try:
+        import click
+
+        found.append(click)
+    except ImportError:  # typer >= 0.20 does not need click installed
+        pass
+    return [c for c in dict.fromkeys(found) if c is not None]
+
+
+_CLICKS = _clicks()
 _CLICK_ERRORS = tuple(c.exceptions.ClickException for c in _CLICKS)
-_ABORTS = (click.exceptions.Abort, typer.Abort)
+_ABORTS = (typer.Abort, *(c.exceptions.Abort for c in _CLICKS if hasattr(c.exceptions, "Abort")))
 _NO_ARGS = tuple(
     c.exceptions.NoArgsIsHelpError for c in _CLICKS if hasattr(c.exceptions, "NoArgsIsHelpError")
 )
