@@ -121,14 +121,28 @@ def test_failed_satellites_and_denied_areas_are_applied(tmp_path):
     np.testing.assert_array_equal(f[outside], base.statistics()["frac_ge1"][outside])
 
 
-def test_jammers_are_reported_as_not_applied(tmp_path):
-    text = SMALL + (
-        "[[disruptions.jammers]]\nname = 'j'\nlat_deg = 48.0\nlon_deg = 37.0\neirp_dbw = 40.0\n"
+def test_jammers_take_service_from_the_cells_they_reach(tmp_path):
+    """A Ku downlink jammer on a 30 m mast (as in the ukraine scenario) silences terminals at
+    cell centres within its radio horizon (a run's terminal 5 km away gets no service either),
+    and leaves cells beyond its horizon exactly as they were."""
+    region = [32.2, 46.3, 33.2, 47.0]
+    base = run_coverage(_toml(SMALL), region=region, res=6)
+    jam = _toml(
+        SMALL
+        + "[[disruptions.jammers]]\nname = 'j'\nlat_deg = 46.60\nlon_deg = 32.66\n"
+        + "alt_m = 30.0\neirp_dbw = 50.0\n"
     )
-    out = tmp_path / "cov"
-    res = _invoke(tmp_path, text, "--region", BBOX, "--res", "2", "--out", str(out), "-q")
-    assert res.exit_code == 0, res.output
-    assert "jammer(s) not applied" in (out / "report.html").read_text()
+    res = run_coverage(jam, region=region, res=6)
+    _az, _baz, d_m = Geod(ellps="WGS84").inv(
+        np.full(res.grid.n_cells, 32.66), np.full(res.grid.n_cells, 46.60),
+        res.grid.lon_deg, res.grid.lat_deg,
+    )  # fmt: skip
+    f0, f1 = base.statistics()["frac_ge1"], res.statistics()["frac_ge1"]
+    near, far = d_m < 8e3, d_m > 40e3
+    assert near.sum() >= 3 and far.sum() >= 10
+    assert f0[near].min() == 1.0
+    assert f1[near].max() == 0.0
+    np.testing.assert_array_equal(f1[far], f0[far])
 
 
 BAD = {

@@ -4,10 +4,10 @@ The front door of :mod:`starmesh.coverage` for a scenario: the region, resolutio
 slot come from the scenario's ``[coverage]`` table (or the caller), the constellation, time
 span and elevation mask from the scenario, failed satellites from its ``[disruptions]``
 failures (:meth:`FailurePlan.sat_failed` at every step) and denied cells from the union of
-its denied areas (:func:`starmesh.coverage.denied_cells`). Jammers are not applied: their
-effect is a link-budget question (SINR at each terminal, :mod:`starmesh.linkbudget`) with no
-cheap, sourced rule for a denied radius, so the result carries a note saying so. Files are
-written through :mod:`starmesh.io.runfolder` (checked, locked, atomic).
+its denied areas (:func:`starmesh.coverage.denied_cells`), and jammed cells from the same link
+budget and jammer model as a run (:func:`jammed_cells`: a cell is out of service at a step when
+none of its visible satellites' Ku downlinks closes). Files are written through
+:mod:`starmesh.io.runfolder` (checked, locked, atomic).
 """
 
 from __future__ import annotations
@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
+from .constants import EARTH_MEAN_RADIUS_M
 from .coverage import CoverageResult, coverage, denied_cells, slot_shift_s
 from .errors import ScenarioError
-from .plan import build_plan, denied_fence
-from .regions import region_cells
+from .plan import RunPlan, build_plan, denied_fence
+from .regions import CellGrid, region_cells
 from .scenario import Scenario
 from .scenario.coverage import CoverageSpec
 
@@ -119,10 +123,12 @@ def run_coverage(
     if denied is not None:
         notes.append(f"{int(denied.sum())} of {grid.n_cells} cells are in denied areas")
     if plan.jammers:
+        jammed = jammed_cells(plan, grid, float(mask_deg))
         notes.append(
-            f"{len(plan.jammers)} jammer(s) not applied: coverage is geometric; a jammer's "
-            "effect needs the link budget of a run (starmesh run)"
+            f"{len(plan.jammers)} jammer(s) applied through the Ku user link budget: "
+            f"{int(jammed.any(axis=0).sum())} cells lose service at some step"
         )
+        denied = jammed if denied is None else (jammed | denied[None, :])
     result = coverage(
         plan.constellation,
         plan.grid,
@@ -136,6 +142,81 @@ def run_coverage(
         slot_shift_s=slot_shift_s(plan.grid.epoch),
     )
     return CoverageRun(result, tuple(notes))
+
+
+#: Effective Earth radius factor of radio horizons (4/3: standard refraction, ITU-R P.453).
+_K_EARTH = 4.0 / 3.0
+#: Height of a user terminal's antenna above the ground for its radio horizon [m] (assumed).
+_TERMINAL_HEIGHT_M = 2.0
+#: Steps of satellite positions held at once while testing jammed links.
+_JAM_CHUNK_STEPS = 60
+
+
+def jammed_cells(plan: RunPlan, grid: CellGrid, mask_deg: float) -> NDArray[np.bool_]:
+    """Cells whose every visible satellite's Ku downlink fails under the scenario's jammers.
+
+    A cell is a terminal at its centre (on the ground, facing up, the Starlink Ku user profile
+    of :func:`starmesh.linkbudget.starlink_ku_user`); at each step its links to the satellites
+    above the mask are tested with :func:`starmesh.disruptions.gsl_quality`, the same link
+    budget and jammer model a run uses. A cell with no link that closes is out of service at
+    that step. Only cells within radio line of sight of a jammer (4/3-Earth horizons of the
+    jammer and of a terminal 2 m up) can be affected, so only those are tested. Satellites in
+    view are still counted geometrically.
+
+    Returns
+    -------
+    ndarray of bool, shape (T, C)
+    """
+    from .disruptions import gsl_quality
+    from .frames import geodetic_to_ecef, great_circle_m, up_vectors
+    from .linkbudget import starlink_ku_user
+    from .topology import GslRule, find_gsls
+
+    n_t, n_c = plan.grid.n_steps, grid.n_cells
+    out = np.zeros((n_t, n_c), bool)
+    lat = np.radians(grid.lat_deg)
+    lon = np.radians(grid.lon_deg)
+    near = np.zeros(n_c, bool)
+    r_eff = _K_EARTH * EARTH_MEAN_RADIUS_M
+    for j in plan.jammers:
+        horizon = np.sqrt(2.0 * r_eff * max(j.alt_m, 0.0)) + np.sqrt(
+            2.0 * r_eff * _TERMINAL_HEIGHT_M
+        )
+        d = great_circle_m(lat, lon, np.radians(j.lat_deg), np.radians(j.lon_deg))
+        near |= d <= horizon
+    cells = np.flatnonzero(near)
+    if cells.size == 0:
+        return out
+    site_r = geodetic_to_ecef(lat[cells], lon[cells], np.zeros(cells.size))
+    site_up = up_vectors(lat[cells], lon[cells])
+    rule = GslRule(min_elevation_rad=np.radians(mask_deg))
+    prop = plan.propagator()
+    profile = starlink_ku_user()
+    for a in range(0, n_t, _JAM_CHUNK_STEPS):
+        b = min(a + _JAM_CHUNK_STEPS, n_t)
+        t_s = plan.grid.t_s(a, b)
+        r, ok = prop.positions_ecef_m(t_s)
+        if plan.failures is not None:
+            ok = ok & ~plan.failures.sat_failed(t_s)
+        gsl = find_gsls(r, ok, site_r, site_up, rule)
+        served = np.zeros((b - a, cells.size), bool)
+        if gsl.t_idx.size:
+            q = gsl_quality(
+                gsl.t_idx,
+                gsl.site_idx,
+                gsl.sat_idx,
+                r,
+                site_r,
+                site_up,
+                profile,
+                jammers=plan.jammers,
+                t_s=t_s,
+            )
+            served[gsl.t_idx[q.up], gsl.site_idx[q.up]] = True
+        seen = np.zeros((b - a, cells.size), bool)
+        seen[gsl.t_idx, gsl.site_idx] = True
+        out[a:b, cells] = seen & ~served
+    return out
 
 
 def write_coverage_run(run: CoverageRun, out: Path, *, force: bool = False) -> list[Path]:
