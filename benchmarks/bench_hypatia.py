@@ -36,7 +36,7 @@ Compared, from the files each tool wrote:
 
 Floors (``floors`` in the JSON, and the exit status is 1 when one is missed): ``full_wall_s <=
 30``, ``ratio >= 1000``, ``mismatches == 0``, ``path_mismatches == 0``, static files identical,
-``max_rtt_diff_ns_per_hop <= 10`` (the tolerance of ``tests/test_hypatia_window.py``).
+``max_rtt_diff_ns_per_hop <= 1`` (the tolerance of ``tests/test_hypatia_window.py``).
 ``peak_rss_mb`` is the process's peak after the starmesh run (before
 satgenpy is imported); ``peak_rss_mb_end`` includes satgenpy.
 """
@@ -70,7 +70,7 @@ FLOORS = {
     "ratio_min": 1000.0,
     "mismatches_max": 0,
     "path_mismatches_max": 0,
-    "max_rtt_diff_ns_per_hop_max": 10.0,
+    "max_rtt_diff_ns_per_hop_max": 1.0,
 }
 
 
