@@ -262,3 +262,30 @@ def test_coverage_report_renders_offline(tmp_path: Path):
     assert body.get("data-plots-rendered") == body.get("data-plots-expected") == "1"
     # One path per cell is drawn (choropleth paths carry the class "choroplethlocation").
     assert dom.count("choroplethlocation") >= 800
+
+
+def test_service_model_report_renders_its_rtt_section(tmp_path: Path):
+    """A run under the service model gets an 'RTT as users measure it' section, drawn offline
+    like every other plot."""
+    out = tmp_path / "svc"
+    sc = parse_scenario(
+        {
+            "name": "browser-service",
+            "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 120.0, "step_s": 5.0},
+            "constellation": {"preset": "starlink-550"},
+            "ground": {
+                "terminals": ["Kyiv", "Lviv"],
+                "gateways": ["Wola-Krobowska"],
+                "pops": ["Warsaw"],
+            },
+            "routing": {"modes": ["isl", "bent-pipe"]},
+        }
+    )
+    run_plan(build_plan(sc), out)
+    page = out / "report.html"
+    assert 'id="rtt-service"' in page.read_text(encoding="utf-8")
+    dom, _wall = _open(page, tmp_path)
+    body = _body_attrs(dom)
+    assert body.get("data-errors") == "0", body.get("data-error-messages")
+    assert body.get("data-network-requests") == "0"
+    assert body.get("data-plots-rendered") == body["data-plots-expected"], body

@@ -35,6 +35,7 @@ from ..io.runfolder import (
     read_paths,
     read_run,
     read_series,
+    read_service,
     read_throughput,
 )
 from .charts import (
@@ -548,6 +549,42 @@ def render_report(run_dir: Path | str, *, pair: tuple[str, str] | None = None) -
             ) + page.figure(rtt_figure(s, run.epoch))
 
         page.section("rtt", "RTT over time", _guard("the RTT plot", rtt_body))
+
+        svc = read_service(run, s)
+        if svc is not None:
+
+            def service_body() -> str:
+                if isinstance(svc, Note):
+                    return _note(str(svc))
+                j = int(np.argmin(np.abs(np.asarray(svc.quantiles) - 0.5)))
+                p50 = Series(
+                    t_s=s.t_s,
+                    modes=s.modes,
+                    pairs=s.pairs,
+                    rtt_ms=np.transpose(svc.rtt_q_ms[:, j], (0, 2, 1)),
+                    src_sat=s.src_sat,
+                    dst_sat=s.dst_sat,
+                )
+                share = run.summary.get("service", {}).get("modes", {})
+                parts = []
+                for mode, info in share.items():
+                    sh = info.get("share", {}) if isinstance(info, dict) else {}
+                    if sh:
+                        top = ", ".join(f"{k} {100 * v:.0f} %" for k, v in sh.items() if v > 0)
+                        parts.append(f"{mode}: {top}")
+                return _caption(
+                    "The RTT a user measures (service model): the median of each step's RTT "
+                    "distribution per pair (propagation along the scheduled path, access, "
+                    "processing and queueing; service.parquet also holds the tail quantiles). "
+                    + ("Share of the mean RTT: " + "; ".join(parts) + "." if parts else "")
+                    + subset
+                ) + page.figure(rtt_figure(p50, run.epoch))
+
+            page.section(
+                "rtt-service",
+                "RTT as users measure it",
+                _guard("the service RTT plot", service_body),
+            )
 
         def dist_body() -> str:
             body = _caption(

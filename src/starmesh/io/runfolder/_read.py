@@ -872,6 +872,15 @@ def read_run_series(run_dir: Path | str) -> RunSeries:
     )
 
 
+def read_service(run: RunData, series: Series) -> ServiceSeries | Note | None:
+    """The service model's RTT quantiles and components of a :class:`Series`' pairs and steps
+    (``service.parquet``); None for a geometric run, a :class:`Note` if it cannot be read."""
+    try:
+        return _read_service(run.run_dir, run.summary, series.modes, series.pairs, series.t_s)
+    except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
+        return Note(f"service.parquet cannot be read: {exc}")
+
+
 def _read_service(
     run_dir: Path,
     summary: dict[str, Any],
