@@ -914,7 +914,7 @@ def service_schedule(
         )
     ti, gi, si = (x.astype(np.int64) for x in (gsl.t_idx, gsl.site_idx, gsl.sat_idx))
     d = rw[ti, si] - site_r[gi]
-    el = np.arcsin(np.clip(np.einsum("ij,ij->i", d, site_up[gi]) / gsl.length_m, -1.0, 1.0))
+    el = elevation_rad(site_r[gi], site_up[gi], rw[ti, si])
     north = None
     if sv.policy == "north":
         lat = plan.sites.lat_rad[term][gi]

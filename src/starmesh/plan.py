@@ -240,6 +240,12 @@ def _build_sites(scenario: Scenario) -> tuple[Sites, list[Site]]:
     return _sites_of(scenario, sites), sites
 
 
+def build_sites(scenario: Scenario) -> Sites:
+    """The scenario's ground sites alone, on its Earth model (readers of a run folder use it to
+    place the sites exactly as the run did)."""
+    return _build_sites(scenario)[0]
+
+
 def _sites_of(scenario: Scenario, sites: list[Site]) -> Sites:
     if scenario.earth_model == "pyephem":
         return Sites.from_sites(

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pyarrow.parquet as pq
-from numpy.typing import NDArray
-
 from ..errors import StarmeshError
-from ..io.runfolder import FSTATE, RunData, read_geometry, read_run
+from ..io.runfolder import FSTATE, read_geometry, read_run
 from .network import PacketNetwork, build_network, read_forwarding_state
 
 
@@ -67,12 +63,13 @@ def network_from_run_dir(
     keep = fs.step < n_steps
     fs = type(fs)(n_steps, fs.n_nodes, *(x[keep] for x in (fs.step, fs.node, fs.dst, fs.next_hop)))
     r_ecef_m, _ = geo.propagator.positions_ecef_m(grid.t_s(0, n_steps))
+    assert geo.site_r_ecef_m is not None  # read_geometry always places the sites
     links = data.scenario.get("links", {})
     gsl_max_km = links.get("gsl_max_range_km") if links.get("gsl_rule") == "max-range" else None
     return build_network(
         fs,
         r_ecef_m,
-        site_ecef_m(data),
+        geo.site_r_ecef_m,
         names,
         flow_pairs,
         step_s=grid.step_s,
@@ -85,17 +82,3 @@ def network_from_run_dir(
         gsl_max_range_m=float(gsl_max_km) * 1e3 if gsl_max_km else float("inf"),
         earth_model=str(data.scenario.get("earth_model", "wgs84")),
     )
-
-
-def site_ecef_m(run: RunData) -> NDArray[np.float64]:
-    """ECEF positions [m] of a run's sites, shape (G, 3), on the run's Earth model."""
-    from ..constants import LIBASTRO_EARTH_RADIUS_KM, LIBASTRO_FLATTENING
-    from ..frames import geodetic_to_ecef, libastro_site_ecef
-
-    alt = pq.read_table(run.run_dir / "sites.parquet", columns=["alt_m"])["alt_m"].to_numpy()
-    lat, lon = np.radians(run.sites.lat_deg), np.radians(run.sites.lon_deg)
-    if run.scenario.get("earth_model") == "pyephem":
-        # As the run placed them (ground.Sites with the pyephem Earth model).
-        a_m, f = LIBASTRO_EARTH_RADIUS_KM * 1e3, LIBASTRO_FLATTENING
-        return np.asarray(libastro_site_ecef(lat, lon, alt, a_m=a_m, f=f))
-    return np.asarray(geodetic_to_ecef(lat, lon, alt))

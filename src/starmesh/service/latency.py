@@ -319,6 +319,54 @@ class RttBreakdown:
         return m.sum(axis=0) / tot if tot > 0 else np.zeros(len(COMPONENTS))
 
 
+def _inputs(
+    prop_rtt_s: ArrayLike,
+    user_prop_s: ArrayLike,
+    n_isl_hops: ArrayLike,
+    params: ServiceParams,
+    rho_user: ArrayLike | None,
+    rho_feeder: ArrayLike | None,
+    internet_s: ArrayLike,
+) -> tuple[NDArray[np.float64], ...]:
+    """The RTT inputs broadcast to the propagation RTT's shape ``(T, P)``: propagation, user
+    link delay, ISL hops, user and feeder utilisation (the fallback when None), Internet leg."""
+    prop = _f(prop_rtt_s)
+    shape = prop.shape
+    return (
+        prop,
+        np.broadcast_to(_f(user_prop_s), shape),
+        np.broadcast_to(_f(n_isl_hops), shape),
+        np.broadcast_to(_f(params.utilisation if rho_user is None else rho_user), shape),
+        np.broadcast_to(_f(params.utilisation if rho_feeder is None else rho_feeder), shape),
+        np.broadcast_to(_f(internet_s), shape),
+    )
+
+
+def _component_means(
+    prop: NDArray[np.float64],
+    up: NDArray[np.float64],
+    proc: NDArray[np.float64],
+    ru: NDArray[np.float64],
+    rf: NDArray[np.float64],
+    net: NDArray[np.float64],
+    params: ServiceParams,
+) -> NDArray[np.float64]:
+    """Expected contribution of each of :data:`COMPONENTS`, shape ``(T, P, len(COMPONENTS))``."""
+    uf, ff = params.frame_s, params.feeder_frame_s
+    return np.stack(
+        [
+            prop,
+            2.0 * up + (params.grant_frames + 3.0) * uf,
+            3.0 * ff * np.ones(prop.shape),
+            proc,
+            2.0 * md1_bounded_mean_s(ru, uf, params.queue_delay_max_s)
+            + 2.0 * md1_bounded_mean_s(rf, ff, params.queue_delay_max_s),
+            2.0 * net,
+        ],
+        axis=-1,
+    )
+
+
 def rtt_breakdown(
     prop_rtt_s: ArrayLike,
     user_prop_s: ArrayLike,
@@ -357,13 +405,10 @@ def rtt_breakdown(
     -------
     RttBreakdown
     """
-    prop = _f(prop_rtt_s)
+    prop, up, hops, ru, rf, net = _inputs(
+        prop_rtt_s, user_prop_s, n_isl_hops, params, rho_user, rho_feeder, internet_s
+    )
     shape = prop.shape
-    up = np.broadcast_to(_f(user_prop_s), shape)
-    hops = np.broadcast_to(_f(n_isl_hops), shape)
-    ru = np.broadcast_to(_f(params.utilisation if rho_user is None else rho_user), shape)
-    rf = np.broadcast_to(_f(params.utilisation if rho_feeder is None else rho_feeder), shape)
-    net = np.broadcast_to(_f(internet_s), shape)
     ff, uf = params.feeder_frame_s, params.frame_s
     u = rng.random((8, *shape, n_samples))
     e = (..., None)
@@ -380,18 +425,7 @@ def rtt_breakdown(
     proc = processing_s(hops, params)
     samples = prop[e] + user + feeder + proc[e] + queue + 2.0 * net[e]
     samples = np.where(np.isfinite(prop)[e], samples, np.inf)
-    mean = np.stack(
-        [
-            prop,
-            2.0 * up + (params.grant_frames + 3.0) * uf,
-            3.0 * ff * np.ones(shape),
-            proc,
-            2.0 * md1_bounded_mean_s(ru, uf, params.queue_delay_max_s)
-            + 2.0 * md1_bounded_mean_s(rf, ff, params.queue_delay_max_s),
-            2.0 * net,
-        ],
-        axis=-1,
-    )
+    mean = _component_means(prop, up, proc, ru, rf, net, params)
     return RttBreakdown(samples_s=samples, mean_s=mean)
 
 
@@ -461,13 +495,10 @@ def rtt_quantiles_s(
     mean_s : ndarray, shape (T, P, len(COMPONENTS))
         Expected contribution of each component, as in :class:`RttBreakdown`.
     """
-    prop = _f(prop_rtt_s)
+    prop, up, hops, ru, rf, net = _inputs(
+        prop_rtt_s, user_prop_s, n_isl_hops, params, rho_user, rho_feeder, internet_s
+    )
     shape = prop.shape
-    up = np.broadcast_to(_f(user_prop_s), shape)
-    hops = np.broadcast_to(_f(n_isl_hops), shape)
-    ru = np.broadcast_to(_f(params.utilisation if rho_user is None else rho_user), shape)
-    rf = np.broadcast_to(_f(params.utilisation if rho_feeder is None else rho_feeder), shape)
-    net = np.broadcast_to(_f(internet_s), shape)
     uf, ff = params.frame_s, params.feeder_frame_s
     proc = processing_s(hops, params)
     det = prop + 2.0 * up + (params.grant_frames + 2.0) * uf + 2.0 * ff + proc + 2.0 * net
@@ -482,16 +513,5 @@ def rtt_quantiles_s(
         table[k] = _random_part_quantiles(a, b, uf, ff, params.queue_delay_max_s, tuple(q), seed)
     quant = det[None] + np.moveaxis(table[inv.reshape(shape)], -1, 0)
     quant = np.where(np.isfinite(prop)[None], quant, np.inf)
-    mean = np.stack(
-        [
-            prop,
-            2.0 * up + (params.grant_frames + 3.0) * uf,
-            3.0 * ff * np.ones(shape),
-            proc,
-            2.0 * md1_bounded_mean_s(ru, uf, params.queue_delay_max_s)
-            + 2.0 * md1_bounded_mean_s(rf, ff, params.queue_delay_max_s),
-            2.0 * net,
-        ],
-        axis=-1,
-    )
+    mean = _component_means(prop, up, proc, ru, rf, net, params)
     return quant, mean

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from ...errors import StarmeshError
-from ...plan import build_constellation, make_propagator
+from ...plan import build_constellation, build_sites, make_propagator
 from ...propagation import Propagator
 from ...results import RunSeries, ServiceSeries, Summary, TrafficSeries, quantile_name
 from ...scenario import load_scenario
@@ -756,6 +756,8 @@ class RunGeometry:
     isl_max_range_m: float
     sat_names: tuple[str, ...] = ()
     isl_spans: NDArray[np.int64] | None = None
+    #: ECEF positions of the run's sites [m], shape (G, 3), placed as the run placed them.
+    site_r_ecef_m: NDArray[np.float64] | None = None
 
     def isl_up(self, steps: NDArray[np.int64]) -> NDArray[np.bool_] | None:
         """Which of ``isl_edges`` are up at run steps ``steps (K,)``: shape ``(K, E)``, or None
@@ -816,6 +818,7 @@ def read_geometry(run_dir: Path | str) -> RunGeometry:
         isl_edges=edges.reshape(-1, 2),
         isl_max_range_m=float(rng) * 1e3 if rng is not None and edges.size else math.inf,
         sat_names=tuple(cons.sat_names),
+        site_r_ecef_m=build_sites(sc).r_ecef_m,
         isl_spans=spans,
     )
 
