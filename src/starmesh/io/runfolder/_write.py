@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,9 +66,16 @@ RTT_SCHEMA = pa.schema(
 )
 
 
-def chunk_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
-    """Rows of one chunk, ordered by time, then mode, then pair; nulls where unreachable."""
-    n_m, n_t, _n_p = res.rtt_s.shape
+def _series_rows(
+    plan: RunPlan, t_s: NDArray[np.float64]
+) -> tuple[dict[str, Any], Callable[[NDArray[Any]], NDArray[Any]]]:
+    """The layout of a chunk's per-pair tables (``rtt.parquet``, ``service.parquet``): the
+    series pairs' rows ordered by time, then mode, then pair.
+
+    Returns the key columns (``t_s``, ``mode``, ``src``, ``dst``) and the function that lays an
+    array of shape ``(M, T, P)`` (all pairs) out as those rows.
+    """
+    n_m, n_t = len(plan.modes), t_s.size
     src_names, dst_names = plan.pair_names
     sel = plan.series_idx
     n_p = sel.size
@@ -77,14 +85,23 @@ def chunk_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
     def rows(x: NDArray[Any]) -> NDArray[Any]:
         return np.ascontiguousarray(np.transpose(x[:, :, sel], (1, 0, 2))).reshape(-1)
 
+    keys = {
+        "t_s": np.repeat(t_s, n_m * n_p),
+        "mode": pa.array(list(plan.modes)).take(mode_idx),
+        "src": pa.array(src_names).take(pair),
+        "dst": pa.array(dst_names).take(pair),
+    }
+    return keys, rows
+
+
+def chunk_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
+    """Rows of one chunk, ordered by time, then mode, then pair; nulls where unreachable."""
+    keys, rows = _series_rows(plan, res.t_s)
     rtt = rows(res.rtt_s) * 1e3
     unreachable = ~np.isfinite(rtt)
     return pa.table(
         {
-            "t_s": np.repeat(res.t_s, n_m * n_p),
-            "mode": pa.array(list(plan.modes)).take(mode_idx),
-            "src": pa.array(src_names).take(pair),
-            "dst": pa.array(dst_names).take(pair),
+            **keys,
             "rtt_ms": pa.array(rtt, mask=unreachable),
             "hops": pa.array(rows(res.hops), mask=unreachable),
             "src_sat": pa.array(rows(res.src_sat), mask=unreachable),
@@ -117,22 +134,8 @@ def service_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
 
     sv, svp = res.service, plan.service
     assert sv is not None and svp is not None
-    n_m, _q, n_t, _p = sv.rtt_q_s.shape
-    src_names, dst_names = plan.pair_names
-    sel = plan.series_idx
-    n_p = sel.size
-    pair = np.tile(sel, n_t * n_m)
-    mode_idx = np.tile(np.repeat(np.arange(n_m), n_p), n_t)
-
-    def rows(x: NDArray[Any]) -> NDArray[Any]:
-        return np.ascontiguousarray(np.transpose(x[:, :, sel], (1, 0, 2))).reshape(-1)
-
-    cols: dict[str, Any] = {
-        "t_s": np.repeat(res.t_s, n_m * n_p),
-        "mode": pa.array(list(plan.modes)).take(mode_idx),
-        "src": pa.array(src_names).take(pair),
-        "dst": pa.array(dst_names).take(pair),
-    }
+    keys, rows = _series_rows(plan, res.t_s)
+    cols: dict[str, Any] = dict(keys)
     for j, q in enumerate(svp.quantiles):
         x = rows(sv.rtt_q_s[:, j]) * 1e3
         cols[quantile_name(q)] = pa.array(x, mask=~np.isfinite(x))
