@@ -388,17 +388,21 @@ def test_terminal_visibility_links_equals_dense() -> None:
     vis = (el > 0.1) & (rng.random((n_t, n_g, n_s)) > 0.2)
     vis[5:8, 0, :] = False  # an outage
     dense = terminal_visibility(vis, el, step_s=5.0, slot_s=15.0, t0_s=10.0)
-    t, g, s = np.nonzero(vis)
+    t, g, s = np.nonzero(vis)  # sorted by (step, site, satellite): the links' own order
     perm = rng.permutation(t.size)
-    sparse = terminal_visibility_links(
-        t[perm], g[perm], s[perm], el[t, g, s][perm],
-        n_steps=n_t, n_sites=n_g, step_s=5.0, slot_s=15.0, t0_s=10.0,
-    )  # fmt: skip
-    np.testing.assert_array_equal(sparse.n_in_view, dense.n_in_view)
-    np.testing.assert_array_equal(sparse.serving, dense.serving)
-    np.testing.assert_array_equal(sparse.handover, dense.handover)
-    np.testing.assert_array_equal(sparse.serving_elevation_rad, dense.serving_elevation_rad)
+    for idx in (perm, np.arange(t.size)):  # shuffled (sorted inside) and already in order
+        sparse = terminal_visibility_links(
+            t[idx], g[idx], s[idx], el[t, g, s][idx],
+            n_steps=n_t, n_sites=n_g, step_s=5.0, slot_s=15.0, t0_s=10.0,
+        )  # fmt: skip
+        np.testing.assert_array_equal(sparse.n_in_view, dense.n_in_view)
+        np.testing.assert_array_equal(sparse.serving, dense.serving)
+        np.testing.assert_array_equal(sparse.handover, dense.handover)
+        np.testing.assert_array_equal(sparse.serving_elevation_rad, dense.serving_elevation_rad)
     assert dense.handovers.sum() > 0 and (dense.serving == -1).any()
+    # The tie (satellites 3 and 4 at equal elevation) goes to the lower index, as argmax does.
+    tie = (vis[:, :, 3] & vis[:, :, 4]) & (el[:, :, 3] >= el.max(axis=2, where=vis, initial=-9))
+    assert tie.any() and (dense.serving[tie & (dense.serving >= 0)] != 4).all()
 
 
 def test_summary_is_area_weighted() -> None:

@@ -1,6 +1,8 @@
 """Service model: each latency component against its closed form, the slot scheduler, PoP
 assignment and load spread."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -253,6 +255,21 @@ def test_handover_count_and_carry_in():
     s = np.array([[1, 2], [1, 2], [3, -1], [3, 2]], dtype=np.int32)
     assert count_handovers(s).tolist() == [1, 0]
     assert count_handovers(s, (0, np.array([5, 2], dtype=np.int32))).tolist() == [2, 0]
+
+
+def test_handover_count_skips_unserved_steps_on_random_schedules():
+    """Against the definition, column by column: drop unserved steps, count changes."""
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        s = rng.integers(-1, 3, size=(int(rng.integers(0, 12)), 5)).astype(np.int32)
+        prev = (0, rng.integers(-1, 3, size=5).astype(np.int32))
+        for previous in (None, prev):
+            full = s if previous is None else np.vstack([previous[1][None, :], s])
+            want = []
+            for g in range(5):
+                col = [int(x) for x in full[:, g] if x >= 0]
+                want.append(sum(a != b for a, b in itertools.pairwise(col)))
+            assert count_handovers(s, previous).tolist() == want
 
 
 def test_bad_policy_message():

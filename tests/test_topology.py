@@ -3,6 +3,7 @@ and closed forms."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime
 
@@ -392,7 +393,7 @@ def check_candidates(
         40.0,
     ],
 )
-@pytest.mark.parametrize("method", ["kdtree", "dense"])
+@pytest.mark.parametrize("method", ["window", "kdtree", "dense"])
 def test_find_gsls_elevation_equals_brute_force(min_el_deg: float, method: str) -> None:
     r, ok, site_r, up = gsl_scene()
     min_el = math.radians(min_el_deg)
@@ -436,7 +437,7 @@ def poleward_satellite(
 
 @pytest.mark.parametrize("min_el_deg", [0.6, 10.0, 25.0, 40.0])
 @pytest.mark.parametrize(("lat_deg", "alt_km"), [(60.0, 550.0), (-60.0, 550.0), (45.0, 1200.0)])
-@pytest.mark.parametrize("method", ["kdtree", "dense"])
+@pytest.mark.parametrize("method", ["window", "kdtree", "dense"])
 def test_find_gsls_keeps_satellite_just_above_mask_poleward(
     lat_deg: float, alt_km: float, min_el_deg: float, method: str
 ) -> None:
@@ -463,7 +464,7 @@ def test_find_gsls_zero_mask_keeps_satellite_on_polar_horizon(
 
 
 @pytest.mark.parametrize("max_range_m", [HYPATIA_MAX_GSL_M, 2_500e3])
-@pytest.mark.parametrize("method", ["kdtree", "dense"])
+@pytest.mark.parametrize("method", ["window", "kdtree", "dense"])
 def test_find_gsls_max_range_equals_brute_force(max_range_m: float, method: str) -> None:
     r, ok, site_r, up = gsl_scene()
     gsl = find_gsls(r, ok, site_r, up, GslRule(max_range_m=max_range_m), method=method)
@@ -475,8 +476,9 @@ def test_find_gsls_max_range_equals_brute_force(max_range_m: float, method: str)
     assert gsl.length_m.max() <= max_range_m
 
 
+@pytest.mark.parametrize("method", ["window", "dense"])
 @pytest.mark.parametrize("nan_positions", [False, True], ids=["kept", "nan"])
-def test_find_gsls_skips_satellites_without_position(nan_positions: bool) -> None:
+def test_find_gsls_skips_satellites_without_position(nan_positions: bool, method: str) -> None:
     r, ok, site_r, up = gsl_scene()
     rng = np.random.default_rng(7)
     ok = ok & (rng.random(ok.shape) > 0.3)
@@ -484,7 +486,7 @@ def test_find_gsls_skips_satellites_without_position(nan_positions: bool) -> Non
         r = r.copy()
         r[~ok] = np.nan
     rule = GslRule(min_elevation_rad=math.radians(10.0))
-    gsl = find_gsls(r, ok, site_r, up, rule)
+    gsl = find_gsls(r, ok, site_r, up, rule, method=method)  # type: ignore[arg-type]
     assert ok[gsl.t_idx, gsl.sat_idx].all()
     full = find_gsls(*gsl_scene(), rule)
     kept = {x for x in as_set(full) if ok[x[0], x[2]]}
@@ -492,6 +494,42 @@ def test_find_gsls_skips_satellites_without_position(nan_positions: bool) -> Non
     assert len(kept) < len(as_set(full))
     none = find_gsls(r, np.zeros_like(ok), site_r, up, rule)
     assert none.t_idx.size == none.length_m.size == 0
+
+
+@pytest.mark.parametrize("step_s", [1.0, 10.0, 60.0])
+@pytest.mark.parametrize("rule", ["elevation", "range"])
+def test_find_gsls_window_blocks_equal_dense(step_s: float, rule: str) -> None:
+    """Consecutive steps (one block at 1 s, split blocks at 10 and 60 s), satellites missing at
+    random steps including a block's middle: the windowed search equals the dense product
+    exactly (same links, same order, lengths bit for bit)."""
+    from starmesh.topology import WINDOW_MAX_DRIFT, _window_blocks
+
+    shells = [shell(20, 12, 3, name="mid"), shell(8, 15, 1, alt_km=1200.0, inc=97.6, name="polar")]
+    constellation = Constellation.from_shells("gsl", shells, epoch=EPOCH)
+    r, ok = Propagator(constellation, EPOCH).positions_ecef_m(np.arange(40) * step_s)
+    ok = ok & (np.random.default_rng(3).random(ok.shape) > 0.2)
+    r = np.where(ok[..., None], r, np.nan)
+    lat, lon = np.radians(SITE_LAT_DEG), np.radians(SITE_LON_DEG)
+    site_r, up = geodetic_to_ecef(lat, lon, np.array(SITE_H_M)), up_vectors(lat, lon)
+    g_rule = (
+        GslRule(min_elevation_rad=math.radians(25.0))
+        if rule == "elevation"
+        else GslRule(max_range_m=HYPATIA_MAX_GSL_M)
+    )
+    got = find_gsls(r, ok, site_r, up, g_rule, method="window")
+    want = find_gsls(r, ok, site_r, up, g_rule, method="dense")
+    assert want.t_idx.size > 100
+    for name in ("t_idx", "site_idx", "sat_idx", "length_m"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    radius = g_rule.search_radius_m(float(np.nanmax(np.linalg.norm(r, axis=-1))))
+    blocks = _window_blocks(r, ok, radius)
+    assert blocks[0][0] == 0 and blocks[-1][1] == 40
+    assert all(x[1] == y[0] for x, y in itertools.pairwise(blocks))
+    assert all(d <= WINDOW_MAX_DRIFT * radius or b - a == 1 for a, b, _s, _r, d in blocks)
+    if step_s >= 10.0:
+        assert len(blocks) > 1
+    elif rule == "elevation":
+        assert len(blocks) == 1
 
 
 @pytest.mark.parametrize("lat_deg", [0.0, 30.0, 53.0, 89.0, -65.0])

@@ -908,6 +908,31 @@ def terminal_visibility(
     return TerminalVisibility(n_in_view, serving, serving_el, handover, float(step_s))
 
 
+def _highest_per_step_and_site(
+    t: NDArray[np.int64], g: NDArray[np.int64], s: NDArray[np.int64], e: NDArray[np.float64]
+) -> NDArray[np.bool_] | None:
+    """For links sorted by (step, site, satellite), as ``GslCandidates`` are: the link of each
+    (step, site) with the highest elevation, ties to the lower satellite; None if the links
+    are not in that order or an elevation is NaN (the caller sorts them instead)."""
+    if t.size == 0:
+        return np.zeros(0, np.bool_)
+    dt, dg = np.diff(t), np.diff(g)
+    ordered = (dt > 0) | ((dt == 0) & ((dg > 0) | ((dg == 0) & (np.diff(s) > 0))))
+    if not ordered.all() or np.isnan(e).any():
+        return None
+    new = np.ones(t.size, np.bool_)
+    new[1:] = (dt != 0) | (dg != 0)
+    starts = np.flatnonzero(new)
+    group = np.cumsum(new) - 1
+    top = np.flatnonzero(e == np.maximum.reduceat(e, starts)[group])
+    # The first of each group's maxima: the lowest satellite among equal elevations.
+    first = np.ones(top.size, np.bool_)
+    first[1:] = group[top[1:]] != group[top[:-1]]
+    out = np.zeros(t.size, np.bool_)
+    out[top[first]] = True
+    return out
+
+
 def terminal_visibility_links(
     t_idx: ArrayLike,
     site_idx: ArrayLike,
@@ -960,10 +985,15 @@ def terminal_visibility_links(
             f"t_idx must be in [0, {n_steps}) and site_idx in [0, {n_sites}), got t_idx in "
             f"[{t.min()}, {t.max()}] and site_idx in [{g.min()}, {g.max()}]",
         )
-    # By step, then terminal, then elevation descending, then satellite: the first link of
-    # each (step, terminal) is the highest, ties to the lower satellite index as argmax does.
-    order = np.lexsort((s, -e, g, t))
-    t, g, s, e = t[order], g[order], s[order], e[order]
+    is_best = _highest_per_step_and_site(t, g, s, e)
+    if is_best is None:
+        # By step, then terminal, then elevation descending, then satellite: the first link of
+        # each (step, terminal) is the highest, ties to the lower satellite index as argmax
+        # does.
+        order = np.lexsort((s, -e, g, t))
+        t, g, s, e = t[order], g[order], s[order], e[order]
+        is_best = np.ones(t.size, np.bool_)
+        is_best[1:] = (t[1:] != t[:-1]) | (g[1:] != g[:-1])
     bounds = np.searchsorted(t, np.arange(n_steps + 1))
     slot_idx = np.floor((t0_s + np.arange(n_steps) * step_s) / slot_s + 1e-9).astype(np.int64)
     n_in_view = np.zeros((n_steps, n_sites), np.int32)
@@ -976,8 +1006,7 @@ def terminal_visibility_links(
         a, b = bounds[k], bounds[k + 1]
         gk, sk, ek = g[a:b], s[a:b], e[a:b]
         n_in_view[k] = np.bincount(gk, minlength=n_sites)
-        first = np.ones(gk.size, np.bool_)
-        first[1:] = gk[1:] != gk[:-1]
+        first = is_best[a:b]
         best = np.full(n_sites, -1, np.int64)
         best_el = np.full(n_sites, np.nan)
         best[gk[first]] = sk[first]

@@ -34,7 +34,6 @@ from .capacity import (
 )
 from .coverage import TerminalVisibility, slot_shift_s, terminal_visibility_links
 from .disruptions import gsl_quality
-from .frames import elevation_rad
 from .plan import RunPlan
 from .propagation import Propagator
 from .routing import (
@@ -232,8 +231,7 @@ def _usable_gsls(
                 up[idx] = np.nan_to_num(q.uplink.capacity_bps / clear.uplink.capacity_bps)
     if keep.all():
         return gsl, down, up
-    kept = GslCandidates(gsl.t_idx[keep], gsl.site_idx[keep], gsl.sat_idx[keep], gsl.length_m[keep])
-    return kept, down[keep], up[keep]
+    return gsl.select(keep), down[keep], up[keep]
 
 
 def _site_capacity(
@@ -909,14 +907,12 @@ def service_schedule(
         live = gw_up[ggsl.t_idx, ggsl.site_idx]
         seen[ggsl.t_idx[live], ggsl.sat_idx[live]] = True
         keep = seen[gsl.t_idx, gsl.sat_idx]
-        gsl = GslCandidates(
-            gsl.t_idx[keep], gsl.site_idx[keep], gsl.sat_idx[keep], gsl.length_m[keep]
-        )
+        gsl = gsl.select(keep)
     ti, gi, si = (x.astype(np.int64) for x in (gsl.t_idx, gsl.site_idx, gsl.sat_idx))
-    d = rw[ti, si] - site_r[gi]
-    el = elevation_rad(site_r[gi], site_up[gi], rw[ti, si])
+    el = gsl.elevation_rad
     north = None
     if sv.policy == "north":
+        d = rw[ti, si] - site_r[gi]
         lat = plan.sites.lat_rad[term][gi]
         lon = plan.sites.lon_rad[term][gi]
         north_vec = np.stack(
@@ -961,7 +957,7 @@ def restrict_to_schedule(
     )
     if keep.all():
         return links
-    kept = GslCandidates(gsl.t_idx[keep], gsl.site_idx[keep], gsl.sat_idx[keep], gsl.length_m[keep])
+    kept = gsl.select(keep)
     # The chunk graph's structure (links, link_of) stays: dropped links are inf at their steps.
     return ChunkLinks(
         isl_edges=links.isl_edges,
@@ -1167,9 +1163,7 @@ def _terminal_links(
     keep = g >= 0
     t = links.gsl.t_idx[keep].astype(np.int64)
     s = links.gsl.sat_idx[keep].astype(np.int64)
-    st = site[keep]
-    el = elevation_rad(plan.sites.r_ecef_m[st], plan.sites.up[st], r[t, s])
-    return t, g[keep], s, np.asarray(el, dtype=np.float64)
+    return t, g[keep], s, links.gsl.elevation_rad[keep]
 
 
 def chunk_visibility(

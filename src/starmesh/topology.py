@@ -6,7 +6,7 @@ Fixed structure (``isl_edges (E, 2)``) is kept apart from per-step state (``isl_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from .constants import WGS84_A_M, WGS84_B_M
 from .constellation import Constellation
-from .frames import elevation_rad, great_circle_m, slant_range_m
+from .frames import great_circle_m, slant_range_m
 
 
 def plus_grid_edges(constellation: Constellation) -> NDArray[np.int32]:
@@ -187,17 +187,64 @@ class GslCandidates:
         Step within the chunk.
     site_idx, sat_idx : ndarray of int32, shape (L,)
     length_m : ndarray of float64, shape (L,)
+        Slant range [m].
+    elevation_rad : ndarray of float64, shape (L,)
+        Elevation above the site's geodetic horizon [rad] (:func:`link_geometry`).
     """
 
     t_idx: NDArray[np.int32]
     site_idx: NDArray[np.int32]
     sat_idx: NDArray[np.int32]
     length_m: NDArray[np.float64]
+    elevation_rad: NDArray[np.float64]
+
+    def select(self, keep: NDArray[Any]) -> GslCandidates:
+        """The links where ``keep`` (a boolean mask or indices) selects them."""
+        return GslCandidates(
+            self.t_idx[keep],
+            self.site_idx[keep],
+            self.sat_idx[keep],
+            self.length_m[keep],
+            self.elevation_rad[keep],
+        )
+
+    @classmethod
+    def empty(cls) -> GslCandidates:
+        z = np.zeros(0, np.int32)
+        return cls(z, z.copy(), z.copy(), np.zeros(0), np.zeros(0))
+
+
+def link_geometry(
+    d: NDArray[np.float64], up: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Slant range [m] and elevation [rad] of site-to-satellite vectors, shape (L,) each.
+
+    ``|d|`` and ``d . up / |d|`` are summed in a fixed order (x, y, then z), as the compiled
+    window search (:mod:`starmesh.gsl_kernel`) sums them, so that every search method gives
+    the same values bit for bit (numpy's einsum and norm pick their order by SIMD loop). The
+    elevation is :func:`starmesh.frames.elevation_rad`'s to within rounding.
+
+    Parameters
+    ----------
+    d : ndarray, shape (L, 3)
+        Satellite minus site position [m].
+    up : ndarray, shape (L, 3)
+        Unit geodetic vertical at each site.
+    """
+    dist = np.sqrt((d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) + d[:, 2] * d[:, 2])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = ((d[:, 0] * up[:, 0] + d[:, 1] * up[:, 1]) + d[:, 2] * up[:, 2]) / dist
+    return dist, np.arcsin(np.clip(x, -1.0, 1.0))
 
 
 #: Above this many site-satellite pairs per step, candidates come from a KD-tree rather than
 #: from a dense product (which is then the bottleneck).
 DENSE_GSL_MAX_PAIRS = 2_000_000
+
+#: The ``"window"`` search takes a block of consecutive steps at once while no satellite moves
+#: further than this fraction of the search radius from its reference position in the block (the
+#: candidate radius is widened by that distance, so the fraction bounds the extra candidates).
+WINDOW_MAX_DRIFT = 0.15
 
 
 def find_gsls(
@@ -207,7 +254,7 @@ def find_gsls(
     site_up: NDArray[np.float64],
     rule: GslRule,
     *,
-    method: Literal["auto", "kdtree", "dense"] = "auto",
+    method: Literal["auto", "window", "kdtree", "dense"] = "auto",
 ) -> GslCandidates:
     """All admissible ground-satellite links of a chunk.
 
@@ -217,7 +264,10 @@ def find_gsls(
     satellite positions, queried with the sites' fixed positions, so that ``G * S * T``
     pairs are never formed. With few (``G * S`` up to :data:`DENSE_GSL_MAX_PAIRS`, e.g. 100 cities
     and Starlink Gen1) one BLAS product of positions per block of steps is faster than building
-    the tree. Both give the same candidates, hence the same links.
+    the tree. The ``"window"`` method (the default for many sites) uses the steps' coherence:
+    one KD-tree of the satellites per block of consecutive steps, queried with the radius widened
+    by how far any satellite moves in the block, then the exact rule for every candidate pair at
+    every step in one compiled pass (:mod:`starmesh.gsl_kernel`). All give the same links.
 
     Parameters
     ----------
@@ -227,7 +277,7 @@ def find_gsls(
     site_r_m, site_up : ndarray, shape (G, 3)
         Site positions [m] and unit geodetic verticals.
     rule : GslRule
-    method : {"auto", "kdtree", "dense"}
+    method : {"auto", "window", "kdtree", "dense"}
         How candidates are found.
 
     Returns
@@ -239,16 +289,15 @@ def find_gsls(
     n_g = site_r_m.shape[0]
     flat = r_ecef_m.reshape(-1, 3)
     valid = ok.reshape(-1)
-    empty = GslCandidates(
-        np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0)
-    )
     if not valid.any() or n_g == 0:
-        return empty
+        return GslCandidates.empty()
     r2 = np.einsum("ij,ij->i", flat, flat)
     r_max = float(np.sqrt(r2[valid].max()))
     radius = rule.search_radius_m(max(r_max, WGS84_A_M))
     if method == "auto":
-        method = "dense" if n_g * n_s <= DENSE_GSL_MAX_PAIRS else "kdtree"
+        method = "dense" if n_g * n_s <= DENSE_GSL_MAX_PAIRS else "window"
+    if method == "window":
+        return _find_gsls_window(r_ecef_m, ok, site_r_m, site_up, rule, radius)
     if method == "kdtree":
         pts_idx = np.flatnonzero(valid)
         coo = cKDTree(site_r_m).sparse_distance_matrix(
@@ -271,16 +320,14 @@ def find_gsls(
             fs.append(f + a)
         g = np.concatenate(gs).astype(np.int64)
         flat_idx = np.concatenate(fs).astype(np.int64)
-    diff = flat[flat_idx] - site_r_m[g]
-    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    dist, el = link_geometry(flat[flat_idx] - site_r_m[g], site_up[g])
     keep = dist <= radius
     if rule.max_range_m is not None:
         keep &= dist <= rule.max_range_m
     else:
         assert rule.min_elevation_rad is not None
-        el = elevation_rad(site_r_m[g], site_up[g], flat[flat_idx])
         keep &= el >= rule.min_elevation_rad
-    g, flat_idx, dist = g[keep], flat_idx[keep], dist[keep]
+    g, flat_idx, dist, el = g[keep], flat_idx[keep], dist[keep], el[keep]
     t_idx, sat_idx = np.divmod(flat_idx, n_s)
     order = np.lexsort((sat_idx, g, t_idx))
     return GslCandidates(
@@ -288,7 +335,93 @@ def find_gsls(
         site_idx=g[order].astype(np.int32),
         sat_idx=sat_idx[order].astype(np.int32),
         length_m=dist[order],
+        elevation_rad=el[order],
     )
+
+
+def _window_blocks(
+    r_ecef_m: NDArray[np.float64], ok: NDArray[np.bool_], radius_m: float
+) -> list[tuple[int, int, NDArray[np.int64], NDArray[np.float64], float]]:
+    """Blocks ``[a, b)`` of steps, each with its satellites, their reference positions and the
+    largest distance [m] any of them moves from its reference within the block."""
+    out = []
+    todo = [(0, r_ecef_m.shape[0])]
+    while todo:
+        a, b = todo.pop()
+        okb = ok[a:b]
+        seen = okb.any(axis=0)
+        sats = np.flatnonzero(seen)
+        if sats.size == 0:
+            continue
+        # Reference: the middle step where the satellite has a position, else its first one.
+        mid = (a + b - 1) // 2
+        ref_t = np.where(ok[mid, sats], mid, a + np.argmax(okb[:, sats], axis=0))
+        ref = r_ecef_m[ref_t, sats]
+        disp = r_ecef_m[a:b, sats] - ref[None]
+        d2 = np.where(okb[:, sats], np.einsum("tsk,tsk->ts", disp, disp), 0.0)
+        drift = float(np.sqrt(d2.max()))
+        if drift > WINDOW_MAX_DRIFT * radius_m and b - a > 1:
+            c = (a + b) // 2
+            todo += [(c, b), (a, c)]
+            continue
+        out.append((a, b, sats, ref, drift))
+    out.sort(key=lambda x: x[0])
+    return out
+
+
+def _find_gsls_window(
+    r_ecef_m: NDArray[np.float64],
+    ok: NDArray[np.bool_],
+    site_r_m: NDArray[np.float64],
+    site_up: NDArray[np.float64],
+    rule: GslRule,
+    radius_m: float,
+) -> GslCandidates:
+    """:func:`find_gsls` by blocks of coherent steps (see its ``"window"`` method)."""
+    from .gsl_kernel import gsl_block
+
+    r = np.ascontiguousarray(r_ecef_m, dtype=np.float64)
+    okc = np.ascontiguousarray(ok, dtype=np.bool_)
+    site_r = np.ascontiguousarray(site_r_m, dtype=np.float64)
+    up = np.ascontiguousarray(site_up, dtype=np.float64)
+    use_el = rule.min_elevation_rad is not None
+    site_tree = cKDTree(site_r)
+    parts = []
+    for a, b, sats, ref, drift in _window_blocks(r, okc, radius_m):
+        # Triangle inequality: |r_t - site| <= radius implies |ref - site| <= radius + drift;
+        # 1 m of slack covers the rounding of both distances. The exact test follows.
+        coo = site_tree.sparse_distance_matrix(
+            cKDTree(ref), radius_m + drift + 1.0, output_type="ndarray"
+        )
+        g = coo["i"].astype(np.int64)
+        s = sats[coo["j"]]
+        order = np.lexsort((s, g))
+        parts.append(
+            gsl_block(
+                r,
+                okc,
+                a,
+                b,
+                g[order],
+                s[order],
+                site_r,
+                up,
+                radius_m,
+                use_el,
+                rule.min_elevation_rad or 0.0,
+                rule.max_range_m or 0.0,
+            )
+        )
+    if not parts:
+        return GslCandidates.empty()
+    t, g32, s32, length, sine = (np.concatenate(x) for x in zip(*parts, strict=True))
+    # The elevation and its test in numpy, exactly as the other methods take them.
+    el = np.arcsin(np.clip(sine, -1.0, 1.0))
+    if use_el:
+        keep = el >= rule.min_elevation_rad
+        if not keep.all():
+            t, g32, s32, length, el = t[keep], g32[keep], s32[keep], length[keep], el[keep]
+    return GslCandidates(t_idx=t, site_idx=g32, sat_idx=s32, length_m=length, elevation_rad=el)
 
 
 def fibre_links(

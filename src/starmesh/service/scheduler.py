@@ -210,6 +210,13 @@ def schedule_sparse(
     nb = np.zeros(ti.shape, dtype=bool) if north is None else np.asarray(north, dtype=bool)
     if ti.size and np.any(np.diff(ti) < 0):
         raise ScenarioError("service.gsl", "candidate links must be sorted by t_idx")
+    if ti.size > 1:
+        # Within a step, by site then satellite (the order GslCandidates have).
+        same_t = ti[1:] == ti[:-1]
+        dg = gi[1:] - gi[:-1]
+        if np.any(same_t & ((dg < 0) | ((dg == 0) & (si[1:] <= si[:-1])))):
+            order = np.lexsort((si, gi, ti))
+            ti, gi, si, el, nb = ti[order], gi[order], si[order], el[order], nb[order]
     slot = slot_index(
         t_s, slot_s=slot_s, offset_s=offset_s, epoch_second_of_minute=epoch_second_of_minute
     )
@@ -257,7 +264,11 @@ def schedule_sparse(
         ok = pick >= 0
         want = np.flatnonzero(ok) * n_key + pick[ok]
         for k in range(a, b):
-            here = np.isin(want, key[bounds[k] : bounds[k + 1]])
+            # A step's keys are sorted (links by site, then satellite): a binary search
+            # finds which picks are still visible.
+            kk = key[bounds[k] : bounds[k + 1]]
+            pos = np.minimum(np.searchsorted(kk, want), max(kk.size - 1, 0))
+            here = (kk[pos] == want) if kk.size else np.zeros(want.size, bool)
             serving[k, np.flatnonzero(ok)[here]] = pick[ok][here]
     carry = (int(slot[-1]) if n_t else -(2**62), pick.astype(np.int32))
     return Schedule(
@@ -272,9 +283,12 @@ def count_handovers(
     s = np.asarray(serving)
     if previous is not None:
         s = np.vstack([np.asarray(previous[1], dtype=s.dtype)[None, :], s])
-    out = np.zeros(s.shape[1], dtype=np.int64)
-    for g in range(s.shape[1]):
-        col = s[:, g]
-        col = col[col >= 0]
-        out[g] = int(np.count_nonzero(col[1:] != col[:-1]))
-    return out
+    if s.shape[0] == 0:
+        return np.zeros(s.shape[1], dtype=np.int64)
+    # Each served step against the last served step before it (unserved steps skipped).
+    valid = s >= 0
+    last = np.maximum.accumulate(np.where(valid, np.arange(s.shape[0])[:, None], -1), axis=0)
+    prev = np.vstack([np.full((1, s.shape[1]), -1), last[:-1]])
+    cols = np.arange(s.shape[1])[None, :]
+    change = valid & (prev >= 0) & (s != s[np.maximum(prev, 0), cols])
+    return change.sum(axis=0).astype(np.int64)
