@@ -19,7 +19,13 @@ import json
 import os
 import time
 
-from starmesh.engine import chunk_links, chunk_visibility, compute_chunk, visibility_terminals
+from starmesh.engine import (
+    chunk_links,
+    chunk_visibility,
+    chunk_window,
+    compute_chunk,
+    visibility_terminals,
+)
 from starmesh.plan import build_plan
 from starmesh.scenario import load_scenario, parse_scenario
 
@@ -42,11 +48,11 @@ def main() -> None:
     vis_s = 0.0
     for a, b in chunks:
         lo = max(a - 1, 0)
-        t_all = plan.grid.t_s(lo, b)
-        r, ok = prop.positions_ecef_m(t_all)
-        links = chunk_links(plan, t_all, r, ok)
+        win = chunk_window(plan, prop, lo, b)
+        rows = win.steps(lo, b)
+        links = chunk_links(plan, win.t_s[rows], win.r[rows], win.ok[rows])
         t1 = time.process_time()
-        chunk_visibility(plan, a, links, t_all, r, ok, prop)
+        chunk_visibility(plan, a, links, win)
         vis_s += time.process_time() - t1
     print(
         json.dumps(

@@ -116,7 +116,7 @@ def test_chunk_visibility_does_not_depend_on_chunk_starts():
     # The engine function alone, on many terminals and 1 s steps, so that the highest
     # satellite changes inside slots often: a chunk that forgot the steps of its slot before
     # it would pick a different serving satellite there.
-    from starmesh.engine import chunk_links, chunk_visibility
+    from starmesh.engine import chunk_links, chunk_visibility, chunk_window
 
     cities = ["Kyiv", "Lviv", "Sydney", "Tokyo", "Lima", "Nairobi", "Oslo", "Denver"]
     data = {
@@ -128,10 +128,13 @@ def test_chunk_visibility_does_not_depend_on_chunk_starts():
     prop = plan.propagator()
 
     def chunk(start, stop):
+        # The chunk's links searched on their own (not from the window), the history from
+        # the window: both paths must agree with one whole-run chunk.
         lo = max(start - 1, 0)
         t_all = plan.grid.t_s(lo, stop)
         r, ok = prop.positions_ecef_m(t_all)
-        return chunk_visibility(plan, start, chunk_links(plan, t_all, r, ok), t_all, r, ok, prop)
+        win = chunk_window(plan, prop, lo, stop)
+        return chunk_visibility(plan, start, chunk_links(plan, t_all, r, ok), win)
 
     whole = chunk(0, plan.grid.n_steps)
     parts = [chunk(a, min(a + 13, plan.grid.n_steps)) for a in range(0, plan.grid.n_steps, 13)]
@@ -157,3 +160,29 @@ def test_report_has_the_visibility_section(tmp_path):
     assert fig is not None and [r[0] for r in rows] == ["Kyiv", "Lviv", "Sydney"]
     # Two line traces per terminal (in view, elevation), plus handover markers where any.
     assert sum(t["mode"] == "lines" for t in fig["data"]) == 6
+
+
+def test_chunk_window_links_equal_a_search_of_those_steps_and_sites():
+    """The window's links, read for any steps and sites, are those a search of just those
+    steps and sites finds (same arrays, same order)."""
+    from starmesh.engine import chunk_window
+    from starmesh.topology import find_gsls
+
+    data = {
+        **BASE,
+        "time": {"start_utc": "2026-05-13T00:00:00Z", "duration_s": 120.0, "step_s": 1.0},
+        "ground": {**BASE["ground"], "terminals": ["Kyiv", "Lviv", "Oslo", "Denver", "Lima"]},
+    }
+    plan = build_plan(parse_scenario(data))
+    prop = plan.propagator()
+    win = chunk_window(plan, prop, 40, 70)
+    assert win.w0 <= 40 and win.w0 + win.t_s.size >= 70
+    kinds = np.asarray(plan.sites.kinds)
+    for a, b in [(40, 70), (win.w0, 40), (55, 56)]:
+        for sites in (win.sites, win.sites[kinds[win.sites] == "terminal"], win.sites[::2]):
+            got = win.gsl(a, b, sites)
+            r, ok = prop.positions_ecef_m(plan.grid.t_s(a, b))
+            want = find_gsls(r, ok, plan.sites.r_ecef_m[sites], plan.sites.up[sites], plan.gsl_rule)
+            for name in ("t_idx", "site_idx", "sat_idx", "length_m", "elevation_rad"):
+                np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+            assert b - a == 1 or got.t_idx.size > 0

@@ -306,6 +306,96 @@ class ChunkLinks:
     isl_edges: NDArray[np.int32]
 
 
+@dataclass(frozen=True)
+class ChunkWindow:
+    """Positions and ground-satellite links of every step a chunk needs, found once.
+
+    A chunk routes steps ``lo .. stop - 1``; the scheduler also needs the whole slots that
+    straddle the chunk's edges and terminal visibility the steps since the slot of ``lo``
+    began. Those steps are propagated and searched for links once, here, and each part reads
+    its steps and sites (:meth:`gsl`).
+
+    Attributes
+    ----------
+    w0 : int
+        First step of the window (run step index).
+    t_s : ndarray, shape (W,)
+        Step times [s].
+    r : ndarray, shape (W, S, 3)
+        Satellite ECEF positions [m].
+    ok : ndarray of bool, shape (W, S)
+        Satellites whose propagation succeeded.
+    up : ndarray of bool, shape (W, S)
+        ``ok`` and not failed.
+    sites : ndarray of int64, shape (G,)
+        Sites searched, ascending.
+    links : GslCandidates
+        Links of ``sites`` (``site_idx`` indexes ``sites``) at every step of the window.
+    """
+
+    w0: int
+    t_s: NDArray[np.float64]
+    r: NDArray[np.float64]
+    ok: NDArray[np.bool_]
+    up: NDArray[np.bool_]
+    sites: NDArray[np.int64]
+    links: GslCandidates
+
+    def steps(self, a: int, b: int) -> slice:
+        """Rows of run steps ``a .. b - 1``."""
+        return slice(a - self.w0, b - self.w0)
+
+    def gsl(self, a: int, b: int, sites: NDArray[np.int64]) -> GslCandidates:
+        """Links of run steps ``a .. b - 1`` to ``sites`` (ascending, a subset of
+        :attr:`sites`), with ``t_idx`` from ``a`` and ``site_idx`` indexing ``sites``; in
+        (step, site, satellite) order, as :func:`~starmesh.topology.find_gsls` gives them."""
+        lk = self.links
+        i0, i1 = np.searchsorted(lk.t_idx, [a - self.w0, b - self.w0])
+        sub = lk.select(slice(int(i0), int(i1)))
+        site = self.sites[sub.site_idx]
+        pos = np.searchsorted(sites, site)
+        keep = pos < sites.size
+        keep[keep] = sites[pos[keep]] == site[keep]
+        out = sub.select(keep)
+        return GslCandidates(
+            (out.t_idx - (a - self.w0)).astype(np.int32),
+            pos[keep].astype(np.int32),
+            out.sat_idx,
+            out.length_m,
+            out.elevation_rad,
+        )
+
+
+def _visibility_start(plan: RunPlan, lo: int) -> int:
+    """First step of the visibility slot that holds step ``lo``."""
+    step_s, slot_s = plan.grid.step_s, plan.visibility_slot_s
+    shift = slot_shift_s(plan.grid.epoch)
+    # Slots are at most a day, so this looks back over a bounded number of steps.
+    slot_lo = _slot_of(np.array([lo]), step_s, slot_s, shift)[0]
+    back = np.arange(max(lo - math.ceil(slot_s / step_s) - 1, 0), lo + 1)
+    return int(back[np.argmax(_slot_of(back, step_s, slot_s, shift) == slot_lo)])
+
+
+def chunk_window(plan: RunPlan, prop: Propagator, lo: int, stop: int) -> ChunkWindow:
+    """Propagate and search the links of every step that steps ``lo .. stop - 1`` need."""
+    w0, w1 = lo, stop
+    sites = [np.flatnonzero(plan.problem.gsl_site)]
+    if plan.service is not None:
+        a, b = _slot_window(plan, lo, stop)
+        w0, w1 = min(w0, a), max(w1, b)
+        sites.append(np.asarray(plan.service.terminals, dtype=np.int64))
+        if "bent-pipe" in plan.modes:
+            sites.append(np.flatnonzero(np.asarray(plan.sites.kinds) == "gateway"))
+    if visibility_terminals(plan).size:
+        w0 = min(w0, _visibility_start(plan, lo))
+    t_s = plan.grid.t_s(w0, w1)
+    r, ok = prop.positions_ecef_m(t_s)
+    up = ok if plan.failures is None else ok & ~plan.failures.sat_failed(t_s)
+    site = np.unique(np.concatenate(sites)).astype(np.int64)
+    links = find_gsls(r, up, plan.sites.r_ecef_m[site], plan.sites.up[site], plan.gsl_rule)
+    return ChunkWindow(w0=w0, t_s=t_s, r=r, ok=ok, up=up, sites=site, links=links)
+
+
 def _isl_failed_by_key(
     plan: RunPlan, t_s: NDArray[np.float64], edges: NDArray[np.int32]
 ) -> NDArray[np.bool_]:
@@ -361,7 +451,13 @@ def isl_spans(
 
 
 def chunk_links(
-    plan: RunPlan, t_s: NDArray[np.float64], r: NDArray[np.float64], ok: NDArray[np.bool_]
+    plan: RunPlan,
+    t_s: NDArray[np.float64],
+    r: NDArray[np.float64],
+    ok: NDArray[np.bool_],
+    *,
+    gsl: GslCandidates | None = None,
+    with_isl: bool = True,
 ) -> ChunkLinks:
     """ISLs and usable GSLs of every step, with failures, denied areas and jamming applied.
 
@@ -374,6 +470,11 @@ def chunk_links(
         Satellite ECEF positions [m].
     ok : ndarray of bool, shape (T, S)
         Satellites whose propagation succeeded.
+    gsl : GslCandidates, optional
+        The GSLs of these steps to the plan's GSL sites (:meth:`ChunkWindow.gsl`), if already
+        found; searched here otherwise.
+    with_isl : bool
+        Build the ISLs too (False: GSLs only, ``isl_delay_s`` has no columns).
     """
     n_t = t_s.size
     problem = plan.problem
@@ -385,7 +486,10 @@ def chunk_links(
         ok = ok & ~sat_failed
         site_failed = plan.failures.site_failed(t_s)
     isl_edges = plan.isl_edges
-    if plan.isl is not None:
+    if not with_isl:
+        isl_edges = np.zeros((0, 2), np.int32)
+        isl_delay = np.full((n_t, 0), np.inf)
+    elif plan.isl is not None:
         # Re-paired +Grid: this chunk's links, paired at every step among the satellites up.
         isl_edges, isl_up = plan.isl.links(r, ok, t_s, epoch=plan.grid.epoch)
         if plan.failures is not None:
@@ -408,7 +512,10 @@ def chunk_links(
     else:
         isl_delay = np.full((n_t, 0), np.inf)
     gsl_sites = np.flatnonzero(problem.gsl_site)
-    gsl = find_gsls(r, ok, plan.sites.r_ecef_m[gsl_sites], plan.sites.up[gsl_sites], plan.gsl_rule)
+    if gsl is None:
+        gsl = find_gsls(
+            r, ok, plan.sites.r_ecef_m[gsl_sites], plan.sites.up[gsl_sites], plan.gsl_rule
+        )
     gsl, cap_down, cap_up = _usable_gsls(plan, gsl, gsl_sites, r, t_s, site_failed)
     key = gsl_sites[gsl.site_idx].astype(np.int64) * problem.n_sats + gsl.sat_idx
     links, link_of = np.unique(key, return_inverse=True)
@@ -624,9 +731,12 @@ def compute_chunk(
     prop = propagator or plan.propagator()
     lo = max(start - 1, 0)
     drop = start - lo
-    t_all = plan.grid.t_s(lo, stop)
-    r, ok = prop.positions_ecef_m(t_all)
-    links = chunk_links(plan, t_all, r, ok)
+    win = chunk_window(plan, prop, lo, stop)
+    own = win.steps(lo, stop)
+    t_all = win.t_s[own]
+    r, ok = win.r[own], win.ok[own]
+    gsl_sites = np.flatnonzero(plan.problem.gsl_site)
+    links = chunk_links(plan, t_all, r, ok, gsl=win.gsl(lo, stop, gsl_sites))
     # Satellites in view are every usable link, before the scheduler picks one per terminal.
     in_view = links
     sched = None
@@ -638,7 +748,7 @@ def compute_chunk(
         for mode in plan.modes:
             gw_only = mode == "bent-pipe"
             if gw_only not in scheds:
-                scheds[gw_only] = service_schedule(plan, prop, lo, stop, r, ok, via_gateway=gw_only)
+                scheds[gw_only] = service_schedule(plan, win, lo, stop, via_gateway=gw_only)
             by_mode[mode] = restrict_to_schedule(plan, links, scheds[gw_only].serving)
         # Per-terminal outputs (serving satellite, handovers, speed tests) follow the first
         # mode's scheduler.
@@ -694,7 +804,7 @@ def compute_chunk(
     if plan.isl is not None:
         up = np.isfinite(links.isl_delay_s[drop:])
         spans = isl_spans(links.isl_edges, up, start)
-    visibility = chunk_visibility(plan, start, in_view, t_all, r, ok, prop)
+    visibility = chunk_visibility(plan, start, in_view, win)
     return ChunkResult(
         visibility=visibility,
         isl_spans=spans,
@@ -849,11 +959,9 @@ def _slot_window(plan: RunPlan, lo: int, stop: int) -> tuple[int, int]:
 
 def service_schedule(
     plan: RunPlan,
-    prop: Propagator,
+    window: ChunkWindow,
     lo: int,
     stop: int,
-    r: NDArray[np.float64],
-    ok: NDArray[np.bool_],
     *,
     via_gateway: bool = False,
 ) -> Scheduled:
@@ -864,46 +972,34 @@ def service_schedule(
 
     Each slot is decided from the geometry of that whole slot only (never from a previous
     chunk's state), so the schedule does not depend on how the run is cut into chunks: the
-    steps of the slots that straddle the chunk's edges are propagated here as well.
+    window (:func:`chunk_window`) holds the steps of the slots that straddle the chunk's edges.
 
     Parameters
     ----------
     plan : RunPlan
-    prop : Propagator
+    window : ChunkWindow
+        Positions and links of the chunk's window.
     lo, stop : int
         Steps of the chunk (``lo`` is the recomputed step before it, if any).
-    r, ok : ndarray, shapes (T, S, 3) and (T, S)
-        Positions of steps ``lo .. stop - 1`` (reused, not propagated again).
     """
     from .service.scheduler import north_of_site, schedule_sparse
 
     sv = plan.service
     assert sv is not None
     a, b = _slot_window(plan, lo, stop)
-    parts_r, parts_ok = [r], [ok]
-    if a < lo:
-        r0, ok0 = prop.positions_ecef_m(plan.grid.t_s(a, lo))
-        parts_r.insert(0, r0)
-        parts_ok.insert(0, ok0)
-    if b > stop:
-        r1, ok1 = prop.positions_ecef_m(plan.grid.t_s(stop, b))
-        parts_r.append(r1)
-        parts_ok.append(ok1)
-    rw, okw = np.concatenate(parts_r), np.concatenate(parts_ok)
-    tw = plan.grid.t_s(a, b)
-    if plan.failures is not None:
-        okw = okw & ~plan.failures.sat_failed(tw)
-    term = sv.terminals
-    site_r, site_up = plan.sites.r_ecef_m[term], plan.sites.up[term]
-    gsl = find_gsls(rw, okw, site_r, site_up, plan.gsl_rule)
+    rw = window.r[window.steps(a, b)]
+    tw = window.t_s[window.steps(a, b)]
+    term = np.asarray(sv.terminals, dtype=np.int64)
+    site_r = plan.sites.r_ecef_m[term]
+    gsl = window.gsl(a, b, term)
     if via_gateway:
         gw = np.flatnonzero(np.asarray(plan.sites.kinds) == "gateway")
         if plan.failures is not None:
             gw_up = ~plan.failures.site_failed(tw)[:, gw]
         else:
             gw_up = np.ones((tw.size, gw.size), bool)
-        ggsl = find_gsls(rw, okw, plan.sites.r_ecef_m[gw], plan.sites.up[gw], plan.gsl_rule)
-        seen = np.zeros(okw.shape, bool)
+        ggsl = window.gsl(a, b, gw)
+        seen = np.zeros((tw.size, rw.shape[1]), bool)
         live = gw_up[ggsl.t_idx, ggsl.site_idx]
         seen[ggsl.t_idx[live], ggsl.sat_idx[live]] = True
         keep = seen[gsl.t_idx, gsl.sat_idx]
@@ -1152,7 +1248,6 @@ def _slot_of(
 def _terminal_links(
     plan: RunPlan,
     links: ChunkLinks,
-    r: NDArray[np.float64],
     terminals: NDArray[np.int64],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """(step, terminal, satellite, elevation [rad]) of every usable terminal GSL of a chunk."""
@@ -1167,13 +1262,7 @@ def _terminal_links(
 
 
 def chunk_visibility(
-    plan: RunPlan,
-    start: int,
-    links: ChunkLinks,
-    t_all: NDArray[np.float64],
-    r: NDArray[np.float64],
-    ok: NDArray[np.bool_],
-    prop: Propagator,
+    plan: RunPlan, start: int, links: ChunkLinks, window: ChunkWindow
 ) -> TerminalVisibility | None:
     """Satellites in view, serving satellite and handovers of every terminal over a chunk.
 
@@ -1182,28 +1271,23 @@ def chunk_visibility(
     :func:`starmesh.coverage.terminal_visibility_links` (highest elevation at each
     ``plan.visibility_slot_s`` slot, held within the slot). The serving satellite at a step
     depends on the steps since its slot began, so the steps from the start of the slot of
-    ``start - 1`` are recomputed when they precede the chunk: the result does not depend on
-    how the run is chunked.
+    ``start - 1`` (in the window, :func:`chunk_window`) are read as well when they precede the
+    chunk: the result does not depend on how the run is chunked.
 
     Parameters
     ----------
     plan : RunPlan
     start : int
-        First step of the chunk; ``t_all`` begins at ``max(start - 1, 0)``.
+        First step of the chunk; its steps begin at ``lo = max(start - 1, 0)``.
     links : ChunkLinks
-        The chunk's links (:func:`chunk_links` on ``t_all``).
-    t_all : ndarray, shape (T,)
-        Step times [s].
-    r : ndarray, shape (T, S, 3)
-        Satellite ECEF positions [m].
-    ok : ndarray of bool, shape (T, S)
-    prop : Propagator
+        The chunk's links (:func:`chunk_links` on steps ``lo ..``).
+    window : ChunkWindow
 
     Returns
     -------
     TerminalVisibility or None
-        Steps ``start .. start + T - 2`` (or ``T`` steps when ``start == 0``); None when the
-        run has no terminal.
+        The chunk's steps from ``start`` (from 0 when ``start == 0``); None when the run has
+        no terminal.
     """
     terminals = visibility_terminals(plan)
     if terminals.size == 0:
@@ -1211,24 +1295,27 @@ def chunk_visibility(
     step_s, slot_s = plan.grid.step_s, plan.visibility_slot_s
     shift = slot_shift_s(plan.grid.epoch)
     lo = max(start - 1, 0)
-    # First step of the slot that holds step lo (slots are at most a day, so this looks back
-    # over a bounded number of steps).
-    slot_lo = _slot_of(np.array([lo]), step_s, slot_s, shift)[0]
-    back = np.arange(max(lo - math.ceil(slot_s / step_s) - 1, 0), lo + 1)
-    s0 = int(back[np.argmax(_slot_of(back, step_s, slot_s, shift) == slot_lo)])
-    t, g, s, el = _terminal_links(plan, links, r, terminals)
+    s0 = _visibility_start(plan, lo)
+    t, g, s, el = _terminal_links(plan, links, terminals)
     if s0 < lo:
-        t_h = plan.grid.t_s(s0, lo)
-        r_h, ok_h = prop.positions_ecef_m(t_h)
-        links_h = chunk_links(plan, t_h, r_h, ok_h)
-        th, gh, sh, eh = _terminal_links(plan, links_h, r_h, terminals)
+        rows = window.steps(s0, lo)
+        links_h = chunk_links(
+            plan,
+            window.t_s[rows],
+            window.r[rows],
+            window.ok[rows],
+            gsl=window.gsl(s0, lo, np.flatnonzero(plan.problem.gsl_site)),
+            with_isl=False,
+        )
+        th, gh, sh, eh = _terminal_links(plan, links_h, terminals)
         t, g, s, el = (
             np.concatenate([th, t + (lo - s0)]),
             np.concatenate([gh, g]),
             np.concatenate([sh, s]),
             np.concatenate([eh, el]),
         )
-    n_t = t_all.size + (lo - s0)
+    n_steps_chunk = links.bounds.size - 1
+    n_t = n_steps_chunk + (lo - s0)
     vis = terminal_visibility_links(
         t,
         g,

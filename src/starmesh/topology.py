@@ -198,8 +198,8 @@ class GslCandidates:
     length_m: NDArray[np.float64]
     elevation_rad: NDArray[np.float64]
 
-    def select(self, keep: NDArray[Any]) -> GslCandidates:
-        """The links where ``keep`` (a boolean mask or indices) selects them."""
+    def select(self, keep: NDArray[Any] | slice) -> GslCandidates:
+        """The links that ``keep`` (a boolean mask, indices or a slice) selects."""
         return GslCandidates(
             self.t_idx[keep],
             self.site_idx[keep],
