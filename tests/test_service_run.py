@@ -235,16 +235,20 @@ def test_validation_us_2025_median_rtt_and_tail(us: tuple[dict, object]) -> None
 
 @pytest.mark.xfail(
     strict=True,
-    reason="model misses: 149 Mbit/s at 20 s (151 at 300 s) vs 104.7 (ratio 1.42-1.44) with "
-    "beam time-sharing; the shipped TLE set has 10,361 satellites where Q1 2025 had fewer than "
-    "mid-2025's 7,607 (McDowell) and the cells sit near saturation, so the median spans "
-    "53-151 Mbit/s between the satellites launched by 2024 and the 2026 set; no sourced Q1 2025 "
+    reason="model misses: 145 Mbit/s at 20 s (148 at 300 s) vs 104.7 (ratio 1.38-1.41) with "
+    "beam time-sharing; the shipped TLE set runs 8,596 operational satellites where Q1 2025 had "
+    "fewer than mid-2025's 7,607 in orbit (McDowell) and the cells sit near saturation, so the "
+    "median spans "
+    "18-148 Mbit/s between the satellites launched by 2024 and the 2026 set; no sourced Q1 2025 "
     "satellite list is shipped",
 )
 def test_validation_us_2025_median_download(us: tuple[dict, object]) -> None:
     _, ds = us
     dl = ds["download"].values  # type: ignore[attr-defined]
-    assert abs(np.median(dl[dl > 0]) / 104.7 - 1.0) <= 0.35
+    served = ds["serving_sat"].values >= 0  # type: ignore[attr-defined]
+    # Over served terminal-steps: an overloaded cell's 0 Mbit/s counts (excluding it would
+    # bias the median up).
+    assert abs(np.median(dl[served]) / 104.7 - 1.0) <= 0.35
 
 
 def test_validation_us_2025_download_is_a_distribution_not_the_ceiling(
@@ -255,7 +259,7 @@ def test_validation_us_2025_download_is_a_distribution_not_the_ceiling(
     (planting the old whole-beam cell capacity puts every test on the ceiling)."""
     _, ds = us
     dl = ds["download"].values  # type: ignore[attr-defined]
-    served = dl[dl > 0]
+    served = dl[ds["serving_sat"].values >= 0]  # type: ignore[attr-defined]
     assert np.mean(served >= 220.0 - 1e-6) < 0.5
     assert np.median(served) < 200.0
     assert np.quantile(served, 0.1) < 0.5 * np.median(served)
