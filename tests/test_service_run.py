@@ -213,8 +213,11 @@ def us() -> tuple[dict, object]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="model misses: 31 ms vs 50 ms measured (ratio 0.62); the 2022 network's pre-AQM "
-    "queueing, its scheduler and the anchors' Internet paths are not modelled from sources",
+    reason="model misses: 31 ms vs 50 ms measured (ratio 0.62). The model is the post-2024 "
+    "network (US 2025 within 5 %); SpaceX's March 2024 update says its latency work (AQM, "
+    "scheduler and gateway software, PoP/gateway placement) cut the US peak median from 48.5 to "
+    "33 ms and up to 25 % elsewhere, without per-component sizes, and Michel et al.'s anchor "
+    "locations are not in the source used: the 2022 excess has no sourced component to model",
 )
 def test_validation_belgium_2022_median_rtt(belgium: tuple[dict, object]) -> None:
     sv, _ = belgium
@@ -232,13 +235,34 @@ def test_validation_us_2025_median_rtt_and_tail(us: tuple[dict, object]) -> None
 
 @pytest.mark.xfail(
     strict=True,
-    reason="model misses: the 220 Mbit/s terminal ceiling binds (Ookla 104.7 Mbit/s); beam "
-    "time-sharing across cells (beams per satellite) and in-home limits are not modelled",
+    reason="model misses: 145 Mbit/s at 20 s (148 at 300 s) vs 104.7 (ratio 1.38-1.41) with "
+    "beam time-sharing; the shipped TLE set runs 8,596 operational satellites where Q1 2025 had "
+    "fewer than mid-2025's 7,607 in orbit (McDowell) and the cells sit near saturation, so the "
+    "median spans "
+    "18-148 Mbit/s between the satellites launched by 2024 and the 2026 set; no sourced Q1 2025 "
+    "satellite list is shipped",
 )
 def test_validation_us_2025_median_download(us: tuple[dict, object]) -> None:
     _, ds = us
     dl = ds["download"].values  # type: ignore[attr-defined]
-    assert abs(np.median(dl[dl > 0]) / 104.7 - 1.0) <= 0.35
+    served = ds["serving_sat"].values >= 0  # type: ignore[attr-defined]
+    # Over served terminal-steps: an overloaded cell's 0 Mbit/s counts (excluding it would
+    # bias the median up).
+    assert abs(np.median(dl[served]) / 104.7 - 1.0) <= 0.35
+
+
+def test_validation_us_2025_download_is_a_distribution_not_the_ceiling(
+    us: tuple[dict, object],
+) -> None:
+    """With beam time-sharing a cell gets a share of its satellite, not a whole beam: the speed
+    tests over terminals x steps spread below the 220 Mbit/s ceiling instead of sitting on it
+    (planting the old whole-beam cell capacity puts every test on the ceiling)."""
+    _, ds = us
+    dl = ds["download"].values  # type: ignore[attr-defined]
+    served = dl[ds["serving_sat"].values >= 0]  # type: ignore[attr-defined]
+    assert np.mean(served >= 220.0 - 1e-6) < 0.5
+    assert np.median(served) < 200.0
+    assert np.quantile(served, 0.1) < 0.5 * np.median(served)
 
 
 # --- Loads: traffic model and subscriber density ---------------------------------------------
@@ -271,9 +295,14 @@ def test_speed_test_falls_with_subscriber_density() -> None:
         served = res.service.serving >= 0
         return float(np.median(res.service.download_bps[served]) / 1e6)
 
-    sparse, dense = median_mbps(0.01), median_mbps(300.0)
-    assert sparse == pytest.approx(220.0)  # the terminal's own ceiling
-    assert dense < 0.5 * sparse
+    sparse, mid, dense = median_mbps(0.001), median_mbps(0.01), median_mbps(300.0)
+    # 0.25 subscribers per res-5 cell: ~22 % of cells occupied, few enough per satellite that
+    # each cell's share of beam time exceeds the terminal's own ceiling.
+    assert sparse == pytest.approx(220.0)
+    # Ten times denser: most cells occupied, the beams hop over ~1,000 cells per satellite of
+    # the 2022 shell and the cell's share binds below the ceiling.
+    assert 0.0 < mid < 0.8 * sparse
+    assert dense < 0.5 * mid
 
 
 def test_bent_pipe_scheduler_assigns_only_satellites_that_see_a_gateway():

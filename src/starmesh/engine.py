@@ -1117,9 +1117,10 @@ def service_step(
 
     Utilisations: from the traffic model when the scenario has ``[traffic]``; else from the
     load model when ``service.subscribers_per_km2`` is given (each satellite carries the
-    busy-hour demand of ``density x footprint / satellites in view`` subscribers, a cell beam
-    ``density x cell area / satellites in view``: terminals spread evenly over the satellites
-    they see); else the sourced fallback ``service.utilisation``.
+    busy-hour demand of ``density x footprint / satellites in view`` subscribers; the terminal's
+    cell, served whole by one satellite, gets that satellite's capacity shared over the occupied
+    cells it serves: :func:`starmesh.service.throughput.density_load`); else the sourced
+    fallback ``service.utilisation``.
 
     Parameters
     ----------
@@ -1135,7 +1136,7 @@ def service_step(
     """
     from .constants import C_M_S, EARTH_MEAN_RADIUS_M
     from .service.latency import rtt_quantiles_s
-    from .service.throughput import beam_capacity_bps, speed_test_bps
+    from .service.throughput import beam_capacity_bps, density_load, speed_test_bps
 
     sv = plan.service
     assert sv is not None
@@ -1156,26 +1157,33 @@ def service_step(
     beam = np.zeros(serving.shape)
     if tt.size:
         beam[tt, gg] = beam_capacity_bps(dist, elev[tt, gg], rain_db=sv.rain_db[gg])
-    n_vis = np.maximum(sched.n_visible, 1).astype(np.float64)
     if sv.subscribers_per_m2 is not None:
         alt = np.full(serving.shape, 550e3)
         alt[tt, gg] = np.linalg.norm(r[tt, ss], axis=-1) - EARTH_MEAN_RADIUS_M
-        eps = sv.min_elevation_rad
-        lam = np.arccos(EARTH_MEAN_RADIUS_M * np.cos(eps) / (EARTH_MEAN_RADIUS_M + alt)) - eps
-        footprint = 2.0 * np.pi * EARTH_MEAN_RADIUS_M**2 * (1.0 - np.cos(lam))
-        sat_offered = sv.subscribers_per_m2 * footprint * sv.demand_bps / n_vis
-        cell_offered = sv.subscribers_per_m2 * sv.cell_area_m2[None, :] * sv.demand_bps / n_vis
+        load = density_load(
+            subscribers_per_m2=sv.subscribers_per_m2,
+            demand_bps=sv.demand_bps,
+            altitude_m=alt,
+            min_elevation_rad=sv.min_elevation_rad,
+            cell_area_m2=sv.cell_area_m2[None, :],
+            n_visible=sched.n_visible,
+            beam_capacity=beam,
+            beams_per_cell=sv.beams_per_cell,
+            sat_capacity_bps=sv.sat_capacity_bps,
+        )
+        cell_cap, cell_offered = load.cell_capacity_bps, load.cell_offered_bps
+        sat_offered = load.sat_offered_bps
         rho_sat = sat_offered / sv.sat_capacity_bps
         with np.errstate(divide="ignore", invalid="ignore"):
-            rho_cell = np.where(beam > 0, cell_offered / (beam * sv.beams_per_cell), 1.0)
+            rho_cell = np.where(cell_cap > 0, cell_offered / cell_cap, 1.0)
     else:
         rho_sat = np.full(serving.shape, sv.params.utilisation)
         rho_cell = rho_sat
+        cell_cap = beam * sv.beams_per_cell
         sat_offered = rho_sat * sv.sat_capacity_bps
-        cell_offered = rho_cell * beam * sv.beams_per_cell
+        cell_offered = rho_cell * cell_cap
     download = speed_test_bps(
-        beam_capacity=beam,
-        beams_per_cell=sv.beams_per_cell,
+        cell_capacity=cell_cap,
         cell_offered_bps=cell_offered,
         sat_capacity_bps=sv.sat_capacity_bps,
         sat_offered_bps=sat_offered,

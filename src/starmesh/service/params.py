@@ -131,8 +131,11 @@ MEAN_DOWNLOAD_DEMAND_BPS = 642e9 * 8.0 / (30 * 86_400.0)
 #: uncertainty 1.4-2.2.
 BUSY_HOUR_FACTOR = 1.7
 #: Per-terminal ceiling of one speed test [bit/s]: the top of the residential download range
-#: SpaceX advertised (25-220 Mbit/s, starlink.com/specifications, as recalled: NOT re-verified
-#: here). Uncertainty: 220-400 Mbit/s (Michel et al. 2022 saw > 300 Mbit/s in Belgium).
+#: SpaceX advertised (25-220 Mbit/s, starlink.com/specifications; quoted as "typical download
+#: speeds ranging between 25 and 220 Mbps" by secondary sources in 2025, the primary page not
+#: re-read here). Starlink's VP of engineering (Oct 2025, via Telecompetitor) put "typical"
+#: downloads above 200 Mbit/s. Uncertainty: 220-400 Mbit/s (Michel et al. 2022 saw > 300
+#: Mbit/s in Belgium).
 TERMINAL_MAX_BPS = 220e6
 #: Starlink subscribers in the contiguous US (assumed 2.0 million in Q1 2025: Starlink passed
 #: 6 million customers globally in 2025 (CNET, quoting Ookla, 2025) with the US the largest
@@ -146,3 +149,12 @@ CELL_H3_RES = 5
 #: Beams a single satellite points at one cell at a time (assumed 1; FCC filings give the number
 #: of beams per satellite, not per cell); uncertainty 1-2.
 BEAMS_PER_CELL = 1
+#: Ku user beams of one v1.5 satellite: 16, each in one 240 MHz channel (Pekhterev, "The
+#: bandwidth of the StarLink constellation", SatMagazine Nov 2021: 8 beams in one polarisation
+#: of the 2 GHz Ku downlink; revised to 16, both polarisations, from Starlink's India planning
+#: guidance, Feb 2022 (advanced-television.com, 2022-02-08)); the channel plan agrees with
+#: Humphreys et al. 2023 (eight 250 MHz channels in 10.7-12.7 GHz). Uncertainty 8-16. Not an
+#: input of the load model (which shares a satellite's total capacity, ``V1_5.capacity_bps``,
+#: over the cells it serves); 16 beams x the link budget's beam capacity reproduces that
+#: capacity (tests/test_service.py).
+USER_BEAMS_V1_5 = 16

@@ -15,12 +15,14 @@ figures between measurement sources and months is of that order):
   Gen1 preset (4,408) and the shipped TLE set of 2026-05-12 (10,361). Bent pipe via 2021
   gateways, home PoP from the region table (nearest where the state is not in it); queueing
   utilisation from the throughput model: each satellite carries ``density x footprint x busy-hour
-  demand / satellites in view`` (the expectation of terminals spread uniformly over visible
-  satellites), capacity the mean of v1.5 and v2 mini (ASSUMED half/half). Utilisations are
-  clipped at 0.99; queues are held below their AQM bound (``queue_delay_max_s``), so an
-  overloaded satellite (Gen1 case) shows as queues near that bound, not unbounded waits.
+  demand / satellites in view`` and time-shares its beams over the occupied cells it serves
+  (:func:`starmesh.service.throughput.density_load`), capacity the mean of v1.5 and v2 mini
+  (ASSUMED half/half). Utilisations are clipped at 0.99; queues are held below their AQM
+  bound (``queue_delay_max_s``), so an overloaded satellite (Gen1 case) shows as queues near
+  that bound, not unbounded waits.
 * Ookla Q1 2025 US median download 104.7 Mbit/s: speed tests at the same 8 terminals
-  (processor-sharing rate on cell beam and satellite, capped by the terminal's maximum).
+  (processor-sharing rate on the cell's share of beam time and on the satellite, capped by the
+  terminal's maximum).
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ from starmesh.service import params as P
 from starmesh.service.latency import COMPONENTS, fibre_delay_s, great_circle_m, rtt_breakdown
 from starmesh.service.pops import assign_pops, backhaul_delay_s, load_pop_table
 from starmesh.service.scheduler import schedule
-from starmesh.service.throughput import beam_capacity_bps, cell_area_m2, cells_of, speed_test_bps
+from starmesh.service.throughput import (
+    beam_capacity_bps,
+    cell_area_m2,
+    cells_of,
+    density_load,
+    speed_test_bps,
+)
 
 MIN_ELEVATION_DEG = 25.0
 US_SITES = [  # (lat, lon): 8 mainland terminals spread over the contiguous US (assumed sites)
@@ -223,31 +231,36 @@ def _us_case(
     demand = P.MEAN_DOWNLOAD_DEMAND_BPS * P.BUSY_HOUR_FACTOR
     n_vis = vis.sum(axis=2).astype(float)  # (T, G)
     h, eps = 550e3, np.radians(MIN_ELEVATION_DEG)
-    from starmesh.constants import EARTH_MEAN_RADIUS_M as R
-
-    lam = np.arccos(R * np.cos(eps) / (R + h)) - eps
-    footprint = 2 * np.pi * R**2 * (1 - np.cos(lam))
-    sat_offered = density * footprint * demand / np.maximum(n_vis, 1)
-    cell_offered = (
-        density
-        * cell_area_m2(cells_of(lat, lon, P.CELL_H3_RES))[None, :]
-        * demand
-        / np.maximum(n_vis, 1)
-    )
     srv = sch.serving
     tt, gg = np.nonzero(srv >= 0)
     beam = np.zeros(srv.shape)
     beam[tt, gg] = beam_capacity_bps(d[tt, gg, srv[tt, gg]], el[tt, gg, srv[tt, gg]])
     cap_mix = 0.5 * (P.V1_5.capacity_bps + P.V2_MINI.capacity_bps)
-    rate = speed_test_bps(
+    load = density_load(
+        subscribers_per_m2=density,
+        demand_bps=demand,
+        altitude_m=h,
+        min_elevation_rad=eps,
+        cell_area_m2=cell_area_m2(cells_of(lat, lon, P.CELL_H3_RES))[None, :],
+        n_visible=n_vis,
         beam_capacity=beam,
         beams_per_cell=P.BEAMS_PER_CELL,
-        cell_offered_bps=cell_offered,
+        sat_capacity_bps=cap_mix,
+    )
+    sat_offered = load.sat_offered_bps
+    rate = speed_test_bps(
+        cell_capacity=load.cell_capacity_bps,
+        cell_offered_bps=load.cell_offered_bps,
         sat_capacity_bps=cap_mix,
         sat_offered_bps=sat_offered,
         terminal_max_bps=P.TERMINAL_MAX_BPS,
     )
-    rho_user = np.clip(cell_offered / np.maximum(beam * P.BEAMS_PER_CELL, 1.0), 0, 0.99)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho_user = np.clip(
+            np.where(load.cell_capacity_bps > 0, load.cell_offered_bps / load.cell_capacity_bps, 1),
+            0,
+            0.99,
+        )
     rho_sat = np.clip(sat_offered / cap_mix, 0, 0.99)
     b = rtt_breakdown(
         prop,
