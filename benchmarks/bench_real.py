@@ -62,9 +62,15 @@ N_POPS = 20
 
 
 def w4_scenario(
-    hours: float, step_s: float, workers: int | None, chunk_steps: int | None = None
+    hours: float,
+    step_s: float,
+    workers: int | None,
+    chunk_steps: int | None = None,
+    model: str = "service",
 ) -> dict[str, Any]:
-    """The W4 scenario, cut to ``hours``: sites by coordinates, pairs listed."""
+    """The W4 scenario, cut to ``hours``: sites by coordinates, pairs listed; ``model`` is
+    the latency model (``"service"``, every scenario's default, or ``"geometric"``: network
+    state and propagation RTT only, as Hypatia computes)."""
     import csv
     from importlib.resources import files
 
@@ -110,12 +116,21 @@ def w4_scenario(
         "ground": {"terminals": terminals, "gateways": gateways, "pops": pops},
         "links": {"isl": "plus-grid"},
         "routing": {"modes": ["isl"], "pairs": pairs, "series_pairs": 100},
+        "service": {"model": model},
         # Chunks: the plan's own sizing (29 steps here, bounded by GSL candidates), or given.
         "run": {
             **({"chunk_steps": chunk_steps} if chunk_steps else {}),
             **({"workers": workers} if workers else {}),
         },
     }
+
+
+def _cpu_s(sampler: Any) -> float:
+    """CPU time [s] of this process and its finished children (workers are joined by then)."""
+    import resource as res
+
+    me, kids = res.getrusage(res.RUSAGE_SELF), res.getrusage(res.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 class _RssSampler:
@@ -151,7 +166,7 @@ class _RssSampler:
         return self.peak / 2**20
 
 
-def w4(hours: float, step_s: float, workers_list: list[int]) -> None:
+def w4(hours: float, step_s: float, workers_list: list[int], model: str = "service") -> None:
     """Run W4 once per worker count and print one JSON line."""
     import tempfile
     from pathlib import Path
@@ -165,16 +180,20 @@ def w4(hours: float, step_s: float, workers_list: list[int]) -> None:
         "workload": f"W4 starlink-2026 (re-paired +Grid), 1,000 cities -> nearest of {N_POPS} "
         f"PoPs + 4,950 Hypatia city pairs, {step_s:g} s steps",
         "hours": hours,
+        "model": model,
+        "load_avg_1min_at_start": round(os.getloadavg()[0], 2),
     }
     walls = {}
     for n in workers_list:
         t0 = time.perf_counter()
         sampler = _RssSampler()
-        plan = build_plan(parse_scenario(w4_scenario(hours, step_s, n)))
+        cpu0 = _cpu_s(sampler)
+        plan = build_plan(parse_scenario(w4_scenario(hours, step_s, n, model=model)))
         t_plan = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             run_plan(plan, Path(tmp) / "run", report=False)
         wall = time.perf_counter() - t0
+        cpu = _cpu_s(sampler) - cpu0
         peak = sampler.stop()
         walls[n] = wall
         out.update(
@@ -192,6 +211,7 @@ def w4(hours: float, step_s: float, workers_list: list[int]) -> None:
                     0,
                 ),
                 f"peak_rss_all_mb_{n}_workers": round(peak, 1),
+                f"cpu_s_{n}_workers": round(cpu, 1),
             }
         )
     if 1 in walls and 2 in walls:
@@ -208,9 +228,10 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=300)
     ap.add_argument("--w4", action="store_true", help="the whole W4 run (routing included)")
     ap.add_argument("--workers", default="1,2", help="W4: worker counts to compare")
+    ap.add_argument("--model", default="service", choices=["service", "geometric"])
     args = ap.parse_args()
     if args.w4:
-        w4(args.hours, args.step, [int(x) for x in args.workers.split(",")])
+        w4(args.hours, args.step, [int(x) for x in args.workers.split(",")], args.model)
         return
     t0 = time.perf_counter()
     snap = load_starlink_snapshot()
