@@ -186,3 +186,25 @@ def test_processes_executor_equals_serial(reference, tmp_path):
 def test_no_stray_processes_env():
     # The subprocess tests rely on `python -m starmesh.cli`.
     assert os.path.exists(Path(sys.executable))
+
+
+def test_script_without_main_guard_fails_instead_of_hanging(tmp_path):
+    """Spawned workers re-import the calling script; without an ``if __name__ ==
+    "__main__":`` guard each worker dies starting. The run must end with one clear error (the
+    parent once blocked forever writing megabytes of plans into a dead worker's pipe)."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import tomllib, starmesh\n"
+        f"data = tomllib.loads({SCENARIO!r})\n"
+        "data['run']['workers'] = 2\n"
+        f"starmesh.run(data, out={str(tmp_path / 'run')!r}, executor='processes',"
+        " report=False)\n"
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode != 0
+    assert 'if __name__ == "__main__":' in proc.stderr
+    assert "a worker process died" in proc.stderr
+    assert time.perf_counter() - t0 < 300

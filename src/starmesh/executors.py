@@ -87,10 +87,13 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="starmesh-parent-watch", daemon=True).start()
 
 
-def _init_worker(plans: Sequence[RunPlan], parent_pid: int) -> None:
+def _init_worker(plans_file: str, parent_pid: int) -> None:
     global _PLANS
+    import pickle
+
     _exit_with_parent(parent_pid)
-    _PLANS = plans
+    with open(plans_file, "rb") as f:
+        _PLANS = pickle.load(f)
     _PROPS.clear()
     set_workers(1)
 
@@ -118,27 +121,63 @@ def _ordered(submit: Any, units: Sequence[Unit], window: int) -> Iterator[Any]:
         yield result
 
 
+def _broken_pool_as_error(results: Iterator[ChunkResult]) -> Iterator[ChunkResult]:
+    """Results, with a worker that died turned into one clear error."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        yield from results
+    except BrokenProcessPool:
+        raise StarmeshError(
+            "a worker process died (its own error, if any, is printed above); chunks already "
+            "written are kept (--resume continues). Workers start by importing the script that "
+            'called starmesh: guard its entry point with if __name__ == "__main__":, or use '
+            "executor='serial'"
+        ) from None
+
+
 class ProcessExecutor:
-    """Chunks in ``workers`` local processes (one routing thread each)."""
+    """Chunks in ``workers`` local processes (one routing thread each).
+
+    The plans reach the workers through a temporary pickle file, not through the start-up
+    pipe: ``spawn`` writes a worker's start-up arguments into a pipe that the parent itself
+    holds open until the write ends, so a worker that dies while starting (a script without an
+    ``if __name__ == "__main__":`` guard, memory exhausted) would leave the parent blocked on
+    megabytes of plans forever. With a path in the pipe the parent sees the dead worker and
+    fails instead.
+    """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._plans_dir: Any = None
 
     def run(self, plans: Sequence[RunPlan], units: Sequence[Unit]) -> Iterator[ChunkResult]:
+        import pickle
+        import tempfile
+
+        self._plans_dir = tempfile.TemporaryDirectory(prefix="starmesh-plans-")
+        plans_file = os.path.join(self._plans_dir.name, "plans.pickle")
+        with open(plans_file, "wb") as f:
+            pickle.dump(list(plans), f, protocol=pickle.HIGHEST_PROTOCOL)
         pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(list(plans), os.getpid()),
+            initargs=(plans_file, os.getpid()),
         )
         self._pool = pool
-        return _ordered(lambda v, a, b: pool.submit(_chunk_task, v, a, b), units, 2 * self.workers)
+        return _broken_pool_as_error(
+            _ordered(lambda v, a, b: pool.submit(_chunk_task, v, a, b), units, 2 * self.workers)
+        )
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._plans_dir is not None:
+            self._plans_dir.cleanup()
+            self._plans_dir = None
 
 
 # --- Dask ------------------------------------------------------------------------------------
