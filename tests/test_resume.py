@@ -208,3 +208,21 @@ def test_script_without_main_guard_fails_instead_of_hanging(tmp_path):
     assert 'if __name__ == "__main__":' in proc.stderr
     assert "a worker process died" in proc.stderr
     assert time.perf_counter() - t0 < 300
+
+
+def test_run_workers_reach_the_plan():
+    """run.workers survives the plan's resolution (which drops it from the record), so a
+    plan run through run_plan uses that many processes."""
+    import tomllib
+
+    from starmesh.executors import ProcessExecutor, SerialExecutor, make_executor
+
+    data = tomllib.loads(SCENARIO)
+    for n, kind in ((1, SerialExecutor), (2, ProcessExecutor)):
+        data["run"]["workers"] = n
+        plan = build_plan(parse_scenario(data))
+        assert plan.workers == n
+        assert "workers" not in plan.resolved["run"]
+        ex = make_executor("auto", plan.workers, n_units=plan.n_chunks)
+        assert isinstance(ex, kind)
+        ex.close()

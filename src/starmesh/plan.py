@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -916,7 +916,8 @@ def build_plan(scenario: Scenario) -> RunPlan:
         rounds += 1
     if resolved != given:  # pragma: no cover - a resolution that does not settle is a bug
         raise ScenarioError("scenario", "resolving the scenario does not settle: please report it")
-    return plan
+    # The resolved scenario leaves out run.workers (it changes no result): keep the caller's.
+    return replace(plan, workers=scenario.run.workers)
 
 
 def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
