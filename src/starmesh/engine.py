@@ -1054,7 +1054,9 @@ def restrict_to_schedule(
     if keep.all():
         return links
     kept = gsl.select(keep)
-    # The chunk graph's structure (links, link_of) stays: dropped links are inf at their steps.
+    # The chunk graph holds only the links used at some step: a terminal's other satellites in
+    # view (tens each) would be edges that every tree checks at every step, always infinite.
+    used, link_of = np.unique(links.link_of[keep], return_inverse=True)
     return ChunkLinks(
         isl_edges=links.isl_edges,
         isl_delay_s=links.isl_delay_s,
@@ -1063,8 +1065,8 @@ def restrict_to_schedule(
         gsl_cap_up=links.gsl_cap_up[keep],
         gsl_sites=links.gsl_sites,
         bounds=np.searchsorted(kept.t_idx, np.arange(links.bounds.size)),
-        links=links.links,
-        link_of=links.link_of[keep],
+        links=links.links[used],
+        link_of=link_of.astype(np.int64),
         gsl_delay_s=links.gsl_delay_s[keep],
         site_failed=links.site_failed,
     )
