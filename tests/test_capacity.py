@@ -65,6 +65,8 @@ def check_max_min(
     assert np.all(load <= cap + SAT_TOL * scale)
     assert np.all(rate <= dem * (1 + SAT_TOL) + 1e-300)
     saturated = load >= cap - SAT_TOL * scale
+    # Each filling round freezes at least one flow.
+    assert out.n_rounds <= int(routed.sum())
     for i in np.flatnonzero(routed):
         if rate[i] >= dem[i] * (1 - SAT_TOL):
             continue
@@ -149,6 +151,28 @@ def test_multiplicity_is_charged_when_a_flow_freezes() -> None:
     np.testing.assert_allclose(out.rate_bps, [1.0, 8.0, 1.0], rtol=REL_TOL)
     np.testing.assert_allclose(out.load_bps, [10.0, 3.0], rtol=REL_TOL)
     assert out.n_rounds == 2
+
+
+def test_one_flow_freezes_per_round_on_a_demand_staircase() -> None:
+    # Hand-solved: one 5 bit/s link, demands 1, 1.9 and unlimited. Round 1: share 5/3 holds
+    # flow 0 at its demand 1; round 2: share (5 - 1) / 2 = 2 holds flow 1 at 1.9, and flow 2
+    # (held at 2 only by the link while flow 1 sits lower) keeps growing; round 3: flow 2
+    # takes the 5 - 1 - 1.9 = 2.1 left. Three rounds for three flows: the most there can be.
+    # A bottleneck test that never finds the link saturated (``1 - rtol`` -> ``1 + rtol``)
+    # would grow flow 2 for ever: the round bound turns that into a RuntimeError.
+    out = max_min_fair(np.ones((3, 1)), [5.0], [1.0, 1.9, np.inf])
+    np.testing.assert_allclose(out.rate_bps, [1.0, 1.9, 2.1], rtol=REL_TOL)
+    assert out.bottleneck.tolist() == [DEMAND_LIMITED, DEMAND_LIMITED, 0]
+    assert out.n_rounds == 3
+
+
+def test_rtol_must_be_a_fraction() -> None:
+    for bad in (-1e-9, 1.0, math.nan):
+        with pytest.raises(ScenarioError, match="rtol"):
+            max_min_fair(np.ones((2, 1)), [1.0], [np.inf, np.inf], rtol=bad)
+    # rtol = 0 is allowed: exact ties only.
+    out = max_min_fair(np.ones((2, 1)), [1.0], [np.inf, np.inf], rtol=0.0)
+    assert out.rate_bps.tolist() == [0.5, 0.5]
 
 
 def test_empty_problem() -> None:
