@@ -518,3 +518,166 @@ def test_geojson_errors_are_one_line_and_name_the_fix() -> None:
     one_line(exc)
     with pytest.raises(ScenarioError, match=r"lat_deg must be in \[-90, 90\]"):
         Circle(91.0, 30.0, 3.0)
+
+
+def _shapely_covers(
+    polys: list[Polygon], lat: NDArray[np.float64], lon: NDArray[np.float64]
+) -> Any:
+    """Reference membership straight from shapely: inside or on the boundary of any polygon."""
+    return np.array(
+        [any(p.covers(Point(x, y)) for p in polys) for x, y in zip(lon, lat, strict=True)]
+    )
+
+
+def test_multipolygon_and_several_polygons_per_feature_match_shapely() -> None:
+    # Two disjoint squares, the first with a square hole, as one MultiPolygon; a third area as a
+    # Polygon in a second feature, and a fourth in a GeometryCollection inside a third feature.
+    outer = [[30.0, 50.0], [32.0, 50.0], [32.0, 52.0], [30.0, 52.0], [30.0, 50.0]]
+    hole = [[30.5, 50.5], [31.5, 50.5], [31.5, 51.5], [30.5, 51.5], [30.5, 50.5]]
+    east = [[34.0, 50.0], [35.0, 50.0], [35.0, 51.0], [34.0, 50.0]]
+    north = [[30.0, 53.0], [31.0, 53.0], [31.0, 54.0], [30.0, 54.0], [30.0, 53.0]]
+    south = [[33.0, 47.0], [34.0, 47.0], [33.5, 48.0], [33.0, 47.0]]
+    west = [[29.6, 47.0], [29.9, 47.0], [29.9, 49.0], [29.6, 47.0]]
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": None,
+                "geometry": {"type": "MultiPolygon", "coordinates": [[outer, hole], [east]]},
+            },
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Polygon", "coordinates": [north]},
+            },
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {
+                    "type": "GeometryCollection",
+                    "geometries": [
+                        {"type": "Polygon", "coordinates": [south]},
+                        {"type": "Polygon", "coordinates": [west]},
+                    ],
+                },
+            },
+        ],
+    }
+    fence = Geofence.from_geojson(fc)
+    assert len(fence.polygons) == 5 and not fence.circles
+    ref = [Polygon(outer, [hole]), Polygon(east), Polygon(north), Polygon(south), Polygon(west)]
+    for got_p, want_p in zip(fence.polygons, ref, strict=True):
+        assert got_p.equals(want_p)
+    rng = np.random.default_rng(17)
+    lon = rng.uniform(29.5, 35.5, 4000)
+    lat = rng.uniform(46.5, 54.5, 4000)
+    want = _shapely_covers(ref, lat, lon)
+    assert np.array_equal(fence.denied_sites(lat, lon), want)
+    # Every area and the hole hold some of the points.
+    for p in [*ref, Polygon(hole)]:
+        assert _shapely_covers([p], lat, lon).sum() > 10
+    # Hand-solved: the hole's centre is free, its edge and the areas' centres are denied.
+    pts_lat = [51.0, 50.5, 51.0, 50.25, 53.5, 47.4, 51.0]
+    pts_lon = [31.0, 31.0, 30.25, 34.75, 30.5, 33.5, 33.0]
+    assert fence.denied_sites(pts_lat, pts_lon).tolist() == [
+        False,
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_geojson_accepts_the_range_bounds_and_altitudes() -> None:
+    # Longitudes exactly +-180 and latitudes exactly +-90 are valid GeoJSON positions; a
+    # third number (altitude, RFC 7946 3.1.1) is ignored.
+    west = [[-180.0, -90.0], [-170.0, -90.0], [-170.0, 90.0], [-180.0, 90.0], [-180.0, -90.0]]
+    east = [[170.0, 0.0, 5.0], [180.0, 0.0, 5.0], [180.0, 10.0, 5.0], [170.0, 0.0, 5.0]]
+    fence = Geofence.from_geojson({"type": "MultiPolygon", "coordinates": [[west], [east]]})
+    assert fence.polygons[0].equals(Polygon(west))
+    assert fence.polygons[1].equals(Polygon([p[:2] for p in east]))
+    got = fence.denied_sites([0.0, 89.0, 5.0, 5.0, 5.0], [-175.0, -180.0, 180.0, 179.0, 171.0])
+    assert got.tolist() == [True, True, True, True, False]
+    circle = Geofence(circles=(Circle(-90.0, 180.0, 20_000.0, name="pole"),))
+    assert circle.circles[0].lon_deg == 180.0 and circle.circles[0].radius_km == 20_000.0
+    # The whole globe but the far end of the meridian (20,003.93 km pole to pole, WGS84).
+    assert circle.denied_sites([-89.0, 89.0, 89.99], [0.0, 0.0, 0.0]).tolist() == [
+        True,
+        True,
+        False,
+    ]
+    # WGS84 quarter meridian: 10,001.966 km from the south pole to the equator (geographiclib);
+    # 0.1 deg of latitude there is 11.06 km.
+    quarter = Geofence(circles=(Circle(-90.0, 180.0, 10_000.0),))
+    assert quarter.denied_sites([-0.1, 0.1], [0.0, 0.0]).tolist() == [True, False]
+    assert Circle(0.0, -180.0, 1.0).lon_deg == -180.0
+
+
+def test_geojson_position_and_polygon_errors() -> None:
+    sq = [[30.0, 50.0], [31.0, 50.0], [31.0, 51.0], [30.0, 51.0], [30.0, 50.0]]
+    cases: list[tuple[Any, str]] = [
+        ({"type": "Polygon", "coordinates": [[*sq[:4], [180.5, 50.0], sq[0]]]}, "out of range"),
+        ({"type": "Polygon", "coordinates": [[*sq[:4], [-180.5, 50.0], sq[0]]]}, "out of range"),
+        ({"type": "Polygon", "coordinates": [[*sq[:4], [30.0, 90.5], sq[0]]]}, "out of range"),
+        ({"type": "Polygon", "coordinates": [[*sq[:4], [30.0, -90.5], sq[0]]]}, "out of range"),
+        (
+            {"type": "Polygon", "coordinates": [[*sq[:4], [30.0], sq[0]]]},
+            r"\[longitude, latitude\], got \[30.0\]",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[*sq[:4], [1, 2, 3, 4], sq[0]]]},
+            "must be \\[longitude",
+        ),
+        ({"type": "Polygon", "coordinates": [[*sq[:4], "ab", sq[0]]]}, "must be \\[longitude"),
+        ({"type": "Polygon", "coordinates": [[*sq[:4], ["a", 1], sq[0]]]}, "two numbers"),
+        ({"type": "Polygon", "coordinates": [[*sq[:4], [math.nan, 1], sq[0]]]}, "is not finite"),
+        ({"type": "Polygon", "coordinates": [[*sq[:4], [1, math.inf], sq[0]]]}, "is not finite"),
+        ({"type": "Polygon", "coordinates": []}, "must be a list of rings, got \\[\\]"),
+        ({"type": "Polygon", "coordinates": "x"}, "must be a list of rings"),
+        ({"type": "Polygon", "coordinates": [5]}, "at least 4 positions .*got 5"),
+        ({"type": "MultiPolygon", "coordinates": 7}, "must be a list of polygons, got 7"),
+        ({"type": "MultiPolygon", "coordinates": [[sq], [[*sq[:2], sq[0]]]]}, "at least 4"),
+        ([1, 2], "expected a GeoJSON object with a 'type'"),
+        ({"coordinates": []}, "expected a GeoJSON object with a 'type'"),
+    ]
+    for data, pattern in cases:
+        with pytest.raises(ScenarioError, match=pattern) as exc:
+            Geofence.from_geojson(data, name="g")
+        assert one_line(exc).startswith("disruptions.geofence['g']")
+    # The message points at the offending position.
+    with pytest.raises(ScenarioError, match=r"\.coordinates\[1\]\.coordinates\[0\]\[2\]"):
+        Geofence.from_geojson(
+            {"type": "MultiPolygon", "coordinates": [[sq], [[*sq[:2], [0, 95], *sq[3:]]]]}
+        )
+    for bad in (20_000.5, 0.0, math.nan, "far"):
+        with pytest.raises(ScenarioError, match="radius_km must be in"):
+            Circle(50.0, 30.0, bad)  # type: ignore[arg-type]
+    for lat, lon in ((90.5, 0.0), (-90.5, 0.0), (0.0, 180.5), (0.0, -180.5)):
+        with pytest.raises(ScenarioError, match="must be in"):
+            Circle(lat, lon, 1.0)
+    with pytest.raises(ScenarioError, match="must be numbers"):
+        Circle("north", 30.0, 1.0)  # type: ignore[arg-type]
+
+
+def test_empty_geofence_and_union_names() -> None:
+    empty = Geofence()
+    assert empty.denied_sites([0.0, 10.0], [0.0, 20.0]).tolist() == [False, False]
+    assert Geofence.from_geojson('{"type": "FeatureCollection", "features": []}').polygons == ()
+    a = Geofence(circles=(Circle(0.0, 0.0, 100.0),), name="a")
+    b = Geofence.from_geojson(
+        '{"type": "Polygon", "coordinates": [[[10, 10], [11, 10], [11, 11], [10, 10]]]}', name="b"
+    )
+    both = a | b
+    assert both.name == "a|b" and len(both.polygons) == 1 and len(both.circles) == 1
+    assert both.denied_sites([0.0, 10.2, 5.0], [0.0, 10.5, 5.0]).tolist() == [True, True, False]
+    # A named point feature keeps its name; an unnamed one is named after where it is.
+    fc = {
+        "type": "Feature",
+        "properties": {"radius_km": 5},
+        "geometry": {"type": "Point", "coordinates": [30.0, 50.0, 100.0]},
+    }
+    c = Geofence.from_geojson(fc, name="g").circles[0]
+    assert (c.lat_deg, c.lon_deg, c.name) == (50.0, 30.0, "disruptions.geofence['g']")
