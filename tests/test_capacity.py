@@ -21,10 +21,12 @@ from scipy.sparse.csgraph import dijkstra
 
 from starmesh.capacity import (
     DEMAND_LIMITED,
+    LASER_TERMINALS,
     RESOURCE_KINDS,
     UNROUTABLE,
     Allocation,
     LinkCapacities,
+    Resources,
     build_resources,
     flow_incidence,
     jain_index,
@@ -341,6 +343,14 @@ def test_jain_index() -> None:
     assert jain_index([1.0, 0.0]) == 0.5
     assert jain_index([1.0, 3.0]) == pytest.approx(16 / 20)
     assert math.isnan(jain_index([])) and math.isnan(jain_index([0.0, 0.0]))
+    # One value is perfectly fair; any shape is flattened.
+    assert jain_index([5.0]) == 1.0
+    assert jain_index([[1.0, 3.0]]) == pytest.approx(16 / 20)
+    assert jain_index(np.ones((2, 2))) == 1.0
+    # Integer rates are summed and squared in float64, not in their own (overflowing) type:
+    # (2^32 + 3 * 2^32)^2 / (2 * (2^64 + 9 * 2^64)) = 16 / 20.
+    assert jain_index(np.array([2**32, 3 * 2**32], np.int64)) == pytest.approx(16 / 20)
+    assert jain_index(np.array([200, 200], np.uint8)) == 1.0
 
 
 # --- Resources and paths in the routing graph ---------------------------------------------------
@@ -569,3 +579,133 @@ def test_site_resources_point_at_their_kind_and_zero_terminals_have_no_capacity(
         down, up = int(res.site_down[g]), int(res.site_up[g])
         assert names[res.kind[down]] == f"{k}_down" and names[res.kind[up]] == f"{k}_up"
         assert up == down + 1
+
+
+def test_index_helpers_labels_and_dtypes() -> None:
+    problem, _ = small_network()
+    res = build_resources(3, KINDS, problem.isl_edges, problem.fibre_gw, problem.fibre_pop)
+    names = res.labels(["T", "GW", "P", "U"])
+    assert names[int(res.isl(0))] == "isl 0->1"
+    assert names[int(res.isl(0, reverse=True))] == "isl 1->0"
+    # Without names, sites are labelled by index.
+    assert res.labels()[-6:] == [
+        "terminal 0 down",
+        "terminal 0 up",
+        "terminal 3 down",
+        "terminal 3 up",
+        "fibre 1->2",
+        "fibre 2->1",
+    ]
+    with pytest.raises(ScenarioError, match=r"^site_names: conflicting sizes: 1 names, 4 sites"):
+        res.labels(["T"])
+    with pytest.raises(ScenarioError, match=r"^resource: satellite resource kind must be one"):
+        res.sat("isl", 0)
+    # Indices come back as int64 whatever integer type they are given in.
+    i32 = np.array([0, 1], np.int32)
+    assert res.isl(i32).dtype == np.int64 and res.sat("user_up", i32).dtype == np.int64
+    assert res.sat("user_up", i32).tolist() == [3, 4]
+    ptr, nodes = reverse_paths(np.array([0, 3], np.int32), np.array([3, 0, 7], np.int32), 3, 4)
+    assert ptr.dtype == np.int64 and nodes.dtype == np.int64
+    assert nodes.tolist() == [3, 0, 7]
+
+
+def test_edges_at_the_ends_of_each_node_block() -> None:
+    # The gateway is site 0 and the PoP site 1, so the fibre's endpoints are the first out and
+    # in nodes: S = 2 satellites (nodes 0, 1), out nodes 2-4, in nodes 5-7.
+    res = build_resources(2, ["gateway", "pop", "terminal"], [[0, 1]], [0], [1])
+    names = res.labels(["GW", "P", "T"])
+    assert [names[r] for r in path_resources(res, [4, 0, 1, 5, 6])] == [
+        "terminal T up",
+        "sat 0 user_up",
+        "isl 0->1",
+        "sat 1 feeder_down",
+        "gateway GW down",
+        "fibre GW->P",
+    ]
+    assert [names[r] for r in path_resources(res, [3, 2, 1, 0, 7])] == [
+        "fibre P->GW",
+        "gateway GW up",
+        "sat 1 feeder_up",
+        "isl 1->0",
+        "sat 0 user_down",
+        "terminal T down",
+    ]
+    # Errors name both ends of the bad edge, at the first and last node of each block.
+    for path, where in (
+        ([2, 3], r"gateway 0 \(out node\) -> pop 1 \(out node\)"),
+        ([5, 0], r"gateway 0 \(in node\) -> satellite 0"),
+        ([1, 2], r"satellite 1 -> gateway 0 \(out node\)"),
+        ([7, 1], r"terminal 2 \(in node\) -> satellite 1"),
+        ([0, 8], r"satellite 0 -> node 8 \(out of range \[0, 8\)\)"),
+        ([6, 4], r"pop 1 \(in node\) -> terminal 2 \(out node\)"),
+    ):
+        with pytest.raises(ScenarioError, match=where):
+            path_resources(res, path)
+
+
+def laser_network() -> tuple[Resources, LinkCapacities]:
+    """13 satellites in 4 planes (next plane: 0 -> 1 -> 2 -> 3 -> 0) and 2 without a plane,
+    arguments of latitude given out of order; a terminal (site 0) and a gateway (site 1)."""
+    plane = np.array([0, 1, 1, 0, 1, 0, 1, 0, -1, 2, 2, -1, 3])
+    u_deg = np.array([180, 0, 270, 0, 90, 270, 180, 90, 10, 40, 220, 20, 5], dtype=float)
+    nxt = np.array([1, 2, 3, 0])
+    caps = LinkCapacities(isl_bps=7e9)
+    res = build_resources(
+        13, ["terminal", "gateway"], [], [], [], caps, isl_terminals=(plane, nxt, np.radians(u_deg))
+    )
+    return res, caps
+
+
+def test_re_paired_isls_use_the_laser_terminal_towards_the_neighbour() -> None:
+    res, caps = laser_network()
+    n_s = 13
+    names = res.labels(["T", "GW"])
+    # Every laser resource: satellite a's terminal k at 4 S + 5 a + k, of capacity isl_bps.
+    for a in range(n_s):
+        for k, term in enumerate(LASER_TERMINALS):
+            r = 4 * n_s + 5 * a + k
+            assert names[r] == f"sat {a} laser {term}"
+            assert res.capacity_bps[r] == caps.isl_bps and res.element[r] == a
+    assert res.n_resources == 9 * n_s + 4
+    # Hand-solved hops. Plane 0 in argument-of-latitude order: 3 (0 deg), 7 (90), 0 (180),
+    # 5 (270); fore = the neighbour is at most half the plane ahead (a tie counts as fore).
+    want = {
+        (3, 7): "fore",
+        (7, 3): "aft",
+        (3, 0): "fore",  # two of four ahead: half a turn
+        (0, 3): "fore",
+        (5, 3): "fore",  # across 360 deg
+        (3, 5): "aft",
+        (9, 10): "fore",  # a plane of two: each is half a turn ahead of the other
+        (10, 9): "fore",
+        (0, 1): "right",  # plane 0 -> its next plane 1
+        (1, 0): "left",
+        (12, 0): "right",  # plane 3 -> 0 (the next plane of 3 is 0)
+        (0, 12): "left",
+        (0, 9): "cross",  # planes 0 and 2 are not neighbours
+        (8, 0): "cross",  # no plane
+        (0, 8): "cross",
+        (8, 11): "cross",  # both without a plane
+    }
+    for (a, b), term in want.items():
+        # terminal out node (13), a, b, gateway in node (13 + 2 + 1): uplink, laser, downlink.
+        got = [names[r] for r in path_resources(res, [13, a, b, 16])]
+        assert got == [
+            "terminal T up",
+            f"sat {a} user_up",
+            f"sat {a} laser {term}",
+            f"sat {b} feeder_down",
+            "gateway GW down",
+        ], (a, b)
+    # Two flows leaving satellite 3 forward share its fore terminal; the aft one is free.
+    ptr, nodes = pack_paths([[13, 3, 7, 16], [13, 3, 0, 16], [13, 3, 5, 16]])
+    a = flow_incidence(res, ptr, nodes)
+    fore = 4 * n_s + 5 * 3 + 0
+    assert a[:, [fore]].toarray().ravel().tolist() == [1.0, 1.0, 0.0]
+    # A satellite -> out-node edge is no link, even between laser terminals.
+    with pytest.raises(ScenarioError, match="is no link"):
+        path_resources(res, [0, 13])
+    with pytest.raises(ScenarioError, match="either fixed isl_edges or isl_terminals"):
+        build_resources(2, [], [[0, 1]], [], [], isl_terminals=([0, 0], [0], [0.0, 1.0]))
+    with pytest.raises(ScenarioError, match="isl_terminals: conflicting sizes: 1 planes"):
+        build_resources(2, [], [], [], [], isl_terminals=([0], [0], [0.0, 1.0]))
