@@ -709,3 +709,120 @@ def test_re_paired_isls_use_the_laser_terminal_towards_the_neighbour() -> None:
         build_resources(2, [], [[0, 1]], [], [], isl_terminals=([0, 0], [0], [0.0, 1.0]))
     with pytest.raises(ScenarioError, match="isl_terminals: conflicting sizes: 1 planes"):
         build_resources(2, [], [], [], [], isl_terminals=([0], [0], [0.0, 1.0]))
+
+
+def test_build_resources_input_errors_name_the_field() -> None:
+    kinds = ["terminal", "gateway", "pop"]
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"n_sats": -1}, r"^n_sats: must be an integer >= 0, got -1$"),
+        ({"n_sats": 2.0}, r"^n_sats: must be an integer >= 0, got 2.0$"),
+        ({"n_sats": True}, r"^n_sats: must be an integer >= 0, got True$"),
+        ({"isl_edges": [[0.0, 1.0]]}, r"^isl_edges: must hold integer indices, got dtype float64$"),
+        ({"isl_edges": [[0, 1, 2]]}, r"^isl_edges: must have shape \(n, 2\), got \(1, 3\)$"),
+        ({"isl_edges": [0, 1]}, r"^isl_edges: must have shape \(n, 2\), got \(2,\)$"),
+        ({"fibre_gw": [[1]]}, r"^fibre_gw: must have shape \(n,\), got \(1, 1\)$"),
+        ({"fibre_pop": [2.0]}, r"^fibre_pop: must hold integer indices"),
+        ({"fibre_gw": [1, 1]}, r"^fibre_gw: conflicting sizes: 2 in fibre_gw, 1 in fibre_pop$"),
+        ({"fibre_gw": [3]}, r"^fibre_gw: site index out of range \[0, 3\): got 3\.\.3$"),
+        ({"fibre_gw": [-1]}, r"^fibre_gw: site index out of range \[0, 3\): got -1\.\.-1$"),
+        (
+            {"fibre_gw": [2]},
+            r"^fibre_gw: site 2 is a pop, not a gateway: fibre links join a "
+            r"gateway to a PoP$",
+        ),
+        (
+            {"n_terminals_per_site": [[1, 1, 1]]},
+            r"^n_terminals_per_site: conflicting sizes: 3 "
+            r"counts, 3 sites; give one count or one per site$",
+        ),
+    ]
+    base: dict[str, object] = {
+        "n_sats": 2,
+        "site_kinds": kinds,
+        "isl_edges": [[0, 1]],
+        "fibre_gw": [1],
+        "fibre_pop": [2],
+    }
+    for change, pattern in cases:
+        with pytest.raises(ScenarioError, match=pattern):
+            build_resources(**{**base, **change})  # type: ignore[arg-type]
+    with pytest.raises(ScenarioError, match=r"^isl_edges: give either fixed isl_edges or "):
+        build_resources(2, [], [[0, 1]], [], [], isl_terminals=([0, 0], [0], [0.0, 1.0]))
+    with pytest.raises(ScenarioError, match=r"^isl_terminals: conflicting sizes: 2 planes, 1 "):
+        build_resources(2, [], [], [], [], isl_terminals=([0, 0], [0], [0.0]))
+    # No satellites is a valid (ground-only) network: the first gateway's resources are 0, 1.
+    res = build_resources(0, ["gateway", "pop"], [], [0], [1])
+    assert res.site_down.tolist() == [0, -1] and res.site_up.tolist() == [1, -1]
+    assert res.labels(["GW", "P"]) == ["gateway GW down", "gateway GW up", "fibre GW->P",
+                                       "fibre P->GW"]  # fmt: skip
+    # One terminal per site unless told otherwise.
+    res = build_resources(1, ["terminal"], [], [], [])
+    assert res.capacity_bps[res.site_down[0]] == LinkCapacities().terminal_down_bps
+    # Zero capacities are allowed (a link that is down), fractions of a bit/s too.
+    assert LinkCapacities(isl_bps=0.0, fibre_bps=0.5).fibre_bps == 0.5
+
+
+def test_second_fibre_and_path_input_errors() -> None:
+    # Two gateways each with its own fibre to one PoP: S = 2, G = 4 (GW0, GW1, P, T); out
+    # nodes 2-5, in nodes 6-9.
+    res = build_resources(2, ["gateway", "gateway", "pop", "terminal"], [[0, 1]], [0, 1], [2, 2])
+    names = res.labels(["GW0", "GW1", "P", "T"])
+    assert [names[r] for r in path_resources(res, [5, 0, 1, 7, 8])][-1] == "fibre GW1->P"
+    assert names[path_resources(res, [4, 3, 1, 0, 9])[0]] == "fibre P->GW1"
+    assert [names[r] for r in path_resources(res, [4, 2, 0, 9])][:2] == [
+        "fibre P->GW0",
+        "gateway GW0 up",
+    ]
+    # A path given as a (1, n) array is the same path.
+    assert path_resources(res, np.array([[5, 0, 1, 7, 8]])) == path_resources(res, [5, 0, 1, 7, 8])
+    # No flows at all.
+    assert flow_incidence(res, [0], np.zeros(0, np.int64)).shape == (0, res.n_resources)
+    for ptr, nodes, want in (
+        ([1, 3], [5, 0, 1], r"^path_ptr: must rise from 0 to len\(path_nodes\) = 3, got \[1, 3\]"),
+        ([0, 3, 2, 3, 3], [5, 0, 1], r"got \[0, 3, 2\] \.\. \[2, 3, 3\]$"),
+        ([0, 2], [5, 0, 1], r"^path_ptr: must rise"),
+    ):
+        with pytest.raises(ScenarioError, match=want):
+            flow_incidence(res, ptr, nodes)
+    with pytest.raises(ScenarioError, match=r"^path: flow 1: edge 0 -> 8 \(satellite 0 -> pop 2 "
+                       r"\(in node\)\) is no link of the network; paths must follow the routing "
+                       r"graph's edges$"):  # fmt: skip
+        flow_incidence(res, [0, 2, 4], [5, 0, 0, 8])
+    with pytest.raises(ScenarioError, match=r"^n_sats: conflicting sizes: 3 given, 2 in the"):
+        path_resources(res, [5, 0], 3, 4)
+
+
+def test_allocation_input_errors_and_fractional_and_integer_inputs() -> None:
+    for kwargs, want in (
+        ({"capacity_bps": [1.0, 2.0]}, r"^capacity_bps: conflicting sizes: 1 resources in the "),
+        ({"demand_bps": [1.0]}, r"^demand_bps: conflicting sizes: 2 flows in the incidence "),
+        ({"capacity_bps": [-1.0]}, r"^capacity_bps: must be >= 0 bit/s, got -1.0 at resource 0$"),
+        (
+            {"demand_bps": [1.0, math.nan]},
+            r"^demand_bps: must be >= 0 bit/s .* got nan for flow 1$",
+        ),
+        ({"incidence": [[1.0], [-1.0]]}, r"^incidence: entries must be finite and >= 0"),
+        ({"incidence": [[1.0], [math.inf]]}, r"^incidence: entries must be finite and >= 0"),
+    ):
+        args: dict[str, object] = {
+            "incidence": [[1.0], [1.0]],
+            "capacity_bps": [1.0],
+            "demand_bps": [1.0, 1.0],
+            **kwargs,
+        }
+        with pytest.raises(ScenarioError, match=want):
+            max_min_fair(**args)  # type: ignore[arg-type]
+    # A stored zero is no crossing; a fractional entry charges that fraction of the rate.
+    # Hand-solved: 0.5 x + y = 3 with x = y gives 2 each; flow 2's stored zero changes nothing.
+    rows, cols = np.array([0, 1, 2, 2]), np.array([0, 0, 0, 1])
+    a = csr_array((np.array([0.5, 1.0, 0.0, 1.0]), (rows, cols)), shape=(3, 2))
+    out = max_min_fair(a, [3.0, 10.0], [np.inf, np.inf, np.inf])
+    np.testing.assert_allclose(out.rate_bps, [2.0, 2.0, 10.0], rtol=REL_TOL)
+    np.testing.assert_allclose(
+        out.rate_bps, max_min_fair_lp(a, [3.0, 10.0], [1e3] * 3), rtol=LP_TOL
+    )
+    # Integer capacities, demands and incidence are rates like any other.
+    out = max_min_fair(np.array([[1, 0], [2, 1]]), np.array([9, 4]), np.array([10, 10]))
+    np.testing.assert_allclose(out.rate_bps, [3.0, 3.0], rtol=REL_TOL)
+    out = max_min_fair(csr_array(np.array([[1, 0], [2, 1]])), [9, 4], [10, 10])
+    np.testing.assert_allclose(out.rate_bps, [3.0, 3.0], rtol=REL_TOL)
