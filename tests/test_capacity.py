@@ -170,7 +170,7 @@ def test_one_flow_freezes_per_round_on_a_demand_staircase() -> None:
 
 def test_rtol_must_be_a_fraction() -> None:
     for bad in (-1e-9, 1.0, math.nan):
-        with pytest.raises(ScenarioError, match="rtol"):
+        with pytest.raises(ScenarioError, match=rf"^rtol: must be in \[0, 1\), got {bad!r}; the"):
             max_min_fair(np.ones((2, 1)), [1.0], [np.inf, np.inf], rtol=bad)
     # rtol = 0 is allowed: exact ties only.
     out = max_min_fair(np.ones((2, 1)), [1.0], [np.inf, np.inf], rtol=0.0)
@@ -826,3 +826,27 @@ def test_allocation_input_errors_and_fractional_and_integer_inputs() -> None:
     np.testing.assert_allclose(out.rate_bps, [3.0, 3.0], rtol=REL_TOL)
     out = max_min_fair(csr_array(np.array([[1, 0], [2, 1]])), [9, 4], [10, 10])
     np.testing.assert_allclose(out.rate_bps, [3.0, 3.0], rtol=REL_TOL)
+
+
+def test_demand_equal_to_the_fair_share_is_demand_limited() -> None:
+    # Hand-solved: 10 bit/s shared by two; flow 0 wants exactly its share, 5. It gets its
+    # demand, so it is demand-limited (the documented label), and flow 1 is held by the link.
+    out = max_min_fair(np.ones((2, 1)), [10.0], [5.0, np.inf])
+    assert out.rate_bps.tolist() == [5.0, 5.0]
+    assert out.bottleneck.tolist() == [DEMAND_LIMITED, 0]
+
+
+def test_unlimited_flow_on_a_shared_unlimited_resource() -> None:
+    # Resources: r0 unlimited, r1 2 bit/s, r2 10 bit/s. Flow A crosses only r0 and wants
+    # everything: rate inf, not counted in r0's load. Flow B crosses r0 and r2, flow C r1 and
+    # r2. Hand-solved: C is held at 2 by r1 in round one, B takes the 10 - 2 = 8 left of r2 in
+    # round two; A's infinite rate must not leak into r0's arithmetic (inf - inf = NaN).
+    a = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    out = max_min_fair(a, [np.inf, 2.0, 10.0], [np.inf, np.inf, np.inf])
+    assert out.rate_bps.tolist() == [np.inf, 8.0, 2.0]
+    assert out.bottleneck.tolist() == [DEMAND_LIMITED, 2, 1]
+    assert out.load_bps.tolist() == [8.0, 2.0, 10.0]
+    assert out.utilisation.tolist() == [0.0, 1.0, 1.0]
+    assert out.n_rounds == 2
+    with pytest.raises(ScenarioError, match=r"^capacity_bps: max_min_fair_lp needs finite capa"):
+        max_min_fair_lp(a, [np.inf, 2.0, 10.0], [1.0, 1.0, 1.0])
