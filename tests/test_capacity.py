@@ -850,3 +850,64 @@ def test_unlimited_flow_on_a_shared_unlimited_resource() -> None:
     assert out.n_rounds == 2
     with pytest.raises(ScenarioError, match=r"^capacity_bps: max_min_fair_lp needs finite capa"):
         max_min_fair_lp(a, [np.inf, 2.0, 10.0], [1.0, 1.0, 1.0])
+
+
+def layout_oracle(
+    n_s: int, kinds: list[str], isl: list[tuple[int, int]], fibres: list[tuple[int, int]]
+) -> dict[tuple[int, int], list[int]]:
+    """Resources of every directed edge, written out from the documented layout (the
+    :class:`Resources` docstring and the module's table), one dictionary entry per edge."""
+    n_g = len(kinds)
+    gws = [g for g, k in enumerate(kinds) if k == "gateway"]
+    terms = [g for g, k in enumerate(kinds) if k == "terminal"]
+    base_gw = 4 * n_s + 2 * len(isl)
+    base_term = base_gw + 2 * len(gws)
+    base_fibre = base_term + 2 * len(terms)
+    down = {g: base_gw + 2 * j for j, g in enumerate(gws)}
+    down.update({g: base_term + 2 * j for j, g in enumerate(terms)})
+    out: dict[tuple[int, int], list[int]] = {}
+    for e, (a, b) in enumerate(isl):
+        out[(a, b)] = [4 * n_s + 2 * e]
+        out[(b, a)] = [4 * n_s + 2 * e + 1]
+    for g in down:
+        up_sat, down_sat = (n_s, 0) if kinds[g] == "terminal" else (3 * n_s, 2 * n_s)
+        for s in range(n_s):
+            out[(n_s + g, s)] = [down[g] + 1, up_sat + s]
+            out[(s, n_s + n_g + g)] = [down_sat + s, down[g]]
+    for k, (gw, pop) in enumerate(fibres):
+        out[(n_s + n_g + gw, n_s + n_g + pop)] = [base_fibre + 2 * k]
+        out[(n_s + pop, n_s + gw)] = [base_fibre + 2 * k + 1]
+    return out
+
+
+def test_every_edge_of_random_networks_matches_the_documented_layout() -> None:
+    rng = np.random.default_rng(2026)
+    for _ in range(25):
+        n_s = int(rng.integers(1, 6))
+        n_g = int(rng.integers(2, 6))
+        kinds = [str(k) for k in rng.choice(["terminal", "gateway", "pop"], n_g)]
+        kinds[int(rng.integers(n_g))] = "gateway"
+        pairs = [(a, b) for a in range(n_s) for b in range(a + 1, n_s)]
+        isl = [pairs[i] for i in np.flatnonzero(rng.random(len(pairs)) < 0.5)]
+        gws = [g for g, k in enumerate(kinds) if k == "gateway"]
+        pops = [g for g, k in enumerate(kinds) if k == "pop"]
+        fibres = [(gw, pop) for gw in gws for pop in pops if rng.random() < 0.7]
+        res = build_resources(
+            n_s,
+            kinds,
+            np.array(isl, np.int64).reshape(-1, 2),
+            [f[0] for f in fibres],
+            [f[1] for f in fibres],
+        )
+        want = layout_oracle(n_s, kinds, isl, fibres)
+        assert res.n_resources == 4 * n_s + 2 * len(isl) + 2 * sum(
+            k != "pop" for k in kinds
+        ) + 2 * len(fibres)
+        n_nodes = n_s + 2 * n_g
+        for u in range(-1, n_nodes + 1):
+            for v in range(-1, n_nodes + 1):
+                if (u, v) in want:
+                    assert path_resources(res, [u, v]) == want[(u, v)], (u, v)
+                else:
+                    with pytest.raises(ScenarioError, match="is no link"):
+                        path_resources(res, [u, v])
