@@ -681,3 +681,121 @@ def test_empty_geofence_and_union_names() -> None:
     }
     c = Geofence.from_geojson(fc, name="g").circles[0]
     assert (c.lat_deg, c.lon_deg, c.name) == (50.0, 30.0, "disruptions.geofence['g']")
+
+
+def test_geofence_messages_locations_and_stored_types() -> None:
+    sq = [[30.0, 50.0], [31.0, 50.0], [31.0, 51.0], [30.0, 51.0], [30.0, 50.0]]
+    g = r"^disruptions\.geofence\['g'\]"
+    cases: list[tuple[Any, str]] = [
+        (
+            {"type": "Polygon", "coordinates": [[*sq[:4], [30.0, 50.5]]]},
+            g + r"\.coordinates\[0\]: polygon ring is not closed: first position \[30\.0, 50\.0\] "
+            r"!= last \[30\.0, 50\.5\]; repeat the first position at the end \(GeoJSON, RFC 7946 "
+            r"3\.1\.6\)$",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [sq[:3]]},
+            g + r"\.coordinates\[0\]: a polygon ring needs at least 4 positions \(a triangle plus "
+            r"the closing repeat of the first\), got 3$",
+        ),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[30, 50], [31, 51], [31, 50], [30, 51], [30, 50]]],
+            },
+            r"its edges must not cross and holes must lie inside the outer ring; reorder the "
+            r"vertices \(or repair it with shapely\.make_valid\)$",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[[50, 30], [51, 100], [51, 31], [50, 30]]]},
+            r"GeoJSON positions are \[longitude, latitude\] in degrees, longitude in "
+            r"\[-180, 180\], latitude in \[-90, 90\]; are they swapped\?$",
+        ),
+        (
+            {"type": "Point", "coordinates": [30.0, 50.0]},
+            g + r": a bare Point has no area: wrap it in a Feature with properties\.radius_km, or "
+            r"use a circle with lat_deg, lon_deg and radius_km$",
+        ),
+        (
+            {"type": "LineString", "coordinates": sq},
+            r"service-denied areas are Polygon, MultiPolygon or Point features with "
+            r"properties\.radius_km$",
+        ),
+        (
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Point", "coordinates": [1, 2]},
+            },
+            g + r": a Point feature denotes a circle and needs properties\.radius_km, e\.g\. "
+            r'\{"radius_km": 50\}$',
+        ),
+        (
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [sq]}},
+                    {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [sq[:3]]}},
+                ],
+            },
+            g + r"\.features\[1\]\.geometry\.coordinates\[0\]: a polygon ring needs",
+        ),
+        (
+            {
+                "type": "GeometryCollection",
+                "geometries": [{"type": "Polygon", "coordinates": [[*sq[:4], [0, 95], sq[0]]]}],
+            },
+            g + r"\.geometries\[0\]\.coordinates\[0\]\[4\]: position \[0, 95\] is out of range",
+        ),
+        (
+            {
+                "type": "Feature",
+                "properties": {"radius_km": 5},
+                "geometry": {"type": "Point", "coordinates": [0, 95]},
+            },
+            g + r"\.geometry\.coordinates: position \[0, 95\] is out of range",
+        ),
+    ]
+    for data, pattern in cases:
+        with pytest.raises(ScenarioError, match=pattern):
+            Geofence.from_geojson(data, name="g")
+    with pytest.raises(ScenarioError, match=r"^disruptions\.geofence\['c'\]: lat_deg must be in"):
+        Circle(91.0, 0.0, 1.0, name="c")
+    with pytest.raises(ScenarioError, match=r"^disruptions\.geofence\['c'\]: radius_km must be in"):
+        Circle(0.0, 0.0, 0.0, name="c")
+    # Collections without members are empty, not errors.
+    for empty in ({"type": "FeatureCollection"}, {"type": "GeometryCollection"}):
+        fence = Geofence.from_geojson(empty)
+        assert fence.polygons == () and fence.circles == () and fence.name == "geofence"
+    # Several circles in one collection, each with its name; numbers stored as floats.
+    two = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"radius_km": 20, "name": "Odesa port"},
+                "geometry": {"type": "Point", "coordinates": [30.73, 46.48]},
+            },
+            {
+                "type": "Feature",
+                "properties": {"radius_km": 10},
+                "geometry": {"type": "Point", "coordinates": [30, 50]},
+            },
+        ],
+    }
+    circles = Geofence.from_geojson(two).circles
+    assert [c.name for c in circles] == [
+        "Odesa port",
+        "disruptions.geofence['geofence'].features[1]",
+    ]
+    c = Circle(50, 30, 10)  # type: ignore[arg-type]
+    assert all(type(v) is float for v in (c.lat_deg, c.lon_deg, c.radius_km))
+    assert c.lat_deg == 50.0 and c.lon_deg == 30.0 and c.radius_km == 10.0
+    # Lists given to the constructor are kept as tuples (so fences can be joined).
+    fence = Geofence(polygons=[Polygon(sq)], circles=[c])  # type: ignore[arg-type]
+    assert isinstance(fence.polygons, tuple) and isinstance(fence.circles, tuple)
+    assert len((fence | fence).polygons) == 2
+    # One latitude against many longitudes and the other way round; NaN is outside (no warning).
+    assert fence.denied_sites(50.5, [30.5, 35.0]).tolist() == [True, False]
+    assert fence.denied_sites([50.5, 55.0], 30.5).tolist() == [True, False]
+    assert fence.denied_sites([np.nan, 50.0], [30.0, np.nan]).tolist() == [False, False]
