@@ -799,3 +799,93 @@ def test_geofence_messages_locations_and_stored_types() -> None:
     assert fence.denied_sites(50.5, [30.5, 35.0]).tolist() == [True, False]
     assert fence.denied_sites([50.5, 55.0], 30.5).tolist() == [True, False]
     assert fence.denied_sites([np.nan, 50.0], [30.0, np.nan]).tolist() == [False, False]
+
+
+def test_outage_fields_messages_and_overlapping_windows() -> None:
+    f = r"^disruptions\.failures"
+    with pytest.raises(ScenarioError, match=f + r"\['x'\]: time window \[start_s, end_s\)"):
+        outage_of([0], 6, start_s=5.0, end_s=5.0, label="x")
+    with pytest.raises(ScenarioError, match=f + r": time window"):
+        outage_of([0], 6, start_s=5.0, end_s=5.0)
+    with pytest.raises(ScenarioError, match=r"^w: site indices must be integers, got "
+                       r"array\(\[0\.5, 1\.5, 2\.5\]\)$"):  # fmt: skip
+        outage_of([0.5, 1.5, 2.5, 3.5], 6, what="site", where="w")
+    with pytest.raises(ScenarioError, match=r"^w: site index -1 out of range: there are 3 sites "
+                       r"\(0 \.\. 2\)$"):  # fmt: skip
+        outage_of([[0, -1]], 3, what="site", where="w")
+    o = outage_of([[3, 1], [1, 2]], 6, start_s=0, end_s=10, label="L")  # type: ignore[arg-type]
+    assert o.idx.tolist() == [1, 2, 3] and o.idx.dtype == np.int64 and o.label == "L"
+    assert not o.idx.flags.writeable
+    assert type(o.start_s) is float and type(o.end_s) is float and o.end_s == 10.0
+    assert outage_of(np.array([2, 0], np.int32), 3).idx.dtype == np.int64
+    # The same satellite down in two separate windows: down in both, up between them.
+    plan = FailurePlan(
+        3,
+        [[0, 1], [1, 2]],  # type: ignore[arg-type]
+        1,
+        sats=(
+            outage_of([1], 3, start_s=0.0, end_s=10.0),
+            outage_of([1], 3, start_s=20.0, end_s=30.0),
+        ),
+        isls=(outage_of([0], 2, what="ISL", label="cut"),),
+    )
+    assert plan.sat_failed([5.0, 15.0, 25.0])[:, 1].tolist() == [True, False, True]
+    assert isinstance(plan.isl_edges, np.ndarray) and plan.isl_edges.shape == (2, 2)
+    assert not plan.isl_edges.flags.writeable
+    # ISL 0 is cut all run long; ISL 1 goes down with either of its satellites.
+    assert plan.isl_failed([15.0]).tolist() == [[True, False]]
+    assert plan.isl_failed([5.0]).tolist() == [[True, True]]
+    # A given satellite mask is used as given: satellite 2 (ISL 1's second end) down.
+    given_sf = np.array([[False, False, True]])
+    assert plan.isl_failed([15.0], sat_failed=given_sf).tolist() == [[True, True]]
+    for kw, want in (
+        (
+            {"sats": (outage_of([3], 9),)},
+            f + r"\.sats: satellite index 3 out of range: there are 3 ",
+        ),
+        (
+            {"isls": (outage_of([3], 5, label="c"),)},
+            f + r"\.isls\['c'\]: ISL index 3 out of range: "
+            r"there are 3 ISLs \(0 \.\. 2\)$",
+        ),
+        ({"sites": (outage_of([1], 2),)}, f + r"\.sites: site index 1 out of range: there are 1 "),
+    ):
+        with pytest.raises(ScenarioError, match=want):
+            FailurePlan(3, np.array([[0, 1], [1, 2], [0, 2]]), 1, **kw)  # type: ignore[arg-type]
+    # A service-denied site takes its GSLs down.
+    none_down = np.zeros((1, 3), bool)
+    no_site = np.zeros((1, 2), bool)
+    denied = np.array([False, True])
+    down = gsl_failed(
+        [0, 0], [0, 1], [0, 0], sat_failed=none_down, site_failed=no_site, site_denied=denied
+    )
+    assert down.tolist() == [False, True] and down.dtype == np.bool_
+
+
+def test_plane_and_random_outage_edges() -> None:
+    f = r"^disruptions\.failures"
+    sh, pl = [-1, 0, 0, 1, 1], [-1, 0, 1, 0, 1]
+    with pytest.raises(ScenarioError, match=f + r": conflicting sizes: 5 shell indices, 4 plane "):
+        plane_outage(sh, pl[:4], shell=0)
+    with pytest.raises(ScenarioError, match=f + r": no satellite in shell 2: shells are \[0, 1\]$"):
+        plane_outage(sh, pl, shell=2)
+    with pytest.raises(
+        ScenarioError, match=r"^w: shell 1 has no plane 2: its planes are 0 \.\. 1$"
+    ):
+        plane_outage(sh, pl, shell=1, planes=[2], where="w")
+    o = plane_outage(sh, pl, shell=1, planes=[1], label="p", start_s=1.0, end_s=2.0)
+    assert o.idx.tolist() == [4] and o.label == "p" and (o.start_s, o.end_s) == (1.0, 2.0)
+    # Every element can fail: drawn without replacement, so all of them.
+    for seed in range(5):
+        assert random_outage(10, 1.0, seed=seed).idx.tolist() == list(range(10))
+    o = random_outage(10, 0.0, seed=1, label="none")
+    assert o.idx.size == 0 and o.idx.dtype == np.int64 and o.label == "none"
+    with pytest.raises(ScenarioError, match=f + r": fraction of satellites must be in \[0, 1\], "
+                       r"got 1\.5 \(10 % is 0\.1\)$"):  # fmt: skip
+        random_outage(10, 1.5, seed=1)
+    with pytest.raises(ScenarioError, match=r"^w: fraction of sites must be in"):
+        random_outage(10, -0.1, seed=1, what="site", where="w")
+    edges = np.array([[0, 1], [1, 2], [2, 3]])
+    assert isl_outage_by_endpoints(edges, [[2, 1], [3, 2]], label="e").idx.tolist() == [1, 2]
+    with pytest.raises(ScenarioError, match=r"^w: no ISL between satellites 0 and 2: list pairs"):
+        isl_outage_by_endpoints(edges, [[2, 0]], where="w")
