@@ -889,3 +889,85 @@ def test_plane_and_random_outage_edges() -> None:
     assert isl_outage_by_endpoints(edges, [[2, 1], [3, 2]], label="e").idx.tolist() == [1, 2]
     with pytest.raises(ScenarioError, match=r"^w: no ISL between satellites 0 and 2: list pairs"):
         isl_outage_by_endpoints(edges, [[2, 0]], where="w")
+
+
+def _fspl_p525_db(d_m: float, f_hz: float) -> float:
+    """Free-space basic transmission loss, ITU-R P.525-4 eq. (4), written out here."""
+    return 20.0 * math.log10(4.0 * math.pi * d_m * f_hz / 299_792_458.0)
+
+
+def _angle(u: NDArray[np.float64], v: NDArray[np.float64]) -> float:
+    c = float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v)))
+    return math.acos(max(-1.0, min(1.0, c)))
+
+
+def test_jamming_power_against_a_hand_computation() -> None:
+    # Received jamming power = EIRP + G_rx(off-axis, angle from the panel normal) - FSPL
+    # (P.525), in W, times the share of the jammer's band inside the victim's channel.
+    prof = starlink_ku_user()
+    r_site, up = site_arrays()
+    r_sat = satellites_in_view()[0]
+    # Downlink jammer 3 km from the terminal, 2 deg off the line to satellite 2 (azimuth 150,
+    # elevation 45): near the main lobe but 45 deg from the panel normal (scan loss counts).
+    r_jd = r_site[0] + 3e3 * direction(152.0, 45.0)
+    # Uplink jammer 20 km away, low (2 deg): seen by every satellite, off their beams.
+    r_ju = r_site[0] + 20e3 * direction(300.0, 2.0)
+    jd = jammer_at(r_jd, 20.0, "downlink")
+    ju = jammer_at(r_ju, 45.0, "uplink")
+    jd_band = (KU_DOWN_HZ, 500e6)
+    got = quality([jd, ju])
+    f_d, b_d = prof.downlink.frequency_hz, prof.downlink.bandwidth_hz
+    f_u, b_u = prof.uplink.frequency_hz, prof.uplink.bandwidth_hz
+
+    def share(fc: float, bw: float, f_v: float, b_v: float) -> float:
+        lo, hi = max(fc - bw / 2, f_v - b_v / 2), min(fc + bw / 2, f_v + b_v / 2)
+        return max(0.0, hi - lo) / bw
+
+    ov_d = share(*jd_band, f_d, b_d)
+    ov_u = share(KU_UP_HZ, 500e6, f_u, b_u)
+    assert 0.0 < ov_d <= 1.0 and 0.0 < ov_u <= 1.0
+    for i in range(r_sat.shape[0]):
+        to_sat = r_sat[i] - r_site[0]
+        to_jam = r_jd - r_site[0]
+        g_rx = float(
+            prof.downlink.rx_antenna.gain_dbi(_angle(to_sat, to_jam), _angle(up[0], to_jam))
+        )
+        level = jd.eirp_dbw + g_rx - _fspl_p525_db(float(np.linalg.norm(to_jam)), f_d)
+        want_d = 10.0 ** (level / 10.0) * ov_d
+        assert got.interference_down_w[i] == pytest.approx(want_d, rel=1e-9)
+        sat_to_ground = r_site[0] - r_sat[i]
+        sat_to_jam = r_ju - r_sat[i]
+        g_sat = float(
+            prof.uplink.rx_antenna.gain_dbi(
+                _angle(sat_to_ground, sat_to_jam), _angle(-r_sat[i], sat_to_jam)
+            )
+        )
+        level = ju.eirp_dbw + g_sat - _fspl_p525_db(float(np.linalg.norm(sat_to_jam)), f_u)
+        assert got.interference_up_w[i] == pytest.approx(10.0 ** (level / 10.0) * ov_u, rel=1e-9)
+    # The scan loss towards the downlink jammer matters here (else this test could not tell).
+    g_scan = prof.downlink.rx_antenna.gain_dbi(0.035, math.radians(45.0))
+    g_flat = prof.downlink.rx_antenna.gain_dbi(0.035, None)
+    assert abs(float(g_scan) - float(g_flat)) > 0.5
+
+
+def test_link_quality_uses_the_geometry_of_each_link() -> None:
+    # The five satellites were placed at known elevations; each link's C/N is the profile's
+    # budget at that distance and elevation, scanned by the terminal (90 deg - elevation from
+    # its vertical) and by the satellite (the angle from its nadir), uplink the other way round.
+    prof = starlink_ku_user()
+    r_site, _ = site_arrays()
+    r_sat = satellites_in_view()[0]
+    el_deg = np.array([90.0, 60.0, 45.0, 35.0, 26.0])
+    got = quality([])
+    d = np.linalg.norm(r_sat - r_site[0], axis=1)
+    sat_scan = np.array([_angle(-r_sat[i], r_site[0] - r_sat[i]) for i in range(5)])
+    site_scan = np.radians(90.0 - el_deg)
+    want_d = prof.downlink.evaluate(
+        d, np.radians(el_deg), tx_normal_rad=sat_scan, rx_normal_rad=site_scan
+    )
+    want_u = prof.uplink.evaluate(
+        d, np.radians(el_deg), tx_normal_rad=site_scan, rx_normal_rad=sat_scan
+    )
+    np.testing.assert_allclose(got.downlink.cnr_db, want_d.cnr_db, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got.uplink.cnr_db, want_u.cnr_db, rtol=0, atol=1e-9)
+    assert np.array_equal(got.downlink.modcod_idx, want_d.modcod_idx)
