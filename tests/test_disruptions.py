@@ -887,8 +887,14 @@ def test_plane_and_random_outage_edges() -> None:
         random_outage(10, -0.1, seed=1, what="site", where="w")
     edges = np.array([[0, 1], [1, 2], [2, 3]])
     assert isl_outage_by_endpoints(edges, [[2, 1], [3, 2]], label="e").idx.tolist() == [1, 2]
-    with pytest.raises(ScenarioError, match=r"^w: no ISL between satellites 0 and 2: list pairs"):
+    with pytest.raises(ScenarioError, match=r"^w: no ISL between satellites 0 and 2: list pairs "
+                       r"from the run's isls\.parquet \(\+Grid links join in-plane and "
+                       r"adjacent-plane neighbours only\)$"):  # fmt: skip
         isl_outage_by_endpoints(edges, [[2, 0]], where="w")
+    # Unlabelled unless given a label.
+    assert isl_outage_by_endpoints(edges, [[0, 1]]).label == ""
+    assert random_outage(4, 0.5, seed=0).label == ""
+    assert plane_outage(sh, pl, shell=0).label == ""
 
 
 def _fspl_p525_db(d_m: float, f_hz: float) -> float:
