@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from starmesh import linkbudget
 from starmesh.frames import slant_range_m
 from starmesh.linkbudget import (
     AIRY_ENVELOPE_X,
@@ -451,3 +452,84 @@ def test_scanned_budget_against_a_hand_computation() -> None:
         rx_normal_rad=np.radians(rx_scan_deg),
     )
     assert np.abs(got_rain - (carrier - 2.5)).max() < 3 * ONE_MILLI_DB
+
+
+def _best_by_brute_force(
+    thr: list[float], eff: list[float], s_db: float
+) -> tuple[float, float] | None:
+    """(threshold, efficiency) of the most efficient row whose threshold is <= s_db."""
+    ok = [(e, t) for t, e in zip(thr, eff, strict=True) if t <= s_db]
+    if not ok:
+        return None
+    e, t = max(ok, key=lambda et: (et[0], -et[1]))
+    return t, e
+
+
+def test_a_new_modcod_table_selects_like_brute_force() -> None:
+    # Rows written out here (a slice of ETSI EN 302 307-1 Table 13 and -2 Table 20a, with the
+    # equal-efficiency pair 16APSK 3/5 and 3/5-L and thresholds out of efficiency order), in a
+    # shuffled order: the lookup must pick the most efficient MODCOD at or below the SINR and,
+    # of two equally efficient ones, the more robust.
+    rows = (
+        ("QPSK 1/4", -2.35, 0.490243),
+        ("QPSK 1/2", 1.00, 0.988858),
+        ("8PSK 3/5", 5.50, 1.779991),
+        ("QPSK 9/10", 6.42, 1.788612),
+        ("16APSK 1/2-L", 5.97, 1.972253),
+        ("8PSK 23/36", 6.12, 1.896173),
+        ("16APSK 3/5", 7.80, 2.370043),
+        ("16APSK 3/5-L", 7.41, 2.370043),
+        ("32APSK 9/10", 16.05, 4.453027),
+    )
+    rng = np.random.default_rng(17)
+    for _ in range(3):
+        shuffled = tuple(rows[i] for i in rng.permutation(len(rows)))
+        table = ModcodTable.from_rows(shuffled)
+        assert table.names == tuple(r[0] for r in shuffled)
+        assert table.esn0_db.tolist() == [r[1] for r in shuffled]
+        assert table.efficiency.tolist() == [r[2] for r in shuffled]
+        assert not table.esn0_db.flags.writeable and not table.efficiency.flags.writeable
+        thr, eff = [r[1] for r in shuffled], [r[2] for r in shuffled]
+        sinr = np.concatenate([rng.uniform(-4.0, 18.0, 200), np.array(thr), [-np.inf, np.inf]])
+        for margin in (0.0, 1.0):
+            idx, got_eff = table.select(sinr, margin_db=margin)
+            for s, i, e in zip(sinr, idx, got_eff, strict=True):
+                want = _best_by_brute_force(thr, eff, s - margin)
+                if want is None:
+                    assert i == -1 and e == 0.0, s
+                else:
+                    assert (thr[i], e) == want and table.efficiency[i] == e, s
+        # At 8 dB the more robust of the two 2.370043 bit/symbol MODCODs is chosen.
+        assert table.names[int(table.select(8.0)[0])] == "16APSK 3/5-L"
+    # A hand-made table where the higher threshold is less efficient.
+    hand = ModcodTable(("a", "b", "c"), np.array([5.0, 1.0, 3.0]), np.array([2.0, 1.0, 0.5]))
+    assert hand.select([0.0, 1.0, 3.0, 4.9, 5.0])[0].tolist() == [-1, 1, 1, 1, 0]
+    assert ModcodTable(("x",), np.array([0.0]), np.array([1.5])).select(0.0)[1].tolist() == 1.5
+    for names, t, e in ((("a",), [1.0, 2.0], [1.0]), ((), [], [])):
+        with pytest.raises(ValueError, match=r"^conflicting sizes: .* \(need the same number, at "):
+            ModcodTable(names, np.array(t), np.array(e))
+
+
+def test_small_closed_forms() -> None:
+    # EIRP = P + G - L; received power = EIRP + G_rx - FSPL with FSPL of P.525 eq. (4) written
+    # out here; C/N0 = EIRP + G/T - L_path - L - 10 log10(k).
+    assert float(linkbudget.eirp_dbw(10.0, 30.0, 2.0)) == 38.0
+    assert float(linkbudget.eirp_dbw(10.0, 30.0)) == 40.0
+    d, f = 1_000e3, 12e9
+    fspl = 20.0 * math.log10(4.0 * math.pi * d * f / C)
+    got = linkbudget.received_power_dbw(40.0, 30.0, d, f)
+    assert float(got) == pytest.approx(70.0 - fspl, abs=1e-12)
+    minus_k_db = -10.0 * math.log10(1.380649e-23)  # 228.599 dB(K Hz / W), SI 2019
+    cn0 = linkbudget.cn0_dbhz(40.0, 10.0, 180.0, 3.0)
+    assert float(cn0) == pytest.approx(40.0 + 10.0 - 180.0 - 3.0 + minus_k_db, abs=1e-9)
+    cn0 = linkbudget.cn0_dbhz(40.0, 10.0, 180.0)
+    assert float(cn0) == pytest.approx(-130.0 + minus_k_db, abs=1e-9)
+    # Angles between vectors against arccos of the normalised dot product.
+    rng = np.random.default_rng(3)
+    u, v = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    want = np.arccos(
+        np.einsum("ij,ij->i", u, v) / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+    )
+    np.testing.assert_allclose(linkbudget.angle_between_rad(u, v), want, rtol=0, atol=1e-12)
+    assert float(linkbudget.angle_between_rad([1.0, 0.0, 0.0], [-1.0, 0.0, 0.0])) == math.pi
+    assert float(linkbudget.angle_between_rad([0.0, 0.0, 0.0], [1.0, 0.0, 0.0])) == 0.0
