@@ -85,12 +85,19 @@ def _counts(workdir: Path) -> dict[str, int]:
     return counts
 
 
-def _survivors(workdir: Path) -> list[str]:
+def _survivors(workdir: Path, statuses: tuple[str, ...] = ("survived",)) -> list[str]:
+    """Mutants of the given statuses (``mutmut results --all true``)."""
     out = subprocess.run(
-        ["mutmut", "results"], cwd=workdir, capture_output=True, text=True, check=False
+        ["mutmut", "results", "--all", "true"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     return [
-        ln.split(":", 1)[0].strip() for ln in out.splitlines() if ln.strip().endswith("survived")
+        ln.rsplit(":", 1)[0].strip()
+        for ln in out.splitlines()
+        if ":" in ln and ln.rsplit(":", 1)[1].strip() in statuses
     ]
 
 
@@ -118,7 +125,8 @@ def run_module(module: str, keep: Path | None, rerun_survivors: bool = False) ->
         # except the survivors, which are run again against the committed tests.
         if not (work / "mutants").is_dir():
             raise SystemExit(f"--rerun-survivors: no earlier run in {work}; run without it first")
-        survivors = _survivors(work)
+        # Mutants without a covering test are run again too: new tests may reach them.
+        survivors = _survivors(work, ("survived", "no tests"))
     else:
         if work.exists():
             shutil.rmtree(work)
