@@ -601,6 +601,7 @@ def test_s1528_elliptical_beam_and_far_lobes_by_hand() -> None:
         (b * psi_b, gm + ln),
         (0.5 * (b * psi_b + y), x - 25.0 * math.log10(0.5 * (b * psi_b + y))),
         (y, x - 25.0 * math.log10(y)),
+        (1.01 * y, lf),
         (1.1 * y, lf),
         (0.5 * (y + 90.0), lf),
         (90.0, lf),
