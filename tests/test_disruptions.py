@@ -977,3 +977,57 @@ def test_link_quality_uses_the_geometry_of_each_link() -> None:
     np.testing.assert_allclose(got.downlink.cnr_db, want_d.cnr_db, rtol=0, atol=1e-9)
     np.testing.assert_allclose(got.uplink.cnr_db, want_u.cnr_db, rtol=0, atol=1e-9)
     assert np.array_equal(got.downlink.modcod_idx, want_d.modcod_idx)
+
+
+def test_jammer_fields_messages_and_single_link_chunks() -> None:
+    where = r"^disruptions\.jammers\['j'\]: "
+    base: dict[str, Any] = dict(
+        lat_deg=50, lon_deg=36, alt_m=10, eirp_dbw=40, band="downlink", bandwidth_hz=1e6,
+        center_freq_hz=11.7e9, start_s=0, end_s=60, name="j",
+    )  # fmt: skip
+    j = Jammer(**base)
+    for attr in ("lat_deg", "lon_deg", "alt_m", "eirp_dbw", "start_s", "end_s"):
+        assert type(getattr(j, attr)) is float, attr
+    for change, pattern in (
+        ({"alt_m": "high"}, where + r"alt_m must be a number, got 'high'$"),
+        (
+            {"eirp_dbw": math.inf},
+            where + r"eirp_dbw must be finite, got inf \(a power in dBW may "
+            r"be negative: -10 dBW is 0\.1 W\)$",
+        ),
+        ({"alt_m": math.nan}, where + r"alt_m must be finite, got nan$"),
+        ({"center_freq_hz": 0.5}, None),
+    ):
+        if pattern is None:  # half a hertz is odd but valid
+            assert Jammer(**{**base, **change}).center_freq_hz == 0.5
+            continue
+        with pytest.raises(ScenarioError, match=pattern):
+            Jammer(**{**base, **change})
+    for bad in (0.0, -1.0, math.inf):
+        with pytest.raises(ScenarioError, match=where + r"power_w must be > 0 W, got .*: give the "
+                           r"transmitter power in watts \(or eirp_dbw in dBW, which may be "
+                           r"negative\)$"):  # fmt: skip
+            Jammer.from_power_w(50.0, 36.0, 0.0, bad, 0.0, "uplink", 1e6, 14e9, name="j")
+    half = Jammer.from_power_w(50.0, 36.0, 0.0, 0.5, 3.0, "uplink", 1e6, 14e9, name="j")
+    assert half.name == "j" and half.eirp_dbw == pytest.approx(3.0 - 10.0 * math.log10(2.0))
+    assert Jammer.from_power_w(50.0, 36.0, 0.0, 1.0, 0.0, "uplink", 1e6, 14e9).name == "jammer"
+    # One link alone, and per-site profiles where the first profile serves no link: both
+    # directions evaluated like the five-satellite chunk.
+    r_site, up = site_arrays()
+    r_sat = satellites_in_view()
+    full = quality([])
+    one = gsl_quality([0], [0], [2], r_sat, r_site, up, starlink_ku_user())
+    assert one.downlink.cnr_db.tolist() == [full.downlink.cnr_db[2]]
+    assert one.uplink.capacity_bps.tolist() == [full.uplink.capacity_bps[2]]
+    two_sites = np.vstack([r_site, r_site])
+    two_up = np.vstack([up, up])
+    per_site = gsl_quality(
+        [0, 0], [1, 1], [0, 1], r_sat, two_sites, two_up, [starlink_ka_feeder(), starlink_ku_user()]
+    )
+    assert np.array_equal(per_site.downlink.cnr_db, full.downlink.cnr_db[:2])
+    assert np.array_equal(per_site.uplink.cnr_db, full.uplink.cnr_db[:2])
+    with pytest.raises(ValueError, match=r"^conflicting sizes: 1 link profiles, 2 sites \(give one "
+                       r"profile, or one per site\)$"):  # fmt: skip
+        gsl_quality([0], [0], [0], r_sat, two_sites, two_up, [starlink_ku_user()])
+    with pytest.raises(ValueError, match=r"^gsl_quality needs t_s, the chunk's step times, when "):
+        gsl_quality([0], [0], [0], r_sat, r_site, up, starlink_ku_user(), jammers=[j])
