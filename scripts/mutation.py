@@ -13,6 +13,8 @@ Usage::
 
     nice -n 19 python scripts/mutation.py frames propagation --out mutation.jsonl
     nice -n 19 python scripts/mutation.py --list            # modules and their tests
+    # after adding tests: run only the survivors (and changed functions) again
+    nice -n 19 python scripts/mutation.py frames --keep /tmp/mut --rerun-survivors
 
 Install with ``pip install -e '.[mutation]'`` (mutmut 3).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +47,13 @@ MODULES: dict[str, list[str]] = {
     "disruptions/jamming": ["tests/test_disruptions.py"],
     "disruptions/geofence": ["tests/test_disruptions.py"],
 }
+
+
+#: Modules compiled by numba: mutmut skips decorated functions, so the scratch copy has its
+#: ``@nb.njit(...)`` lines removed and runs with ``NUMBA_DISABLE_JIT=1`` (plain Python, same
+#: results; ``nb.prange`` is ``range`` then). The repository's source is not touched.
+NUMBA_MODULES = {"routing/kernels"}
+_NJIT_LINE = re.compile(r"^@nb\.njit\(.*\)\n", re.M)
 
 
 def _setup_cfg(module: str, tests: list[str]) -> str:
@@ -75,21 +85,52 @@ def _counts(workdir: Path) -> dict[str, int]:
     return counts
 
 
-def _survivors(workdir: Path) -> list[str]:
+def _survivors(workdir: Path, statuses: tuple[str, ...] = ("survived",)) -> list[str]:
+    """Mutants of the given statuses (``mutmut results --all true``)."""
     out = subprocess.run(
-        ["mutmut", "results"], cwd=workdir, capture_output=True, text=True, check=False
+        ["mutmut", "results", "--all", "true"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     return [
-        ln.split(":", 1)[0].strip() for ln in out.splitlines() if ln.strip().endswith("survived")
+        ln.rsplit(":", 1)[0].strip()
+        for ln in out.splitlines()
+        if ":" in ln and ln.rsplit(":", 1)[1].strip() in statuses
     ]
 
 
-def run_module(module: str, keep: Path | None) -> dict[str, object]:
+def _mutmut_run(
+    work: Path, env: dict[str, str], names: list[str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["mutmut", "run", "--max-children", "1", *names],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def run_module(module: str, keep: Path | None, rerun_survivors: bool = False) -> dict[str, object]:
     tests = MODULES[module]
-    work = Path(tempfile.mkdtemp(prefix=f"mutmut-{module}-")) if keep is None else keep / module
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work = Path(tempfile.mkdtemp(prefix=f"mutmut-{module.replace('/', '-')}-"))
+    if keep is not None:
+        work = keep / module
+    survivors: list[str] = []
+    if rerun_survivors:
+        # Reuse the kept folder: mutants whose function is unchanged keep their verdict,
+        # except the survivors, which are run again against the committed tests.
+        if not (work / "mutants").is_dir():
+            raise SystemExit(f"--rerun-survivors: no earlier run in {work}; run without it first")
+        # Mutants without a covering test are run again too: new tests may reach them.
+        survivors = _survivors(work, ("survived", "no tests"))
+    else:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
     # The committed tree (git archive HEAD), not the work tree: the run measures what is
     # committed, and edits made while it runs cannot leak into it.
     archive = subprocess.run(
@@ -99,20 +140,27 @@ def run_module(module: str, keep: Path | None) -> dict[str, object]:
         check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    # mutmut re-mutates a file only if it is newer than its mutated copy; git archive stamps
+    # files with the commit time, so mark the module as changed (per-function hashes then
+    # decide which earlier verdicts stand).
+    src_file = work / "src" / "starmesh" / f"{module}.py"
+    if module in NUMBA_MODULES:
+        src_file.write_text(_NJIT_LINE.sub("", src_file.read_text()))
+    src_file.touch()
     # mutmut reads [tool.mutmut] from pyproject.toml before setup.cfg; ours has none, so the
     # per-module setup.cfg below is what it uses.
     (work / "setup.cfg").write_text(_setup_cfg(module, tests))
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # mutmut puts its mutated copy of src first on the path
-    proc = subprocess.run(
-        ["mutmut", "run", "--max-children", "1"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    (work / "mutmut-run.log").write_text(proc.stdout + proc.stderr)
+    if module in NUMBA_MODULES:
+        env["NUMBA_DISABLE_JIT"] = "1"
+    proc = _mutmut_run(work, env, [])
+    log = proc.stdout + proc.stderr
+    if survivors:
+        # Named mutants are run again even when they have a verdict.
+        proc = _mutmut_run(work, env, survivors)
+        log += proc.stdout + proc.stderr
+    (work / "mutmut-run.log").write_text(log)
     counts = _counts(work)
     total = sum(counts.values())
     killed = counts.get("killed", 0) + counts.get("caught by type check", 0)
@@ -147,7 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", type=Path, help="scratch folder to keep (one subfolder per module)"
     )
     parser.add_argument("--list", action="store_true", help="print modules and tests, run nothing")
+    parser.add_argument(
+        "--rerun-survivors",
+        action="store_true",
+        help="reuse the --keep folder of an earlier run: test new or changed mutants and run "
+        "the survivors again against the committed tests",
+    )
     args = parser.parse_args(argv)
+    if args.rerun_survivors and args.keep is None:
+        parser.error("--rerun-survivors needs --keep (the folder of the earlier run)")
     if args.list:
         for m, t in MODULES.items():
             print(m, " ".join(t))
@@ -157,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f"unknown module {bad[0]!r}; choose from {', '.join(MODULES)}")
     for m in modules:
-        res = run_module(m, args.keep)
+        res = run_module(m, args.keep, args.rerun_survivors)
         line = json.dumps(res)
         print(line, flush=True)
         if args.out:

@@ -21,10 +21,12 @@ from scipy.sparse.csgraph import dijkstra
 
 from starmesh.capacity import (
     DEMAND_LIMITED,
+    LASER_TERMINALS,
     RESOURCE_KINDS,
     UNROUTABLE,
     Allocation,
     LinkCapacities,
+    Resources,
     build_resources,
     flow_incidence,
     jain_index,
@@ -65,6 +67,8 @@ def check_max_min(
     assert np.all(load <= cap + SAT_TOL * scale)
     assert np.all(rate <= dem * (1 + SAT_TOL) + 1e-300)
     saturated = load >= cap - SAT_TOL * scale
+    # Each filling round freezes at least one flow.
+    assert out.n_rounds <= int(routed.sum())
     for i in np.flatnonzero(routed):
         if rate[i] >= dem[i] * (1 - SAT_TOL):
             continue
@@ -149,6 +153,28 @@ def test_multiplicity_is_charged_when_a_flow_freezes() -> None:
     np.testing.assert_allclose(out.rate_bps, [1.0, 8.0, 1.0], rtol=REL_TOL)
     np.testing.assert_allclose(out.load_bps, [10.0, 3.0], rtol=REL_TOL)
     assert out.n_rounds == 2
+
+
+def test_one_flow_freezes_per_round_on_a_demand_staircase() -> None:
+    # Hand-solved: one 5 bit/s link, demands 1, 1.9 and unlimited. Round 1: share 5/3 holds
+    # flow 0 at its demand 1; round 2: share (5 - 1) / 2 = 2 holds flow 1 at 1.9, and flow 2
+    # (held at 2 only by the link while flow 1 sits lower) keeps growing; round 3: flow 2
+    # takes the 5 - 1 - 1.9 = 2.1 left. Three rounds for three flows: the most there can be.
+    # A bottleneck test that never finds the link saturated (``1 - rtol`` -> ``1 + rtol``)
+    # would grow flow 2 for ever: the round bound turns that into a RuntimeError.
+    out = max_min_fair(np.ones((3, 1)), [5.0], [1.0, 1.9, np.inf])
+    np.testing.assert_allclose(out.rate_bps, [1.0, 1.9, 2.1], rtol=REL_TOL)
+    assert out.bottleneck.tolist() == [DEMAND_LIMITED, DEMAND_LIMITED, 0]
+    assert out.n_rounds == 3
+
+
+def test_rtol_must_be_a_fraction() -> None:
+    for bad in (-1e-9, 1.0, math.nan):
+        with pytest.raises(ScenarioError, match=rf"^rtol: must be in \[0, 1\), got {bad!r}; the"):
+            max_min_fair(np.ones((2, 1)), [1.0], [np.inf, np.inf], rtol=bad)
+    # rtol = 0 is allowed: exact ties only.
+    out = max_min_fair(np.ones((2, 1)), [1.0], [np.inf, np.inf], rtol=0.0)
+    assert out.rate_bps.tolist() == [0.5, 0.5]
 
 
 def test_empty_problem() -> None:
@@ -317,6 +343,14 @@ def test_jain_index() -> None:
     assert jain_index([1.0, 0.0]) == 0.5
     assert jain_index([1.0, 3.0]) == pytest.approx(16 / 20)
     assert math.isnan(jain_index([])) and math.isnan(jain_index([0.0, 0.0]))
+    # One value is perfectly fair; any shape is flattened.
+    assert jain_index([5.0]) == 1.0
+    assert jain_index([[1.0, 3.0]]) == pytest.approx(16 / 20)
+    assert jain_index(np.ones((2, 2))) == 1.0
+    # Integer rates are summed and squared in float64, not in their own (overflowing) type:
+    # (2^32 + 3 * 2^32)^2 / (2 * (2^64 + 9 * 2^64)) = 16 / 20.
+    assert jain_index(np.array([2**32, 3 * 2**32], np.int64)) == pytest.approx(16 / 20)
+    assert jain_index(np.array([200, 200], np.uint8)) == 1.0
 
 
 # --- Resources and paths in the routing graph ---------------------------------------------------
@@ -545,3 +579,335 @@ def test_site_resources_point_at_their_kind_and_zero_terminals_have_no_capacity(
         down, up = int(res.site_down[g]), int(res.site_up[g])
         assert names[res.kind[down]] == f"{k}_down" and names[res.kind[up]] == f"{k}_up"
         assert up == down + 1
+
+
+def test_index_helpers_labels_and_dtypes() -> None:
+    problem, _ = small_network()
+    res = build_resources(3, KINDS, problem.isl_edges, problem.fibre_gw, problem.fibre_pop)
+    names = res.labels(["T", "GW", "P", "U"])
+    assert names[int(res.isl(0))] == "isl 0->1"
+    assert names[int(res.isl(0, reverse=True))] == "isl 1->0"
+    # Without names, sites are labelled by index.
+    assert res.labels()[-6:] == [
+        "terminal 0 down",
+        "terminal 0 up",
+        "terminal 3 down",
+        "terminal 3 up",
+        "fibre 1->2",
+        "fibre 2->1",
+    ]
+    with pytest.raises(ScenarioError, match=r"^site_names: conflicting sizes: 1 names, 4 sites"):
+        res.labels(["T"])
+    with pytest.raises(ScenarioError, match=r"^resource: satellite resource kind must be one"):
+        res.sat("isl", 0)
+    # Indices come back as int64 whatever integer type they are given in.
+    i32 = np.array([0, 1], np.int32)
+    assert res.isl(i32).dtype == np.int64 and res.sat("user_up", i32).dtype == np.int64
+    assert res.sat("user_up", i32).tolist() == [3, 4]
+    ptr, nodes = reverse_paths(np.array([0, 3], np.int32), np.array([3, 0, 7], np.int32), 3, 4)
+    assert ptr.dtype == np.int64 and nodes.dtype == np.int64
+    assert nodes.tolist() == [3, 0, 7]
+
+
+def test_edges_at_the_ends_of_each_node_block() -> None:
+    # The gateway is site 0 and the PoP site 1, so the fibre's endpoints are the first out and
+    # in nodes: S = 2 satellites (nodes 0, 1), out nodes 2-4, in nodes 5-7.
+    res = build_resources(2, ["gateway", "pop", "terminal"], [[0, 1]], [0], [1])
+    names = res.labels(["GW", "P", "T"])
+    assert [names[r] for r in path_resources(res, [4, 0, 1, 5, 6])] == [
+        "terminal T up",
+        "sat 0 user_up",
+        "isl 0->1",
+        "sat 1 feeder_down",
+        "gateway GW down",
+        "fibre GW->P",
+    ]
+    assert [names[r] for r in path_resources(res, [3, 2, 1, 0, 7])] == [
+        "fibre P->GW",
+        "gateway GW up",
+        "sat 1 feeder_up",
+        "isl 1->0",
+        "sat 0 user_down",
+        "terminal T down",
+    ]
+    # Errors name both ends of the bad edge, at the first and last node of each block.
+    for path, where in (
+        ([2, 3], r"gateway 0 \(out node\) -> pop 1 \(out node\)"),
+        ([5, 0], r"gateway 0 \(in node\) -> satellite 0"),
+        ([1, 2], r"satellite 1 -> gateway 0 \(out node\)"),
+        ([7, 1], r"terminal 2 \(in node\) -> satellite 1"),
+        ([0, 8], r"satellite 0 -> node 8 \(out of range \[0, 8\)\)"),
+        ([6, 4], r"pop 1 \(in node\) -> terminal 2 \(out node\)"),
+    ):
+        with pytest.raises(ScenarioError, match=where):
+            path_resources(res, path)
+
+
+def laser_network() -> tuple[Resources, LinkCapacities]:
+    """13 satellites in 4 planes (next plane: 0 -> 1 -> 2 -> 3 -> 0) and 2 without a plane,
+    arguments of latitude given out of order; a terminal (site 0) and a gateway (site 1)."""
+    plane = np.array([0, 1, 1, 0, 1, 0, 1, 0, -1, 2, 2, -1, 3])
+    u_deg = np.array([180, 0, 270, 0, 90, 270, 180, 90, 10, 40, 220, 20, 5], dtype=float)
+    nxt = np.array([1, 2, 3, 0])
+    caps = LinkCapacities(isl_bps=7e9)
+    res = build_resources(
+        13, ["terminal", "gateway"], [], [], [], caps, isl_terminals=(plane, nxt, np.radians(u_deg))
+    )
+    return res, caps
+
+
+def test_re_paired_isls_use_the_laser_terminal_towards_the_neighbour() -> None:
+    res, caps = laser_network()
+    n_s = 13
+    names = res.labels(["T", "GW"])
+    # Every laser resource: satellite a's terminal k at 4 S + 5 a + k, of capacity isl_bps.
+    for a in range(n_s):
+        for k, term in enumerate(LASER_TERMINALS):
+            r = 4 * n_s + 5 * a + k
+            assert names[r] == f"sat {a} laser {term}"
+            assert res.capacity_bps[r] == caps.isl_bps and res.element[r] == a
+    assert res.n_resources == 9 * n_s + 4
+    # Hand-solved hops. Plane 0 in argument-of-latitude order: 3 (0 deg), 7 (90), 0 (180),
+    # 5 (270); fore = the neighbour is at most half the plane ahead (a tie counts as fore).
+    want = {
+        (3, 7): "fore",
+        (7, 3): "aft",
+        (3, 0): "fore",  # two of four ahead: half a turn
+        (0, 3): "fore",
+        (5, 3): "fore",  # across 360 deg
+        (3, 5): "aft",
+        (9, 10): "fore",  # a plane of two: each is half a turn ahead of the other
+        (10, 9): "fore",
+        (0, 1): "right",  # plane 0 -> its next plane 1
+        (1, 0): "left",
+        (12, 0): "right",  # plane 3 -> 0 (the next plane of 3 is 0)
+        (0, 12): "left",
+        (0, 9): "cross",  # planes 0 and 2 are not neighbours
+        (8, 0): "cross",  # no plane
+        (0, 8): "cross",
+        (8, 11): "cross",  # both without a plane
+    }
+    for (a, b), term in want.items():
+        # terminal out node (13), a, b, gateway in node (13 + 2 + 1): uplink, laser, downlink.
+        got = [names[r] for r in path_resources(res, [13, a, b, 16])]
+        assert got == [
+            "terminal T up",
+            f"sat {a} user_up",
+            f"sat {a} laser {term}",
+            f"sat {b} feeder_down",
+            "gateway GW down",
+        ], (a, b)
+    # Two flows leaving satellite 3 forward share its fore terminal; the aft one is free.
+    ptr, nodes = pack_paths([[13, 3, 7, 16], [13, 3, 0, 16], [13, 3, 5, 16]])
+    a = flow_incidence(res, ptr, nodes)
+    fore = 4 * n_s + 5 * 3 + 0
+    assert a[:, [fore]].toarray().ravel().tolist() == [1.0, 1.0, 0.0]
+    # A satellite -> out-node edge is no link, even between laser terminals.
+    with pytest.raises(ScenarioError, match="is no link"):
+        path_resources(res, [0, 13])
+    with pytest.raises(ScenarioError, match="either fixed isl_edges or isl_terminals"):
+        build_resources(2, [], [[0, 1]], [], [], isl_terminals=([0, 0], [0], [0.0, 1.0]))
+    with pytest.raises(ScenarioError, match="isl_terminals: conflicting sizes: 1 planes"):
+        build_resources(2, [], [], [], [], isl_terminals=([0], [0], [0.0, 1.0]))
+
+
+def test_build_resources_input_errors_name_the_field() -> None:
+    kinds = ["terminal", "gateway", "pop"]
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"n_sats": -1}, r"^n_sats: must be an integer >= 0, got -1$"),
+        ({"n_sats": 2.0}, r"^n_sats: must be an integer >= 0, got 2.0$"),
+        ({"n_sats": True}, r"^n_sats: must be an integer >= 0, got True$"),
+        ({"isl_edges": [[0.0, 1.0]]}, r"^isl_edges: must hold integer indices, got dtype float64$"),
+        ({"isl_edges": [[0, 1, 2]]}, r"^isl_edges: must have shape \(n, 2\), got \(1, 3\)$"),
+        ({"isl_edges": [0, 1]}, r"^isl_edges: must have shape \(n, 2\), got \(2,\)$"),
+        ({"fibre_gw": [[1]]}, r"^fibre_gw: must have shape \(n,\), got \(1, 1\)$"),
+        ({"fibre_pop": [2.0]}, r"^fibre_pop: must hold integer indices"),
+        ({"fibre_gw": [1, 1]}, r"^fibre_gw: conflicting sizes: 2 in fibre_gw, 1 in fibre_pop$"),
+        ({"fibre_gw": [3]}, r"^fibre_gw: site index out of range \[0, 3\): got 3\.\.3$"),
+        ({"fibre_gw": [-1]}, r"^fibre_gw: site index out of range \[0, 3\): got -1\.\.-1$"),
+        (
+            {"fibre_gw": [2]},
+            r"^fibre_gw: site 2 is a pop, not a gateway: fibre links join a "
+            r"gateway to a PoP$",
+        ),
+        (
+            {"n_terminals_per_site": [[1, 1, 1]]},
+            r"^n_terminals_per_site: conflicting sizes: 3 "
+            r"counts, 3 sites; give one count or one per site$",
+        ),
+    ]
+    base: dict[str, object] = {
+        "n_sats": 2,
+        "site_kinds": kinds,
+        "isl_edges": [[0, 1]],
+        "fibre_gw": [1],
+        "fibre_pop": [2],
+    }
+    for change, pattern in cases:
+        with pytest.raises(ScenarioError, match=pattern):
+            build_resources(**{**base, **change})  # type: ignore[arg-type]
+    with pytest.raises(ScenarioError, match=r"^isl_edges: give either fixed isl_edges or "):
+        build_resources(2, [], [[0, 1]], [], [], isl_terminals=([0, 0], [0], [0.0, 1.0]))
+    with pytest.raises(ScenarioError, match=r"^isl_terminals: conflicting sizes: 2 planes, 1 "):
+        build_resources(2, [], [], [], [], isl_terminals=([0, 0], [0], [0.0]))
+    # No satellites is a valid (ground-only) network: the first gateway's resources are 0, 1.
+    res = build_resources(0, ["gateway", "pop"], [], [0], [1])
+    assert res.site_down.tolist() == [0, -1] and res.site_up.tolist() == [1, -1]
+    assert res.labels(["GW", "P"]) == ["gateway GW down", "gateway GW up", "fibre GW->P",
+                                       "fibre P->GW"]  # fmt: skip
+    # One terminal per site unless told otherwise.
+    res = build_resources(1, ["terminal"], [], [], [])
+    assert res.capacity_bps[res.site_down[0]] == LinkCapacities().terminal_down_bps
+    # Zero capacities are allowed (a link that is down), fractions of a bit/s too.
+    assert LinkCapacities(isl_bps=0.0, fibre_bps=0.5).fibre_bps == 0.5
+
+
+def test_second_fibre_and_path_input_errors() -> None:
+    # Two gateways each with its own fibre to one PoP: S = 2, G = 4 (GW0, GW1, P, T); out
+    # nodes 2-5, in nodes 6-9.
+    res = build_resources(2, ["gateway", "gateway", "pop", "terminal"], [[0, 1]], [0, 1], [2, 2])
+    names = res.labels(["GW0", "GW1", "P", "T"])
+    assert [names[r] for r in path_resources(res, [5, 0, 1, 7, 8])][-1] == "fibre GW1->P"
+    assert names[path_resources(res, [4, 3, 1, 0, 9])[0]] == "fibre P->GW1"
+    assert [names[r] for r in path_resources(res, [4, 2, 0, 9])][:2] == [
+        "fibre P->GW0",
+        "gateway GW0 up",
+    ]
+    # A path given as a (1, n) array is the same path.
+    assert path_resources(res, np.array([[5, 0, 1, 7, 8]])) == path_resources(res, [5, 0, 1, 7, 8])
+    # No flows at all.
+    assert flow_incidence(res, [0], np.zeros(0, np.int64)).shape == (0, res.n_resources)
+    for ptr, nodes, want in (
+        ([1, 3], [5, 0, 1], r"^path_ptr: must rise from 0 to len\(path_nodes\) = 3, got \[1, 3\]"),
+        ([0, 3, 2, 3, 3], [5, 0, 1], r"got \[0, 3, 2\] \.\. \[2, 3, 3\]$"),
+        ([0, 2], [5, 0, 1], r"^path_ptr: must rise"),
+    ):
+        with pytest.raises(ScenarioError, match=want):
+            flow_incidence(res, ptr, nodes)
+    with pytest.raises(ScenarioError, match=r"^path: flow 1: edge 0 -> 8 \(satellite 0 -> pop 2 "
+                       r"\(in node\)\) is no link of the network; paths must follow the routing "
+                       r"graph's edges$"):  # fmt: skip
+        flow_incidence(res, [0, 2, 4], [5, 0, 0, 8])
+    with pytest.raises(ScenarioError, match=r"^n_sats: conflicting sizes: 3 given, 2 in the"):
+        path_resources(res, [5, 0], 3, 4)
+
+
+def test_allocation_input_errors_and_fractional_and_integer_inputs() -> None:
+    for kwargs, want in (
+        ({"capacity_bps": [1.0, 2.0]}, r"^capacity_bps: conflicting sizes: 1 resources in the "),
+        ({"demand_bps": [1.0]}, r"^demand_bps: conflicting sizes: 2 flows in the incidence "),
+        ({"capacity_bps": [-1.0]}, r"^capacity_bps: must be >= 0 bit/s, got -1.0 at resource 0$"),
+        (
+            {"demand_bps": [1.0, math.nan]},
+            r"^demand_bps: must be >= 0 bit/s .* got nan for flow 1$",
+        ),
+        ({"incidence": [[1.0], [-1.0]]}, r"^incidence: entries must be finite and >= 0"),
+        ({"incidence": [[1.0], [math.inf]]}, r"^incidence: entries must be finite and >= 0"),
+    ):
+        args: dict[str, object] = {
+            "incidence": [[1.0], [1.0]],
+            "capacity_bps": [1.0],
+            "demand_bps": [1.0, 1.0],
+            **kwargs,
+        }
+        with pytest.raises(ScenarioError, match=want):
+            max_min_fair(**args)  # type: ignore[arg-type]
+    # A stored zero is no crossing; a fractional entry charges that fraction of the rate.
+    # Hand-solved: 0.5 x + y = 3 with x = y gives 2 each; flow 2's stored zero changes nothing.
+    rows, cols = np.array([0, 1, 2, 2]), np.array([0, 0, 0, 1])
+    a = csr_array((np.array([0.5, 1.0, 0.0, 1.0]), (rows, cols)), shape=(3, 2))
+    out = max_min_fair(a, [3.0, 10.0], [np.inf, np.inf, np.inf])
+    np.testing.assert_allclose(out.rate_bps, [2.0, 2.0, 10.0], rtol=REL_TOL)
+    np.testing.assert_allclose(
+        out.rate_bps, max_min_fair_lp(a, [3.0, 10.0], [1e3] * 3), rtol=LP_TOL
+    )
+    # Integer capacities, demands and incidence are rates like any other.
+    out = max_min_fair(np.array([[1, 0], [2, 1]]), np.array([9, 4]), np.array([10, 10]))
+    np.testing.assert_allclose(out.rate_bps, [3.0, 3.0], rtol=REL_TOL)
+    out = max_min_fair(csr_array(np.array([[1, 0], [2, 1]])), [9, 4], [10, 10])
+    np.testing.assert_allclose(out.rate_bps, [3.0, 3.0], rtol=REL_TOL)
+
+
+def test_demand_equal_to_the_fair_share_is_demand_limited() -> None:
+    # Hand-solved: 10 bit/s shared by two; flow 0 wants exactly its share, 5. It gets its
+    # demand, so it is demand-limited (the documented label), and flow 1 is held by the link.
+    out = max_min_fair(np.ones((2, 1)), [10.0], [5.0, np.inf])
+    assert out.rate_bps.tolist() == [5.0, 5.0]
+    assert out.bottleneck.tolist() == [DEMAND_LIMITED, 0]
+
+
+def test_unlimited_flow_on_a_shared_unlimited_resource() -> None:
+    # Resources: r0 unlimited, r1 2 bit/s, r2 10 bit/s. Flow A crosses only r0 and wants
+    # everything: rate inf, not counted in r0's load. Flow B crosses r0 and r2, flow C r1 and
+    # r2. Hand-solved: C is held at 2 by r1 in round one, B takes the 10 - 2 = 8 left of r2 in
+    # round two; A's infinite rate must not leak into r0's arithmetic (inf - inf = NaN).
+    a = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    out = max_min_fair(a, [np.inf, 2.0, 10.0], [np.inf, np.inf, np.inf])
+    assert out.rate_bps.tolist() == [np.inf, 8.0, 2.0]
+    assert out.bottleneck.tolist() == [DEMAND_LIMITED, 2, 1]
+    assert out.load_bps.tolist() == [8.0, 2.0, 10.0]
+    assert out.utilisation.tolist() == [0.0, 1.0, 1.0]
+    assert out.n_rounds == 2
+    with pytest.raises(ScenarioError, match=r"^capacity_bps: max_min_fair_lp needs finite capa"):
+        max_min_fair_lp(a, [np.inf, 2.0, 10.0], [1.0, 1.0, 1.0])
+
+
+def layout_oracle(
+    n_s: int, kinds: list[str], isl: list[tuple[int, int]], fibres: list[tuple[int, int]]
+) -> dict[tuple[int, int], list[int]]:
+    """Resources of every directed edge, written out from the documented layout (the
+    :class:`Resources` docstring and the module's table), one dictionary entry per edge."""
+    n_g = len(kinds)
+    gws = [g for g, k in enumerate(kinds) if k == "gateway"]
+    terms = [g for g, k in enumerate(kinds) if k == "terminal"]
+    base_gw = 4 * n_s + 2 * len(isl)
+    base_term = base_gw + 2 * len(gws)
+    base_fibre = base_term + 2 * len(terms)
+    down = {g: base_gw + 2 * j for j, g in enumerate(gws)}
+    down.update({g: base_term + 2 * j for j, g in enumerate(terms)})
+    out: dict[tuple[int, int], list[int]] = {}
+    for e, (a, b) in enumerate(isl):
+        out[(a, b)] = [4 * n_s + 2 * e]
+        out[(b, a)] = [4 * n_s + 2 * e + 1]
+    for g in down:
+        up_sat, down_sat = (n_s, 0) if kinds[g] == "terminal" else (3 * n_s, 2 * n_s)
+        for s in range(n_s):
+            out[(n_s + g, s)] = [down[g] + 1, up_sat + s]
+            out[(s, n_s + n_g + g)] = [down_sat + s, down[g]]
+    for k, (gw, pop) in enumerate(fibres):
+        out[(n_s + n_g + gw, n_s + n_g + pop)] = [base_fibre + 2 * k]
+        out[(n_s + pop, n_s + gw)] = [base_fibre + 2 * k + 1]
+    return out
+
+
+def test_every_edge_of_random_networks_matches_the_documented_layout() -> None:
+    rng = np.random.default_rng(2026)
+    for _ in range(25):
+        n_s = int(rng.integers(1, 6))
+        n_g = int(rng.integers(2, 6))
+        kinds = [str(k) for k in rng.choice(["terminal", "gateway", "pop"], n_g)]
+        kinds[int(rng.integers(n_g))] = "gateway"
+        pairs = [(a, b) for a in range(n_s) for b in range(a + 1, n_s)]
+        isl = [pairs[i] for i in np.flatnonzero(rng.random(len(pairs)) < 0.5)]
+        gws = [g for g, k in enumerate(kinds) if k == "gateway"]
+        pops = [g for g, k in enumerate(kinds) if k == "pop"]
+        fibres = [(gw, pop) for gw in gws for pop in pops if rng.random() < 0.7]
+        res = build_resources(
+            n_s,
+            kinds,
+            np.array(isl, np.int64).reshape(-1, 2),
+            [f[0] for f in fibres],
+            [f[1] for f in fibres],
+        )
+        want = layout_oracle(n_s, kinds, isl, fibres)
+        assert res.n_resources == 4 * n_s + 2 * len(isl) + 2 * sum(
+            k != "pop" for k in kinds
+        ) + 2 * len(fibres)
+        n_nodes = n_s + 2 * n_g
+        for u in range(-1, n_nodes + 1):
+            for v in range(-1, n_nodes + 1):
+                if (u, v) in want:
+                    assert path_resources(res, [u, v]) == want[(u, v)], (u, v)
+                else:
+                    with pytest.raises(ScenarioError, match="is no link"):
+                        path_resources(res, [u, v])

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.special import j1 as scipy_j1
 
+from starmesh import linkbudget
 from starmesh.frames import slant_range_m
 from starmesh.linkbudget import (
     AIRY_ENVELOPE_X,
@@ -451,3 +453,240 @@ def test_scanned_budget_against_a_hand_computation() -> None:
         rx_normal_rad=np.radians(rx_scan_deg),
     )
     assert np.abs(got_rain - (carrier - 2.5)).max() < 3 * ONE_MILLI_DB
+
+
+def _best_by_brute_force(
+    thr: list[float], eff: list[float], s_db: float
+) -> tuple[float, float] | None:
+    """(threshold, efficiency) of the most efficient row whose threshold is <= s_db."""
+    ok = [(e, t) for t, e in zip(thr, eff, strict=True) if t <= s_db]
+    if not ok:
+        return None
+    e, t = max(ok, key=lambda et: (et[0], -et[1]))
+    return t, e
+
+
+def test_a_new_modcod_table_selects_like_brute_force() -> None:
+    # Rows written out here (a slice of ETSI EN 302 307-1 Table 13 and -2 Table 20a, with the
+    # equal-efficiency pair 16APSK 3/5 and 3/5-L and thresholds out of efficiency order), in a
+    # shuffled order: the lookup must pick the most efficient MODCOD at or below the SINR and,
+    # of two equally efficient ones, the more robust.
+    rows = (
+        ("QPSK 1/4", -2.35, 0.490243),
+        ("QPSK 1/2", 1.00, 0.988858),
+        ("8PSK 3/5", 5.50, 1.779991),
+        ("QPSK 9/10", 6.42, 1.788612),
+        ("16APSK 1/2-L", 5.97, 1.972253),
+        ("8PSK 23/36", 6.12, 1.896173),
+        ("16APSK 3/5", 7.80, 2.370043),
+        ("16APSK 3/5-L", 7.41, 2.370043),
+        ("32APSK 9/10", 16.05, 4.453027),
+    )
+    rng = np.random.default_rng(17)
+    for _ in range(3):
+        shuffled = tuple(rows[i] for i in rng.permutation(len(rows)))
+        table = ModcodTable.from_rows(shuffled)
+        assert table.names == tuple(r[0] for r in shuffled)
+        assert table.esn0_db.tolist() == [r[1] for r in shuffled]
+        assert table.efficiency.tolist() == [r[2] for r in shuffled]
+        assert not table.esn0_db.flags.writeable and not table.efficiency.flags.writeable
+        thr, eff = [r[1] for r in shuffled], [r[2] for r in shuffled]
+        sinr = np.concatenate([rng.uniform(-4.0, 18.0, 200), np.array(thr), [-np.inf, np.inf]])
+        for margin in (0.0, 1.0):
+            idx, got_eff = table.select(sinr, margin_db=margin)
+            for s, i, e in zip(sinr, idx, got_eff, strict=True):
+                want = _best_by_brute_force(thr, eff, s - margin)
+                if want is None:
+                    assert i == -1 and e == 0.0, s
+                else:
+                    assert (thr[i], e) == want and table.efficiency[i] == e, s
+        # At 8 dB the more robust of the two 2.370043 bit/symbol MODCODs is chosen.
+        assert table.names[int(table.select(8.0)[0])] == "16APSK 3/5-L"
+    # A hand-made table where the higher threshold is less efficient.
+    hand = ModcodTable(("a", "b", "c"), np.array([5.0, 1.0, 3.0]), np.array([2.0, 1.0, 0.5]))
+    assert hand.select([0.0, 1.0, 3.0, 4.9, 5.0])[0].tolist() == [-1, 1, 1, 1, 0]
+    assert ModcodTable(("x",), np.array([0.0]), np.array([1.5])).select(0.0)[1].tolist() == 1.5
+    for names, t, e in ((("a",), [1.0, 2.0], [1.0]), ((), [], [])):
+        with pytest.raises(ValueError, match=r"^conflicting sizes: .* \(need the same number, at "):
+            ModcodTable(names, np.array(t), np.array(e))
+
+
+def test_small_closed_forms() -> None:
+    # EIRP = P + G - L; received power = EIRP + G_rx - FSPL with FSPL of P.525 eq. (4) written
+    # out here; C/N0 = EIRP + G/T - L_path - L - 10 log10(k).
+    assert float(linkbudget.eirp_dbw(10.0, 30.0, 2.0)) == 38.0
+    assert float(linkbudget.eirp_dbw(10.0, 30.0)) == 40.0
+    d, f = 1_000e3, 12e9
+    fspl = 20.0 * math.log10(4.0 * math.pi * d * f / C)
+    got = linkbudget.received_power_dbw(40.0, 30.0, d, f)
+    assert float(got) == pytest.approx(70.0 - fspl, abs=1e-12)
+    minus_k_db = -10.0 * math.log10(1.380649e-23)  # 228.599 dB(K Hz / W), SI 2019
+    cn0 = linkbudget.cn0_dbhz(40.0, 10.0, 180.0, 3.0)
+    assert float(cn0) == pytest.approx(40.0 + 10.0 - 180.0 - 3.0 + minus_k_db, abs=1e-9)
+    cn0 = linkbudget.cn0_dbhz(40.0, 10.0, 180.0)
+    assert float(cn0) == pytest.approx(-130.0 + minus_k_db, abs=1e-9)
+    # Angles between vectors against arccos of the normalised dot product.
+    rng = np.random.default_rng(3)
+    u, v = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    want = np.arccos(
+        np.einsum("ij,ij->i", u, v) / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+    )
+    np.testing.assert_allclose(linkbudget.angle_between_rad(u, v), want, rtol=0, atol=1e-12)
+    assert float(linkbudget.angle_between_rad([1.0, 0.0, 0.0], [-1.0, 0.0, 0.0])) == math.pi
+    assert float(linkbudget.angle_between_rad([0.0, 0.0, 0.0], [1.0, 0.0, 0.0])) == 0.0
+
+
+# itur warns that its P.676 approximation is meant for elevations below 90 deg; at zenith it is
+# the same formula (the cosecant of 90 deg is 1).
+@pytest.mark.filterwarnings("ignore:The approximated method to compute the gaseous")
+def test_zenith_gaseous_loss_against_itu_r_p676() -> None:
+    # The default zenith losses against ITU-R P.676 (the itur package, Annex 2 approximation
+    # and the exact line-by-line model) for the standard atmosphere they are stated for: 7.5
+    # g/m^3 water vapour, 1013.25 hPa, 15 deg C; within the +-50 % they claim.
+    from itur.models import itu676
+
+    for f_hz, loss_db in linkbudget.ZENITH_LOSS_DB.items():
+        for mode in ("approx", "exact"):
+            ref = itu676.gaseous_attenuation_slant_path(
+                f_hz / 1e9, 90.0, 7.5, 1013.25, 288.15, mode=mode
+            )
+            ref_db = float(np.asarray(ref.value))
+            assert abs(loss_db - ref_db) <= 0.5 * ref_db, (f_hz, mode, loss_db, ref_db)
+    # Each default budget uses the zenith loss of its own frequency and the stated margins.
+    for prof in (starlink_ku_user(), starlink_ka_feeder()):
+        for b in (prof.downlink, prof.uplink):
+            assert b.atmospheric_zenith_db == linkbudget.ZENITH_LOSS_DB[b.frequency_hz], b.name
+            assert b.other_losses_db == 0.3 and b.implementation_margin_db == 1.0, b.name
+    names = [
+        (p.name, p.downlink.name, p.uplink.name) for p in (starlink_ku_user(), starlink_ka_feeder())
+    ]
+    assert names == [
+        ("starlink-ku-user", "ku-user-downlink", "ku-user-uplink"),
+        ("starlink-ka-feeder", "ka-feeder-downlink", "ka-feeder-uplink"),
+    ]
+
+
+def test_ka_feeder_defaults_by_hand() -> None:
+    # Satellite EIRP: 4 dBW/MHz over 250 MHz; gateway G/T: a 1.5 m, 65 % dish at 18.5 GHz over
+    # 150 K + 290 K (10^0.12 - 1) (TR 38.821 VSAT noise); uplink EIRP: 10 dBW into the 28.5 GHz
+    # dish gain.
+    ka = starlink_ka_feeder()
+    assert ka.downlink.eirp_dbw == pytest.approx(4.0 + 10.0 * math.log10(250.0), abs=1e-12)
+    g_rx = 10.0 * math.log10(0.65 * (math.pi * 1.5 * 18.5e9 / C) ** 2)
+    t_sys = 150.0 + 290.0 * (10.0**0.12 - 1.0)
+    assert ka.downlink.g_over_t_db_k == pytest.approx(g_rx - 10.0 * math.log10(t_sys), abs=1e-9)
+    g_tx = 10.0 * math.log10(0.65 * (math.pi * 1.5 * 28.5e9 / C) ** 2)
+    assert ka.uplink.eirp_dbw == pytest.approx(10.0 + g_tx, abs=1e-9)
+    assert ka.uplink.g_over_t_db_k == 13.0 and ka.downlink.bandwidth_hz == 250e6
+
+
+def test_s1528_elliptical_beam_and_far_lobes_by_hand() -> None:
+    # ITU-R S.1528-0 recommends 1.2 written out for G_m = 35 dBi, psi_b = 3 deg, L_N = -25 dB,
+    # z = 2 (elliptical beam), L_F = 2 dBi: a = 2.58 sqrt(1 - 0.6 log10 2), b = 6.32,
+    # X = G_m + L_N + 25 log10(b psi_b), Y = b psi_b 10^(0.04 (G_m + L_N - L_F)) = 39.6 deg,
+    # L_B = max(0, 15 + L_N + 0.25 G_m + 5 log10 z) = -1.25 + 1.505 = 0.255 dBi.
+    gm, psi_b, ln, lf, z = 35.0, 3.0, -25.0, 2.0, 2.0
+    a = 2.58 * math.sqrt(1.0 - 0.6 * math.log10(z))
+    b = 6.32
+    x = gm + ln + 25.0 * math.log10(b * psi_b)
+    y = b * psi_b * 10.0 ** (0.04 * (gm + ln - lf))
+    lb = max(0.0, 15.0 + ln + 0.25 * gm + 5.0 * math.log10(z))
+    sat = S1528Pattern(gm, math.radians(psi_b), near_sidelobe_db=ln, far_sidelobe_dbi=lf, z=z)
+    cases = [
+        (0.5 * a * psi_b, gm - 3.0 * (0.5 * a) ** 1.5),
+        (a * psi_b, gm - 3.0 * a**1.5),
+        (0.5 * (a * psi_b + 0.5 * b * psi_b), gm + ln + 20.0 * math.log10(z)),
+        (0.5 * b * psi_b, gm + ln + 20.0 * math.log10(z)),
+        (0.75 * b * psi_b, gm + ln),
+        (b * psi_b, gm + ln),
+        (0.5 * (b * psi_b + y), x - 25.0 * math.log10(0.5 * (b * psi_b + y))),
+        (y, x - 25.0 * math.log10(y)),
+        (1.01 * y, lf),
+        (1.1 * y, lf),
+        (0.5 * (y + 90.0), lf),
+        (90.0, lf),
+        (135.0, lb),
+    ]
+    assert b * psi_b < y < 90.0
+    for psi, want in cases:
+        assert float(sat.gain_dbi(math.radians(psi))) == pytest.approx(want, abs=1e-9), psi
+    # L_B when 15 + L_N + G_m / 4 is just above 0: 15 - 20 + 5.5 = 0.5 dBi.
+    low = S1528Pattern(22.0, math.radians(3.0))
+    assert float(low.gain_dbi(math.radians(150.0))) == pytest.approx(0.5, abs=1e-12)
+    with pytest.raises(ValueError, match=r"^near_sidelobe_db must be one of -15, -20, -25, -30 "
+                       r"\(ITU-R S\.1528 Table 1\), got -17\.0$"):  # fmt: skip
+        S1528Pattern(peak_gain_dbi=35.0, half_beamwidth_rad=0.03, near_sidelobe_db=-17.0)
+    ap = S1528Pattern.from_aperture(0.7, 14.25e9)
+    want_g = 10.0 * math.log10(0.65 * (math.pi * 0.7 * 14.25e9 / C) ** 2)
+    assert ap.peak_gain_dbi == pytest.approx(want_g, abs=1e-12)
+    ap = S1528Pattern.from_aperture(0.7, 14.25e9, efficiency=0.5, near_sidelobe_db=-15.0)
+    assert ap.peak_gain_dbi == pytest.approx(want_g + 10 * math.log10(0.5 / 0.65), abs=1e-12)
+    assert ap.near_sidelobe_db == -15.0
+
+
+def test_dish_main_lobe_and_small_aperture_patterns_by_hand() -> None:
+    # S.465 main lobe (RR Appendix 8): G_max - 2.5e-3 (D phi / lambda)^2 above the envelope's
+    # value at phi_min; from 48 deg on, -10 dBi.
+    dish = S465Pattern(peak_gain_dbi=50.0, diameter_m=2.4, frequency_hz=14e9)
+    dl = 2.4 * 14e9 / C
+    for phi in (0.2, 0.5):
+        want = 50.0 - 2.5e-3 * (dl * phi) ** 2
+        assert float(dish.gain_dbi(math.radians(phi))) == pytest.approx(want, abs=1e-9)
+    assert float(dish.gain_dbi(math.radians(48.0))) == -10.0
+    # A half-wavelength aperture (ka = pi / 2): its Airy pattern is wide, so the gain off the
+    # side and at 90 deg is the pattern's, and only behind the aperture the floor.
+    f = 10e9
+    small = BesselPattern(5.0, 0.5 * C / f, f, floor_dbi=-10.0)
+    ka = math.pi / 2.0
+    for theta_deg in (70.0, 90.0):
+        xx = ka * math.sin(math.radians(theta_deg))
+        want = 5.0 + 10.0 * math.log10((2.0 * scipy_j1(xx) / xx) ** 2)
+        assert float(small.gain_dbi(math.radians(theta_deg))) == pytest.approx(want, abs=1e-9)
+    assert float(small.gain_dbi(math.radians(100.0))) == -10.0
+    # Phased array: cos^n scan loss at 75 deg (beyond 60) and the gain_dbi() wrapper passes the
+    # scan angle on; from_aperture keeps its exponent and floor.
+    ut = PhasedArrayPattern(peak_gain_dbi=34.0, diameter_m=0.5, frequency_hz=11.7e9)
+    want = 34.0 + 12.0 * math.log10(math.cos(math.radians(75.0)))
+    assert float(ut.gain_dbi(0.0, math.radians(75.0))) == pytest.approx(want, abs=1e-9)
+    assert float(gain_dbi(ut, 0.0, normal_rad=math.radians(75.0))) == pytest.approx(want, abs=1e-9)
+    pa = PhasedArrayPattern.from_aperture(0.5, 11.7e9, scan_exponent=1.5, floor_dbi=-5.0)
+    assert (pa.scan_exponent, pa.floor_dbi) == (1.5, -5.0)
+    assert float(pa.gain_dbi(math.pi / 2.0)) == -5.0
+    want_g = 10.0 * math.log10(0.65 * (math.pi * 0.5 * 11.7e9 / C) ** 2)
+    assert pa.peak_gain_dbi == pytest.approx(want_g, abs=1e-12)
+
+
+def test_budget_defaults_errors_and_degenerate_inputs() -> None:
+    down = starlink_ku_user().downlink
+    d, el = np.array([600e3, 900e3]), np.radians([80.0, 40.0])
+    # Broadside unless told otherwise; evaluate reports the MODCOD that select() picks.
+    zeros = np.zeros(2)
+    assert np.array_equal(
+        down.carrier_dbw(d, el), down.carrier_dbw(d, el, tx_normal_rad=zeros, rx_normal_rad=zeros)
+    )
+    q = down.evaluate(d, el)
+    want_idx, _ = down.modcods.select(q.sinr_db, margin_db=down.implementation_margin_db)
+    assert np.array_equal(q.modcod_idx, want_idx) and q.modcod_idx.dtype == np.int64
+    assert np.array_equal(q.sinr_db, q.cnr_db)  # no interference
+    # C/(N+I) without I is C/N.
+    assert float(sinr_db(2.0, 1.0)) == pytest.approx(10.0 * math.log10(2.0), abs=1e-12)
+    # Zero and negative powers and distances give -inf and NaN, without warnings.
+    assert linear_to_db([0.0]).tolist() == [-np.inf] and np.isnan(linear_to_db(-1.0))
+    assert float(fspl_db(0.0, 1e9)) == -np.inf and np.isnan(fspl_db(-1.0, 1e9))
+    for change, pattern in (
+        (
+            {"frequency_hz": 0.0},
+            r"^LinkBudget 'ku-user-downlink': frequency_hz must be > 0, "
+            r"got 0\.0$",
+        ),
+        ({"bandwidth_hz": math.inf}, r"bandwidth_hz must be > 0, got inf$"),
+        (
+            {"eirp_dbw": math.nan},
+            r"^LinkBudget 'ku-user-downlink': eirp_dbw must be finite, got "
+            r"nan$",
+        ),
+    ):
+        with pytest.raises(ValueError, match=pattern):
+            dataclasses.replace(down, **change)
+    # A sub-hertz bandwidth is odd but valid.
+    assert dataclasses.replace(down, bandwidth_hz=0.5).bandwidth_hz == 0.5

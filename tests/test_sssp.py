@@ -165,3 +165,37 @@ def test_update_cuts_off_a_node_whose_tree_edge_went_down():
     assert pedge[0, 2] == -1 and work[0] == 1
     # Unchanged weights: nothing changes and the update says so.
     assert sssp_update(indptr, indices, src.astype(np.int32), w, roots, dist, pedge)[0] == 0
+
+
+def test_walk_paths_hash_sentinels_and_skipped_pairs():
+    # Nodes 0..3 are satellites, 4..6 sites: path 4 -> 0 -> 1 -> 5, and 4 -> 6 on the ground.
+    pairs = sorted([(4, 0), (0, 4), (0, 1), (1, 0), (1, 5), (5, 1), (4, 6), (6, 4)])
+    src = np.array([p[0] for p in pairs], np.int32)
+    indices = np.array([p[1] for p in pairs], np.int32)
+    indptr = np.zeros(8, np.int64)
+    np.cumsum(np.bincount(src, minlength=7), out=indptr[1:])
+    w = np.ones(len(pairs))
+    roots = np.array([4])
+    dist = np.empty((1, 7))
+    pedge = np.empty((1, 7), np.int64)
+    sssp_full(indptr, indices, w, roots, dist, pedge)
+    n = 4
+    hops = np.full(n, 7, np.int16)
+    near_t = np.full(n, 7, np.int32)
+    near_r = np.full(n, 7, np.int32)
+    h = np.full(n, 7, np.uint64)
+    todo = np.array([False, True, True, True])  # the first pair is left as it is
+    target = np.array([5, 3, 5, 6])  # 3 is unreachable
+    walk_paths(src, pedge, dist, np.zeros(n, np.int64), target, 4, hops, near_t, near_r, h, todo)
+    assert hops.tolist() == [7, -1, 3, 1]
+    assert near_t.tolist() == [7, -1, 1, -1] and near_r.tolist() == [7, -1, 0, -1]
+
+    # The hash of the node sequence from the target back to the root, h = h * 1000003 + v
+    # modulo 2^64, written out: 5, 1, 0, 4 and 6, 4.
+    def seq_hash(nodes):
+        x = nodes[0]
+        for v in nodes[1:]:
+            x = (x * 1_000_003 + v) % 2**64
+        return x
+
+    assert h.tolist() == [7, 0, seq_hash([5, 1, 0, 4]), seq_hash([6, 4])]

@@ -1014,7 +1014,7 @@ def max_min_fair(
     demand_bps : array, shape (F,)
         Demands [bit/s], >= 0; ``inf`` takes whatever its fair share is.
     rtol : float
-        Relative tolerance under which two shares count as equal.
+        Relative tolerance under which two shares count as equal, in [0, 1).
 
     Returns
     -------
@@ -1025,7 +1025,10 @@ def max_min_fair(
     Raises
     ------
     ScenarioError
-        On negative or NaN capacities or demands, or sizes that disagree.
+        On negative or NaN capacities or demands, sizes that disagree, or ``rtol`` outside
+        [0, 1).
+    RuntimeError
+        If filling takes more rounds than flows + resources (a round froze no flow: a bug).
 
     Examples
     --------
@@ -1035,6 +1038,8 @@ def max_min_fair(
     >>> a.rate_bps.tolist(), a.bottleneck.tolist()
     ([1.0, 4.5, 4.5], [-1, 0, 0])
     """
+    if not 0.0 <= rtol < 1.0:
+        raise ScenarioError("rtol", f"must be in [0, 1), got {rtol!r}; the default is {_RTOL}")
     a, cap, dem = _check_problem(incidence, capacity_bps, demand_bps)
     n_f, n_r = a.shape
     row_len = np.diff(a.indptr)
@@ -1067,8 +1072,17 @@ def max_min_fair(
     counts = np.bincount(e_flow, minlength=n_f)[flows]
     d = dem[flows]
     n_rounds = 0
+    # Each round freezes at least one flow (every flow on the resource of smallest share is
+    # either held there or by its demand), so at most F rounds are needed; F + R is a hard
+    # bound. More rounds mean the bottleneck test froze nothing: fail instead of looping.
+    max_rounds = flows.size + n_u
     while flows.size:
         n_rounds += 1
+        if n_rounds > max_rounds:
+            raise RuntimeError(
+                f"max_min_fair: {flows.size} flows still growing after {max_rounds} rounds "
+                "(flows + resources); a round froze no flow"
+            )
         w_sum = (
             np.bincount(e_res, minlength=n_u) if unit else np.bincount(e_res, e_w, minlength=n_u)
         ).astype(np.float64)

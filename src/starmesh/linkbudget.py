@@ -1024,9 +1024,10 @@ KU_SAT_G_OVER_T_DB_K = float(
     )
 )
 #: Gaseous zenith attenuation [dB] in a standard atmosphere (7.5 g/m^3 water vapour), read from
-#: ITU-R P.676 Annex 2: about 0.05 dB at 11.7 GHz, 0.07 dB at 14.25 GHz, 0.30 dB at 18.5 GHz (near
-#: the 22 GHz water line) and 0.20 dB at 28.5 GHz. Uncertainty +-50 %.
-ZENITH_LOSS_DB = {11.7e9: 0.05, 14.25e9: 0.07, 18.5e9: 0.30, 28.5e9: 0.20}
+#: ITU-R P.676 Annex 2: about 0.05 dB at 11.7 GHz, 0.07 dB at 14.25 GHz, 0.16 dB at 18.5 GHz (on
+#: the rise to the 22 GHz water line) and 0.20 dB at 28.5 GHz (the ``itur`` package's P.676 gives
+#: 0.058, 0.075, 0.156 and 0.234 dB at sea level, 15 deg C). Uncertainty +-50 %.
+ZENITH_LOSS_DB = {11.7e9: 0.05, 14.25e9: 0.07, 18.5e9: 0.16, 28.5e9: 0.20}
 #: Scintillation and polarisation allowance [dB] (3GPP TR 38.821 Table 6.1.3.3-1 takes 0.3 dB of
 #: scintillation for LEO at Ka).
 OTHER_LOSSES_DB = 0.3
