@@ -165,6 +165,10 @@ def test_statistics_do_not_depend_on_chunks_or_executor(base_run, tmp_path, exec
 
 
 def test_forwarding_state_deltas_replay_to_shortest_paths(tmp_path):
+    """Consistency check, not validation: the deltas of fstate.parquet, replayed, are the next
+    hops of scipy's Dijkstra on a graph built with starmesh's own propagator, GSL search and
+    snapshot graph (the independent check of forwarding state is satgenpy's own fstate files,
+    tests/test_hypatia_window.py)."""
     from scipy.sparse.csgraph import dijkstra
 
     from starmesh.engine import fstate_nodes
