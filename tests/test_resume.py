@@ -194,3 +194,23 @@ def test_run_workers_reach_the_plan():
         ex = make_executor("auto", plan.workers, n_units=plan.n_chunks)
         assert isinstance(ex, kind)
         ex.close()
+
+
+def test_plan_files_of_killed_runs_are_removed(tmp_path, monkeypatch):
+    """A run killed with SIGKILL cannot delete its workers' plan file; the next process run
+    removes the folders of processes that are gone, and only those."""
+    import tempfile
+
+    from starmesh.executors import _PLANS_PREFIX, _remove_orphaned_plan_files
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = tmp_path / f"{_PLANS_PREFIX}{dead.pid}-abc"
+    alive = tmp_path / f"{_PLANS_PREFIX}{os.getppid()}-def"
+    other = tmp_path / "starmesh-plansXYZ"
+    for d in (gone, alive, other):
+        d.mkdir()
+        (d / "plans.pickle").write_bytes(b"x")
+    _remove_orphaned_plan_files()
+    assert not gone.exists() and alive.exists() and other.exists()

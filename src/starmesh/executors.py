@@ -121,6 +121,29 @@ def _ordered(submit: Any, units: Sequence[Unit], window: int) -> Iterator[Any]:
         yield result
 
 
+#: Prefix of the temporary folders holding a run's plans for its workers, then the pid of the
+#: process that wrote them.
+_PLANS_PREFIX = "starmesh-plans-"
+
+
+def _remove_orphaned_plan_files() -> None:
+    """Delete the plan folders of runs whose process is gone (a killed run cannot clean up)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    for d in Path(tempfile.gettempdir()).glob(f"{_PLANS_PREFIX}*"):
+        pid = d.name.removeprefix(_PLANS_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:  # alive, or not ours to signal
+            pass
+
+
 def _broken_pool_as_error(results: Iterator[ChunkResult]) -> Iterator[ChunkResult]:
     """Results, with a worker that died turned into one clear error."""
     from concurrent.futures.process import BrokenProcessPool
@@ -156,7 +179,8 @@ class ProcessExecutor:
         import pickle
         import tempfile
 
-        self._plans_dir = tempfile.TemporaryDirectory(prefix="starmesh-plans-")
+        _remove_orphaned_plan_files()
+        self._plans_dir = tempfile.TemporaryDirectory(prefix=f"{_PLANS_PREFIX}{os.getpid()}-")
         plans_file = os.path.join(self._plans_dir.name, "plans.pickle")
         with open(plans_file, "wb") as f:
             pickle.dump(list(plans), f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -172,12 +196,14 @@ class ProcessExecutor:
         )
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        if self._plans_dir is not None:
-            self._plans_dir.cleanup()
-            self._plans_dir = None
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+        finally:
+            if self._plans_dir is not None:
+                self._plans_dir.cleanup()
+                self._plans_dir = None
 
 
 # --- Dask ------------------------------------------------------------------------------------
