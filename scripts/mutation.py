@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES: dict[str, list[str]] = {
     "frames": ["tests/test_frames.py"],
     "propagation": ["tests/test_propagation.py"],
-    "topology": ["tests/test_topology.py"],
+    "topology": ["tests/test_topology.py", "tests/test_pyephem_compat.py"],
     "routing/graph": ["tests/test_routing.py"],
     "routing/kernels": ["tests/test_sssp.py"],
     "capacity": ["tests/test_capacity.py"],

@@ -406,6 +406,9 @@ def test_find_gsls_elevation_equals_brute_force(min_el_deg: float, method: str) 
     want = {tuple(x) for x in np.argwhere(el >= min_el).tolist()}
     assert as_set(gsl) == want
     assert len(want) > 50
+    # Each link's elevation, as the search reports it, is pymap3d's.
+    got_el = el[gsl.t_idx, gsl.site_idx, gsl.sat_idx]
+    assert np.abs(gsl.elevation_rad - got_el).max() < EL_TOL_RAD
     check_candidates(gsl, r, site_r)
     # The polar shell serves the poles.
     polar_sites = np.flatnonzero(np.abs(SITE_LAT_DEG) > 80.0)
@@ -448,6 +451,40 @@ def test_find_gsls_keeps_satellite_just_above_mask_poleward(
         gsl = find_gsls(sat[None, None], np.ones((1, 1), bool), site_r, up, rule, method=method)
         assert gsl.sat_idx.tolist() == want
         assert np.abs(gsl.length_m - d).max(initial=0.0) < ONE_MM
+
+
+@pytest.mark.parametrize("method", ["window", "kdtree", "dense"])
+def test_find_gsls_mask_is_exact_below_the_prefilter_slack(method: str) -> None:
+    """A satellite 1e-11 rad below the mask is out and 1e-8 rad above is in, for every method
+    (the compiled window search prefilters with a 1e-9 slack on the sine; the mask test itself
+    is exact); each link carries the elevation it was tested with."""
+    min_el = math.radians(25.0)
+    rule = GslRule(min_elevation_rad=min_el)
+    for delta, want in [(-1e-11, []), (1e-8, [0])]:
+        site_r, up, sat, _d = poleward_satellite(45.0, 550.0, math.degrees(min_el + delta))
+        r = np.stack([sat, sat + 5e3])[None]  # a second satellite 5 km up: a candidate pair too
+        gsl = find_gsls(r, np.ones((1, 2), bool), site_r, up, rule, method=method)  # type: ignore[arg-type]
+        assert [s for s in gsl.sat_idx.tolist() if s == 0] == want
+        assert (gsl.elevation_rad >= min_el).all()
+        el = elevation_rad(site_r[0], up[0], r[0, gsl.sat_idx])
+        assert np.abs(gsl.elevation_rad - el).max(initial=0.0) < 1e-12
+
+
+def test_gsl_candidates_select_keeps_every_field_aligned() -> None:
+    g = GslCandidates(
+        np.array([0, 0, 1], np.int32),
+        np.array([2, 3, 2], np.int32),
+        np.array([7, 8, 9], np.int32),
+        np.array([1.0, 2.0, 3.0]),
+        np.array([0.1, 0.2, 0.3]),
+    )
+    for keep in (np.array([True, False, True]), np.array([0, 2]), slice(0, 3, 2)):
+        sub = g.select(keep)
+        assert sub.t_idx.tolist() == [0, 1] and sub.site_idx.tolist() == [2, 2]
+        assert sub.sat_idx.tolist() == [7, 9] and sub.length_m.tolist() == [1.0, 3.0]
+        assert sub.elevation_rad.tolist() == [0.1, 0.3]
+    e = GslCandidates.empty()
+    assert e.t_idx.dtype == np.int32 and e.elevation_rad.size == e.length_m.size == 0
 
 
 @pytest.mark.parametrize(("lat_deg", "alt_km"), [(60.0, 550.0), (-60.0, 550.0), (45.0, 1200.0)])
@@ -508,6 +545,7 @@ def test_find_gsls_window_blocks_equal_dense(step_s: float, rule: str) -> None:
     constellation = Constellation.from_shells("gsl", shells, epoch=EPOCH)
     r, ok = Propagator(constellation, EPOCH).positions_ecef_m(np.arange(40) * step_s)
     ok = ok & (np.random.default_rng(3).random(ok.shape) > 0.2)
+    ok[20:30] = False  # steps without any position (a block of their own at 60 s steps)
     r = np.where(ok[..., None], r, np.nan)
     lat, lon = np.radians(SITE_LAT_DEG), np.radians(SITE_LON_DEG)
     site_r, up = geodetic_to_ecef(lat, lon, np.array(SITE_H_M)), up_vectors(lat, lon)
@@ -519,12 +557,15 @@ def test_find_gsls_window_blocks_equal_dense(step_s: float, rule: str) -> None:
     got = find_gsls(r, ok, site_r, up, g_rule, method="window")
     want = find_gsls(r, ok, site_r, up, g_rule, method="dense")
     assert want.t_idx.size > 100
-    for name in ("t_idx", "site_idx", "sat_idx", "length_m"):
+    for name in ("t_idx", "site_idx", "sat_idx", "length_m", "elevation_rad"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert not ((got.t_idx >= 20) & (got.t_idx < 30)).any() and (got.t_idx >= 30).any()
     radius = g_rule.search_radius_m(float(np.nanmax(np.linalg.norm(r, axis=-1))))
     blocks = _window_blocks(r, ok, radius)
-    assert blocks[0][0] == 0 and blocks[-1][1] == 40
-    assert all(x[1] == y[0] for x, y in itertools.pairwise(blocks))
+    # Sorted, disjoint, and covering every step where some satellite has a position.
+    assert all(x[1] <= y[0] for x, y in itertools.pairwise(blocks))
+    covered = np.concatenate([np.arange(a, b) for a, b, _s, _r, _d in blocks])
+    assert set(np.flatnonzero(ok.any(axis=1)).tolist()) <= set(covered.tolist())
     assert all(d <= WINDOW_MAX_DRIFT * radius or b - a == 1 for a, b, _s, _r, d in blocks)
     if step_s >= 10.0:
         assert len(blocks) > 1
