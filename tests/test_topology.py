@@ -777,3 +777,26 @@ def test_find_gsls_empty_result_is_typed(case: str) -> None:
     for x in (gsl.t_idx, gsl.site_idx, gsl.sat_idx):
         assert x.dtype == np.int32 and x.size == 0
     assert gsl.length_m.dtype == np.float64 and gsl.length_m.size == 0
+
+
+def test_link_geometry_of_a_zero_vector_is_nan_without_a_warning() -> None:
+    """A satellite at the site itself: range 0, elevation undefined (NaN), and no warning
+    (the suite turns warnings into errors)."""
+    from starmesh.topology import link_geometry
+
+    d = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 7e5]])
+    up = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    dist, el = link_geometry(d, up)
+    assert dist.tolist() == [0.0, 7e5]
+    assert np.isnan(el[0]) and el[1] == pytest.approx(math.pi / 2)
+
+
+def test_libastro_gsl_lengths_are_float32_ranges() -> None:
+    """pyephem reports ranges as C floats (``ess_range``): lengths round to float32 exactly."""
+    from starmesh.topology import libastro_gsl_lengths_m
+
+    x = np.array([1_234_567.891, 987_654.321, 550_000.0])
+    got = libastro_gsl_lengths_m(x)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, x.astype(np.float32).astype(np.float64))
+    assert (got[:2] != x[:2]).all()
