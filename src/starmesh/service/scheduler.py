@@ -192,6 +192,8 @@ def schedule_sparse(
     policy, rng, slot_s, offset_s, epoch_second_of_minute, previous
         As for :func:`schedule`.
     """
+    from starmesh.service._merge import seen_over_slot
+
     if policy not in POLICIES:
         raise ScenarioError(
             "service.scheduler_policy",
@@ -235,7 +237,9 @@ def schedule_sparse(
             c0 = slice(bounds[a], bounds[a + 1])  # candidates at the slot's first step
             k0, e0, g0, s0 = key[c0], el[c0], gi[c0], si[c0]
             if policy == "hold":
-                count, emin = _seen_over_slot(key, el, bounds, int(a), int(b))
+                # Each step's keys are sorted: one merge per step (sorting the slot's keys,
+                # as np.unique does, cost more than the rest of the scheduler).
+                count, emin = seen_over_slot(key, el, bounds, int(a), int(b))
                 whole = count == (b - a)
                 # Satellites visible all slot rank first, by their minimum elevation.
                 score = np.where(whole, 10.0 + emin, e0)
@@ -269,24 +273,6 @@ def schedule_sparse(
     return Schedule(
         serving=serving, handovers=count_handovers(serving, previous), slot=slot, carry=carry
     )
-
-
-def _seen_over_slot(
-    key: NDArray[np.int64],
-    el: NDArray[np.float64],
-    bounds: NDArray[np.int64],
-    a: int,
-    b: int,
-) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """For each link at step ``a`` (``key[bounds[a]:bounds[a + 1]]``): at how many steps of
-    ``a .. b - 1`` it is a link, and its lowest elevation over them [rad].
-
-    Each step's keys are sorted, so one merge per step finds them (a compiled loop: sorting the
-    slot's keys, as ``np.unique`` does, cost more than the rest of the scheduler).
-    """
-    from starmesh.service._merge import seen_over_slot
-
-    return seen_over_slot(key, el, bounds, a, b)
 
 
 def count_handovers(
