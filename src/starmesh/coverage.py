@@ -60,6 +60,7 @@ from .frames import geodetic_to_ecef, up_vectors
 from .propagation import Propagator
 from .regions import MAX_CELLS_DEFAULT, CellGrid, Region, region_cells
 from .timegrid import TimeGrid
+from .topology import in_link_order
 
 #: Starlink's terminal-satellite reassignment period [s] (SpaceX FCC filings; measured by
 #: Tanveer et al., "Making sense of constellations", IMC 2023: 15 s, to within milliseconds).
@@ -914,14 +915,10 @@ def _highest_per_step_and_site(
     """For links sorted by (step, site, satellite), as ``GslCandidates`` are: the link of each
     (step, site) with the highest elevation, ties to the lower satellite; None if the links
     are not in that order or an elevation is NaN (the caller sorts them instead)."""
-    if t.size == 0:
-        return np.zeros(0, np.bool_)
-    dt, dg = np.diff(t), np.diff(g)
-    ordered = (dt > 0) | ((dt == 0) & ((dg > 0) | ((dg == 0) & (np.diff(s) > 0))))
-    if not ordered.all() or np.isnan(e).any():
+    if not in_link_order(t, g, s) or np.isnan(e).any():
         return None
     new = np.ones(t.size, np.bool_)
-    new[1:] = (dt != 0) | (dg != 0)
+    new[1:] = (t[1:] != t[:-1]) | (g[1:] != g[:-1])
     starts = np.flatnonzero(new)
     group = np.cumsum(new) - 1
     top = np.flatnonzero(e == np.maximum.reduceat(e, starts)[group])

@@ -325,8 +325,6 @@ class ChunkWindow:
         Satellite ECEF positions [m].
     ok : ndarray of bool, shape (W, S)
         Satellites whose propagation succeeded.
-    up : ndarray of bool, shape (W, S)
-        ``ok`` and not failed.
     sites : ndarray of int64, shape (G,)
         Sites searched, ascending.
     links : GslCandidates
@@ -337,7 +335,6 @@ class ChunkWindow:
     t_s: NDArray[np.float64]
     r: NDArray[np.float64]
     ok: NDArray[np.bool_]
-    up: NDArray[np.bool_]
     sites: NDArray[np.int64]
     links: GslCandidates
 
@@ -352,26 +349,21 @@ class ChunkWindow:
         lk = self.links
         i0, i1 = np.searchsorted(lk.t_idx, [a - self.w0, b - self.w0])
         sub = lk.select(slice(int(i0), int(i1)))
-        if sites.size == self.sites.size and np.array_equal(sites, self.sites):
-            # Every site of the window: only the steps' offset changes.
-            return GslCandidates(
-                (sub.t_idx - (a - self.w0)).astype(np.int32),
-                sub.site_idx,
-                sub.sat_idx,
-                sub.length_m,
-                sub.elevation_rad,
-            )
-        site = self.sites[sub.site_idx]
-        pos = np.searchsorted(sites, site)
-        keep = pos < sites.size
-        keep[keep] = sites[pos[keep]] == site[keep]
-        out = sub.select(keep)
+        site_idx = sub.site_idx
+        if not (sites.size == self.sites.size and np.array_equal(sites, self.sites)):
+            # A subset: keep its sites' links and number them in it.
+            site = self.sites[sub.site_idx]
+            pos = np.searchsorted(sites, site)
+            keep = pos < sites.size
+            keep[keep] = sites[pos[keep]] == site[keep]
+            sub = sub.select(keep)
+            site_idx = pos[keep].astype(np.int32)
         return GslCandidates(
-            (out.t_idx - (a - self.w0)).astype(np.int32),
-            pos[keep].astype(np.int32),
-            out.sat_idx,
-            out.length_m,
-            out.elevation_rad,
+            (sub.t_idx - (a - self.w0)).astype(np.int32),
+            site_idx,
+            sub.sat_idx,
+            sub.length_m,
+            sub.elevation_rad,
         )
 
 
@@ -394,7 +386,7 @@ def chunk_window(plan: RunPlan, prop: Propagator, lo: int, stop: int) -> ChunkWi
         w0, w1 = min(w0, a), max(w1, b)
         sites.append(np.asarray(plan.service.terminals, dtype=np.int64))
         if "bent-pipe" in plan.modes:
-            sites.append(np.flatnonzero(np.asarray(plan.sites.kinds) == "gateway"))
+            sites.append(plan.sites.of_kind("gateway"))
     if visibility_terminals(plan).size:
         w0 = min(w0, _visibility_start(plan, lo))
     t_s = plan.grid.t_s(w0, w1)
@@ -402,7 +394,7 @@ def chunk_window(plan: RunPlan, prop: Propagator, lo: int, stop: int) -> ChunkWi
     up = ok if plan.failures is None else ok & ~plan.failures.sat_failed(t_s)
     site = np.unique(np.concatenate(sites)).astype(np.int64)
     links = find_gsls(r, up, plan.sites.r_ecef_m[site], plan.sites.up[site], plan.gsl_rule)
-    return ChunkWindow(w0=w0, t_s=t_s, r=r, ok=ok, up=up, sites=site, links=links)
+    return ChunkWindow(w0=w0, t_s=t_s, r=r, ok=ok, sites=site, links=links)
 
 
 def _isl_failed_by_key(
@@ -1002,7 +994,7 @@ def service_schedule(
     site_r = plan.sites.r_ecef_m[term]
     gsl = window.gsl(a, b, term)
     if via_gateway:
-        gw = np.flatnonzero(np.asarray(plan.sites.kinds) == "gateway")
+        gw = plan.sites.of_kind("gateway")
         if plan.failures is not None:
             gw_up = ~plan.failures.site_failed(tw)[:, gw]
         else:

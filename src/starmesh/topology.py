@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
 from .constants import WGS84_A_M, WGS84_B_M
@@ -212,6 +212,16 @@ class GslCandidates:
     def empty(cls) -> GslCandidates:
         z = np.zeros(0, np.int32)
         return cls(z, z.copy(), z.copy(), np.zeros(0), np.zeros(0))
+
+
+def in_link_order(t_idx: ArrayLike, site_idx: ArrayLike, sat_idx: ArrayLike) -> bool:
+    """Whether links are in :class:`GslCandidates` order: by step, then site, then satellite,
+    each (step, site, satellite) once."""
+    t, g, s = (np.asarray(x, dtype=np.int64) for x in (t_idx, site_idx, sat_idx))
+    if t.size < 2:
+        return True
+    dt, dg = np.diff(t), np.diff(g)
+    return bool(np.all((dt > 0) | ((dt == 0) & ((dg > 0) | ((dg == 0) & (np.diff(s) > 0))))))
 
 
 def link_geometry(

@@ -193,6 +193,7 @@ def schedule_sparse(
         As for :func:`schedule`.
     """
     from starmesh.service._merge import seen_over_slot
+    from starmesh.topology import in_link_order
 
     if policy not in POLICIES:
         raise ScenarioError(
@@ -212,13 +213,10 @@ def schedule_sparse(
     nb = np.zeros(ti.shape, dtype=bool) if north is None else np.asarray(north, dtype=bool)
     if ti.size and np.any(np.diff(ti) < 0):
         raise ScenarioError("service.gsl", "candidate links must be sorted by t_idx")
-    if ti.size > 1:
+    if not in_link_order(ti, gi, si):
         # Within a step, by site then satellite (the order GslCandidates have).
-        same_t = ti[1:] == ti[:-1]
-        dg = gi[1:] - gi[:-1]
-        if np.any(same_t & ((dg < 0) | ((dg == 0) & (si[1:] <= si[:-1])))):
-            order = np.lexsort((si, gi, ti))
-            ti, gi, si, el, nb = ti[order], gi[order], si[order], el[order], nb[order]
+        order = np.lexsort((si, gi, ti))
+        ti, gi, si, el, nb = ti[order], gi[order], si[order], el[order], nb[order]
     slot = slot_index(
         t_s, slot_s=slot_s, offset_s=offset_s, epoch_second_of_minute=epoch_second_of_minute
     )
