@@ -193,6 +193,14 @@ _GLOBE_CHECK_JS = """
 (function () {
   var b = document.body;
   function lon0(gd, k) { return Number((gd._fullData[k] || {}).lon[0]); }
+  // Animation frames come from requestAnimationFrame, which headless Chromium drives in real
+  // time, outside the virtual time that --virtual-time-budget counts: a page waiting only for
+  // a frame looks idle, its budget runs out and the DOM is dumped before the animation ends
+  // (now and then in CI). Frames from timers run in virtual time, so the check always ends.
+  window.requestAnimationFrame = function (cb) {
+    return setTimeout(function () { cb(performance.now()); }, 16);
+  };
+  window.cancelAnimationFrame = function (id) { clearTimeout(id); };
   function check() {
     if (b.getAttribute('data-plots-rendered') !== b.getAttribute('data-plots-expected')) {
       setTimeout(check, 50);
@@ -204,11 +212,7 @@ _GLOBE_CHECK_JS = """
     var steps = gd.layout.sliders[0].steps;
     var before = lon0(gd, k);
     var last = steps[steps.length - 1];
-    // The slider's own frame, jumped to without a transition: a timed transition resolves
-    // only when the compositor produces frames, which headless Chromium's virtual time does
-    // not always do within its budget (the check then never finished, now and then in CI).
-    var jump = {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}};
-    Plotly.animate(gd, last.args[0], jump).then(function () {
+    Plotly.animate(gd, last.args[0], last.args[1]).then(function () {
       var after = lon0(gd, k);
       var menu = gd.layout.updatemenus.filter(function (m) { return m.type === 'dropdown'; })[0];
       var button = menu.buttons[menu.buttons.length - 1];
