@@ -20,6 +20,8 @@ from importlib.resources import files
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sgp4 import exporter
 from sgp4.api import WGS72, Satrec
 
@@ -432,3 +434,26 @@ def test_cross_shell_links_only_when_asked(walker_set, walker_inference):
         same = {tuple(x) for x in edges[up[k] & ~across].tolist()}
         assert same == {tuple(x) for x in base[up0[k]].tolist()}
         assert np.bincount(edges[up[k]].ravel()).max() <= 5
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(0, 2**31 - 1))
+def test_nearest_in_plane_is_the_nearest_of_its_four_candidates(size: int, seed: int) -> None:
+    # Oracle: scipy's distance over the slot bracket (lo, hi) and one more satellite each side.
+    from scipy.spatial.distance import cdist
+
+    from starmesh.grid_kernel import nearest_in_plane
+
+    rng = np.random.default_rng(seed)
+    n_before = int(rng.integers(0, 4))  # rows of other planes before the target plane
+    rs = rng.normal(size=(n_before + size + 3, 3)) * 7e6
+    q = 40
+    src = rng.integers(0, rs.shape[0], q)
+    pos = n_before + rng.integers(0, size + 1, q)  # insertion row, end of plane included
+    got = nearest_in_plane(rs, src, np.full(q, n_before), np.full(q, size), pos)
+    for k in range(q):
+        hi = pos[k] if pos[k] < n_before + size else n_before
+        lo = pos[k] - 1 if pos[k] - 1 >= n_before else n_before + size - 1
+        cand = [n_before + (c - n_before) % size for c in (lo - 1, lo, hi, hi + 1)]
+        d = cdist(rs[[src[k]]], rs[cand])[0]
+        assert got[k] == cand[int(np.argmin(d))]

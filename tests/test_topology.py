@@ -800,3 +800,42 @@ def test_libastro_gsl_lengths_are_float32_ranges() -> None:
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, x.astype(np.float32).astype(np.float64))
     assert (got[:2] != x[:2]).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.integers(1, 12),
+    st.integers(0, 2**31 - 1),
+)
+def test_distinct_links_equal_numpy_unique(n_t: int, n_sites: int, n_sats: int, seed: int) -> None:
+    # np.unique is the oracle: random links per step in GslCandidates order (site, then sat).
+    from starmesh.gsl_kernel import distinct_links
+
+    rng = np.random.default_rng(seed)
+    site_l, sat_l, bounds = [], [], [0]
+    for _ in range(n_t):
+        on = rng.random((n_sites, n_sats)) < rng.uniform(0.0, 1.0)
+        g, s = np.nonzero(on)  # row-major: by site, then satellite
+        site_l.append(g)
+        sat_l.append(s)
+        bounds.append(bounds[-1] + g.size)
+    site = np.concatenate(site_l).astype(np.int64) * 3  # site numbers with gaps
+    sat = np.concatenate(sat_l).astype(np.int64)
+    keys, index, ok = distinct_links(site, sat, np.array(bounds, np.int64), n_sats)
+    want, inverse = np.unique(site * n_sats + sat, return_inverse=True)
+    assert ok
+    np.testing.assert_array_equal(keys, want)
+    np.testing.assert_array_equal(index, inverse)
+
+
+def test_distinct_links_refuses_links_out_of_order() -> None:
+    from starmesh.gsl_kernel import distinct_links
+
+    site = np.array([0, 0, 1, 0, 1], np.int64)
+    bounds = np.array([0, 3, 5], np.int64)
+    assert distinct_links(site, np.array([1, 2, 0, 2, 2]), bounds, 4)[2]
+    assert not distinct_links(site, np.array([2, 1, 0, 2, 2]), bounds, 4)[2]  # sats swapped
+    assert not distinct_links(site[[2, 1, 0, 3, 4]], np.array([0, 2, 1, 2, 2]), bounds, 4)[2]
+    assert not distinct_links(site, np.array([1, 1, 0, 2, 2]), bounds, 4)[2]  # a repeat

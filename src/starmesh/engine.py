@@ -34,6 +34,7 @@ from .capacity import (
 )
 from .coverage import TerminalVisibility, slot_shift_s, terminal_visibility_links
 from .disruptions import gsl_quality
+from .gsl_kernel import distinct_links
 from .plan import RunPlan
 from .propagation import Propagator
 from .routing import (
@@ -518,15 +519,20 @@ def chunk_links(
             r, ok, plan.sites.r_ecef_m[gsl_sites], plan.sites.up[gsl_sites], plan.gsl_rule
         )
     gsl, cap_down, cap_up = _usable_gsls(plan, gsl, gsl_sites, r, t_s, site_failed)
-    key = gsl_sites[gsl.site_idx].astype(np.int64) * problem.n_sats + gsl.sat_idx
-    links, link_of = np.unique(key, return_inverse=True)
+    bounds = np.searchsorted(gsl.t_idx, np.arange(n_t + 1)).astype(np.int64)
+    site = gsl_sites[gsl.site_idx].astype(np.int64)
+    links, link_of, ordered = distinct_links(
+        site, gsl.sat_idx.astype(np.int64), bounds, problem.n_sats
+    )
+    if not ordered:
+        links, link_of = np.unique(site * problem.n_sats + gsl.sat_idx, return_inverse=True)
     return ChunkLinks(
         isl_delay_s=isl_delay,
         gsl=gsl,
         gsl_cap_down=cap_down,
         gsl_cap_up=cap_up,
         gsl_sites=gsl_sites,
-        bounds=np.searchsorted(gsl.t_idx, np.arange(n_t + 1)),
+        bounds=bounds,
         links=links,
         link_of=link_of,
         gsl_delay_s=space_delay_s(

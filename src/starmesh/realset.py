@@ -798,14 +798,9 @@ class PlusGridIsl:
             if self.cross_plane == "nearest":
                 # The bracket and one more on each side (cyclic within the plane), by 3-D
                 # distance: second-order terms can move the nearest one slot off the bracket.
-                src = rs[np.flatnonzero(valid)]
-                size = counts[tp]
-                cands = np.stack(
-                    [start[tp] + np.mod(x - start[tp], size) for x in (lo - 1, lo, hi, hi + 1)]
-                )
-                diff = rs[cands] - src[None, :, :]
-                dist2 = np.einsum("cni,cni->cn", diff, diff)
-                pick = cands[np.argmin(dist2, axis=0), np.arange(tp.size)]
+                from .grid_kernel import nearest_in_plane
+
+                pick = nearest_in_plane(rs, np.flatnonzero(valid), start[tp], counts[tp], pos)
             else:
                 e_hi = np.abs(np.angle(np.exp(1j * (u[hi] - tu))))
                 e_lo = np.abs(np.angle(np.exp(1j * (u[lo] - tu))))
