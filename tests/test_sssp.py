@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
-from starmesh.routing.kernels import sssp_full, sssp_update, walk_paths
+from starmesh.routing.kernels import TreeState, sssp_full, sssp_update, walk_paths
 
 
 def _random_structure(rng: np.random.Generator, n: int, m: int):
@@ -46,9 +47,12 @@ def _check_tree(indptr, indices, edge_src, w, roots, dist, pedge):
             assert dist[k, v] == dist[k, edge_src[e]] + w[e]
 
 
+@pytest.mark.parametrize("keep_state", [True, False])
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(5, 60))
-def test_full_and_update_equal_dijkstra_over_many_steps(seed, n):
+def test_full_and_update_equal_dijkstra_over_many_steps(keep_state, seed, n):
+    # With the state kept (as runs do), each update re-sums its trees in the order the last
+    # one settled their nodes; without, it starts from node order and walks up to the root.
     rng = np.random.default_rng(seed)
     indptr, indices, edge_src = _random_structure(rng, n, 3 * n)
     m = indices.size
@@ -56,13 +60,14 @@ def test_full_and_update_equal_dijkstra_over_many_steps(seed, n):
     w = rng.uniform(0.5, 2.0, m)
     dist = np.empty((roots.size, n))
     pedge = np.empty((roots.size, n), np.int64)
-    sssp_full(indptr, indices, w, roots, dist, pedge)
+    state = TreeState.for_graph(indptr, indices, edge_src, roots.size) if keep_state else None
+    sssp_full(indptr, indices, w, roots, dist, pedge, state)
     np.testing.assert_array_equal(dist, _oracle(indptr, indices, w, roots))
     _check_tree(indptr, indices, edge_src, w, roots, dist, pedge)
     for step in range(8):
         if step == 3:
             # No change at all: every tree must report zero changes.
-            assert (sssp_update(indptr, indices, edge_src, w, roots, dist, pedge) == 0).all()
+            assert (sssp_update(indptr, indices, edge_src, w, roots, dist, pedge, state) == 0).all()
         # Small drifts (as between time steps), some big jumps, edges vanishing and returning.
         w = w * rng.uniform(0.97, 1.03, m)
         jump = rng.random(m) < 0.05
@@ -71,13 +76,24 @@ def test_full_and_update_equal_dijkstra_over_many_steps(seed, n):
         back = ~np.isfinite(w) & (rng.random(m) < 0.5)
         w[back] = rng.uniform(0.5, 2.0, back.sum())
         before = pedge.copy()
-        changes = sssp_update(indptr, indices, edge_src, w, roots, dist, pedge)
+        changes = sssp_update(indptr, indices, edge_src, w, roots, dist, pedge, state)
         np.testing.assert_array_equal(dist, _oracle(indptr, indices, w, roots))
         # A tree reported unchanged is edge for edge the tree it was (callers skip its paths).
         same = changes == 0
         np.testing.assert_array_equal(pedge[same], before[same])
         assert (changes[(pedge != before).any(axis=1)] > 0).all()
         _check_tree(indptr, indices, edge_src, w, roots, dist, pedge)
+        if state is not None:
+            # The kept order is a permutation of the nodes in which the trees the update
+            # re-summed have every parent before its child: so in an unchanged tree too.
+            for k in range(roots.size):
+                rank = np.empty(n, np.int64)
+                rank[state.order[k]] = np.arange(n)
+                assert np.array_equal(np.sort(state.order[k]), np.arange(n))
+                kids = np.flatnonzero(pedge[k] >= 0)
+                np.testing.assert_array_equal(state.pnode[k, kids], edge_src[pedge[k, kids]])
+                if changes[k] == 0:
+                    assert (rank[edge_src[pedge[k, kids]]] < rank[kids]).all()
 
 
 def test_update_keeps_the_route_on_exact_ties():

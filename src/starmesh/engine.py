@@ -39,6 +39,7 @@ from .plan import RunPlan
 from .propagation import Propagator
 from .routing import (
     ChunkGraph,
+    TreeState,
     build_chunk_graph,
     space_delay_s,
     sssp_full,
@@ -644,6 +645,7 @@ def route_mode(
     )
     dist = np.empty((n_k, problem.n_nodes))
     pedge = np.empty((n_k, problem.n_nodes), np.int64)
+    trees = TreeState.for_graph(graph.indptr, graph.indices, graph.edge_src, n_k)
     prev_nh: NDArray[np.int32] | None = None
     for k in range(n_t):
         a, b = links.bounds[k], links.bounds[k + 1]
@@ -655,12 +657,12 @@ def route_mode(
             fibre_up = ~(sf[problem.fibre_gw] | sf[problem.fibre_pop])
         w = graph.weights(links.isl_delay_s[k] if mode == "isl" else None, gsl_w, fibre_up)
         if k == 0:
-            sssp_full(graph.indptr, graph.indices, w, roots, dist, pedge)
+            sssp_full(graph.indptr, graph.indices, w, roots, dist, pedge, trees)
             todo = np.ones(n_p, bool)
             changes = np.ones(n_k, np.int64)
         else:
             changes = sssp_update(
-                graph.indptr, graph.indices, graph.edge_src, w, roots, dist, pedge
+                graph.indptr, graph.indices, graph.edge_src, w, roots, dist, pedge, trees
             )
             # Pairs in unchanged trees keep last step's path: copy instead of walking.
             todo = changes[orient.row] > 0

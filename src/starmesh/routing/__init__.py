@@ -24,12 +24,13 @@ from .graph import (
     snapshot_graph,
     space_delay_s,
 )
-from .kernels import sssp_full, sssp_update, walk_paths
+from .kernels import TreeState, sssp_full, sssp_update, walk_paths
 
 __all__ = [
     "ChunkGraph",
     "Routes",
     "RoutingProblem",
+    "TreeState",
     "build_chunk_graph",
     "fibre_delay_s",
     "shortest_routes",

@@ -9,7 +9,9 @@ the next. These kernels (numba, compiled once and cached) therefore
 * update a step's trees to the next step exactly: recompute each node's distance along its old
   tree with the new weights (removed edges cut their subtrees off), seed a heap with every node
   that has an edge violating the shortest-path condition ``d[u] + w(u, v) >= d[v]``, and run the
-  label-correcting relaxation from those seeds only. Labels are always lengths of real paths and
+  label-correcting relaxation from those seeds only. The re-summing visits nodes in the order
+  the last update settled them, with each node's parent and tree-edge weight kept in arrays
+  read in that order (:class:`TreeState`). Labels are always lengths of real paths and
   end with no violating edge anywhere, so they are the exact shortest distances; a node's parent
   changes only when a strictly shorter path appears, so exact ties keep the previous route.
 
@@ -20,6 +22,8 @@ as Dijkstra's, so both give identical values.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
@@ -71,9 +75,12 @@ def _pop(hk: NDArray[np.float64], hv: NDArray[np.int64], n: int) -> int:
 def _relax_from_heap(
     indptr: NDArray[np.int64],
     indices: NDArray[np.int32],
+    in_pos: NDArray[np.int32],
     w: NDArray[np.float64],
     dist: NDArray[np.float64],
     pedge: NDArray[np.int64],
+    pnode: NDArray[np.int32],
+    pin: NDArray[np.int32],
     hk: NDArray[np.float64],
     hv: NDArray[np.int64],
     n: int,
@@ -93,12 +100,119 @@ def _relax_from_heap(
                 dist[v] = nd
                 if pedge[v] != e:
                     changes += 1
-                pedge[v] = e
+                    pedge[v] = e
+                    pnode[v] = u
+                    pin[v] = in_pos[e]
                 n = _push(hk, hv, n, nd, v)
     return changes
 
 
+@dataclass
+class TreeState:
+    """What the compiled kernels keep between steps besides distances and tree edges.
+
+    Per tree and node: the parent node and the tree edge's position in the graph's edges
+    sorted by head (``in_order``), and an order of the nodes with every parent before its
+    children (the order in which the last update settled them). Re-summing a tree along that
+    order reads the new weights nearly in sequence (``w[in_order]``); following tree edges
+    through the CSR arrays reads them at random. Plus per-thread scratch (heaps, marks,
+    stacks), allocated once instead of at every tree and step.
+
+    Attributes
+    ----------
+    in_order : ndarray of int64, shape (M,)
+        CSR positions sorted by (head, tail).
+    in_pos : ndarray of int32, shape (M,)
+        Inverse of ``in_order``.
+    pnode, pin, order : ndarray of int32, shape (K, N)
+    """
+
+    in_order: NDArray[np.int64]
+    in_pos: NDArray[np.int32]
+    pnode: NDArray[np.int32]
+    pin: NDArray[np.int32]
+    order: NDArray[np.int32]
+    heap_keys: NDArray[np.float64]
+    heap_nodes: NDArray[np.int64]
+    marks: NDArray[np.int32]
+    stack: NDArray[np.int32]
+    settled: NDArray[np.int32]
+
+    @classmethod
+    def for_graph(
+        cls,
+        indptr: NDArray[np.int64],
+        indices: NDArray[np.int32],
+        edge_src: NDArray[np.int32],
+        n_roots: int,
+    ) -> TreeState:
+        """State for ``n_roots`` trees over a CSR graph (``edge_src``: tail of each edge)."""
+        n_nodes, m = indptr.size - 1, indices.size
+        in_order = np.lexsort((edge_src, indices)).astype(np.int64)
+        in_pos = np.empty(m, np.int32)
+        in_pos[in_order] = np.arange(m, dtype=np.int32)
+        n_thr = int(nb.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        return cls(
+            in_order=in_order,
+            in_pos=in_pos,
+            pnode=np.full((n_roots, n_nodes), -1, np.int32),
+            pin=np.full((n_roots, n_nodes), -1, np.int32),
+            order=np.tile(np.arange(n_nodes, dtype=np.int32), (n_roots, 1)),
+            heap_keys=np.empty((n_thr, m + n_nodes + 1)),
+            heap_nodes=np.empty((n_thr, m + n_nodes + 1), np.int64),
+            marks=np.zeros((n_thr, n_nodes + 1), np.int32),
+            stack=np.empty((n_thr, n_nodes), np.int32),
+            settled=np.empty((n_thr, n_nodes), np.int32),
+        )
+
+    @classmethod
+    def from_trees(
+        cls,
+        indptr: NDArray[np.int64],
+        indices: NDArray[np.int32],
+        edge_src: NDArray[np.int32],
+        pedge: NDArray[np.int64],
+    ) -> TreeState:
+        """State of existing trees (``pedge``, shape (K, N)), for a caller that kept none."""
+        st = cls.for_graph(indptr, indices, edge_src, pedge.shape[0])
+        has = pedge >= 0
+        st.pnode[has] = edge_src[pedge[has]]
+        st.pin[has] = st.in_pos[pedge[has]]
+        return st
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
+def _full_trees(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    w: NDArray[np.float64],
+    roots: NDArray[np.int64],
+    dist: NDArray[np.float64],
+    pedge: NDArray[np.int64],
+    in_pos: NDArray[np.int32],
+    pnode: NDArray[np.int32],
+    pin: NDArray[np.int32],
+    order: NDArray[np.int32],
+    heap_keys: NDArray[np.float64],
+    heap_nodes: NDArray[np.int64],
+) -> None:
+    for k in nb.prange(roots.size):
+        tid = nb.get_thread_id()
+        hk = heap_keys[tid]
+        hv = heap_nodes[tid]
+        d = dist[k]
+        d[:] = _INF
+        pedge[k, :] = -1
+        pnode[k, :] = -1
+        pin[k, :] = -1
+        for i in range(order.shape[1]):
+            order[k, i] = i
+        r = roots[k]
+        d[r] = 0.0
+        n = _push(hk, hv, 0, 0.0, r)
+        _relax_from_heap(indptr, indices, in_pos, w, d, pedge[k], pnode[k], pin[k], hk, hv, n)
+
+
 def sssp_full(
     indptr: NDArray[np.int64],
     indices: NDArray[np.int32],
@@ -106,6 +220,7 @@ def sssp_full(
     roots: NDArray[np.int64],
     dist: NDArray[np.float64],
     pedge: NDArray[np.int64],
+    state: TreeState | None = None,
 ) -> None:
     """Dijkstra from every root.
 
@@ -121,23 +236,139 @@ def sssp_full(
         Output: distance from each root (``inf`` if unreachable).
     pedge : ndarray of int64, shape (K, N)
         Output: CSR position of the tree edge into each node (-1 for the root and unreachable).
+    state : TreeState, optional
+        Kept for :func:`sssp_update` (give the same one there); None for a throwaway one.
     """
-    n_nodes = indptr.size - 1
-    m = indices.size
-    for k in nb.prange(roots.size):
-        d = dist[k]
-        p = pedge[k]
-        d[:] = _INF
-        p[:] = -1
-        hk = np.empty(m + n_nodes + 1)
-        hv = np.empty(m + n_nodes + 1, np.int64)
-        r = roots[k]
-        d[r] = 0.0
-        n = _push(hk, hv, 0, 0.0, r)
-        _relax_from_heap(indptr, indices, w, d, p, hk, hv, n)
+    if state is None:
+        src = np.repeat(np.arange(indptr.size - 1, dtype=np.int32), np.diff(indptr))
+        state = TreeState.for_graph(indptr, indices, src, roots.size)
+    _full_trees(
+        indptr,
+        indices,
+        w,
+        roots,
+        dist,
+        pedge,
+        state.in_pos,
+        state.pnode,
+        state.pin,
+        state.order,
+        state.heap_keys,
+        state.heap_nodes,
+    )
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
+def _update_trees(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    w: NDArray[np.float64],
+    w_in: NDArray[np.float64],
+    roots: NDArray[np.int64],
+    dist: NDArray[np.float64],
+    pedge: NDArray[np.int64],
+    in_pos: NDArray[np.int32],
+    pnode: NDArray[np.int32],
+    pin: NDArray[np.int32],
+    order: NDArray[np.int32],
+    heap_keys: NDArray[np.float64],
+    heap_nodes: NDArray[np.int64],
+    marks: NDArray[np.int32],
+    stacks: NDArray[np.int32],
+    settled: NDArray[np.int32],
+) -> NDArray[np.int64]:
+    n_nodes = indptr.size - 1
+    work = np.zeros(roots.size, np.int64)
+    for k in nb.prange(roots.size):
+        tid = nb.get_thread_id()
+        hk = heap_keys[tid]
+        hv = heap_nodes[tid]
+        done = marks[tid]
+        stack = stacks[tid]
+        seq = settled[tid]
+        # A node is settled in this pass when its mark is this pass's; the counter sits in the
+        # last slot, so the marks never need clearing (until the counter would overflow).
+        if done[n_nodes] >= 2_000_000_000:
+            done[:] = 0
+        done[n_nodes] += 1
+        mark = done[n_nodes]
+        d = dist[k]
+        p = pedge[k]
+        q = pnode[k]
+        pi = pin[k]
+        od = order[k]
+        r = roots[k]
+        # 1. Distances along the old tree under the new weights, parents first: in the order
+        # the last pass settled nodes, each parent is settled already unless the relaxation
+        # that followed gave the node a new one; then walk up to a settled ancestor.
+        done[r] = mark
+        d[r] = 0.0
+        seq[0] = r
+        cnt = 1
+        for i in range(n_nodes):
+            v0 = od[i]
+            if done[v0] == mark:
+                continue
+            par = q[v0]
+            if par >= 0 and done[par] == mark:
+                base = d[par]
+                wj = w_in[pi[v0]]
+                if base == _INF or wj == _INF:
+                    work[k] += 1
+                    p[v0] = -1
+                    q[v0] = -1
+                    pi[v0] = -1
+                    d[v0] = _INF
+                else:
+                    d[v0] = base + wj
+                done[v0] = mark
+                seq[cnt] = v0
+                cnt += 1
+                continue
+            top = 0
+            v = v0
+            while done[v] != mark:
+                stack[top] = v
+                top += 1
+                v = q[v]
+                if v < 0:
+                    break
+            base = _INF
+            if v >= 0:
+                base = d[v]
+            while top > 0:
+                top -= 1
+                u = stack[top]
+                j = pi[u]
+                if j < 0 or base == _INF or w_in[j] == _INF:
+                    base = _INF
+                    if j >= 0:
+                        work[k] += 1
+                    p[u] = -1
+                    q[u] = -1
+                    pi[u] = -1
+                else:
+                    base = base + w_in[j]
+                d[u] = base
+                done[u] = mark
+                seq[cnt] = u
+                cnt += 1
+        od[:] = seq[:n_nodes]
+        # 2. Seed every node with an edge that violates optimality.
+        n = 0
+        for u in range(n_nodes):
+            du = d[u]
+            if du == _INF:
+                continue
+            for e in range(indptr[u], indptr[u + 1]):
+                if du + w[e] < d[indices[e]]:
+                    n = _push(hk, hv, n, du, u)
+                    break
+        # 3. Relax from the seeds only.
+        work[k] += _relax_from_heap(indptr, indices, in_pos, w, d, p, q, pi, hk, hv, n)
+    return work
+
+
 def sssp_update(
     indptr: NDArray[np.int64],
     indices: NDArray[np.int32],
@@ -146,6 +377,7 @@ def sssp_update(
     roots: NDArray[np.int64],
     dist: NDArray[np.float64],
     pedge: NDArray[np.int64],
+    state: TreeState | None = None,
 ) -> NDArray[np.int64]:
     """Update shortest-path trees, in place, to new weights on the same structure.
 
@@ -160,6 +392,9 @@ def sssp_update(
     roots : ndarray of int64, shape (K,)
     dist, pedge : ndarray, shape (K, N)
         Trees of the previous weights on entry; exact trees of ``w`` on return.
+    state : TreeState, optional
+        The state the trees were computed with (:func:`sssp_full` or the last update), which
+        makes the re-summing pass read in sequence; None rebuilds one from ``pedge``.
 
     Returns
     -------
@@ -167,61 +402,26 @@ def sssp_update(
         Per root, how many tree edges changed (nodes cut off or given a new parent); 0 means
         the tree, and so every path in it, is the same as before.
     """
-    n_nodes = indptr.size - 1
-    m = indices.size
-    work = np.zeros(roots.size, np.int64)
-    for k in nb.prange(roots.size):
-        d = dist[k]
-        p = pedge[k]
-        r = roots[k]
-        # 1. Distances along the old tree under the new weights (memoised walk to the root).
-        done = np.zeros(n_nodes, np.bool_)
-        stack = np.empty(n_nodes, np.int64)
-        done[r] = True
-        d[r] = 0.0
-        for v0 in range(n_nodes):
-            if done[v0]:
-                continue
-            top = 0
-            v = v0
-            while not done[v]:
-                stack[top] = v
-                top += 1
-                e = p[v]
-                if e < 0:
-                    break
-                v = edge_src[e]
-            base = _INF
-            if done[v]:
-                base = d[v]
-            while top > 0:
-                top -= 1
-                u = stack[top]
-                e = p[u]
-                if e < 0 or base == _INF or w[e] == _INF:
-                    base = _INF
-                    if e >= 0:
-                        work[k] += 1
-                    p[u] = -1
-                else:
-                    base = base + w[e]
-                d[u] = base
-                done[u] = True
-        # 2. Seed every node with an edge that violates optimality.
-        hk = np.empty(m + n_nodes + 1)
-        hv = np.empty(m + n_nodes + 1, np.int64)
-        n = 0
-        for u in range(n_nodes):
-            du = d[u]
-            if du == _INF:
-                continue
-            for e in range(indptr[u], indptr[u + 1]):
-                if du + w[e] < d[indices[e]]:
-                    n = _push(hk, hv, n, du, u)
-                    break
-        # 3. Relax from the seeds only.
-        work[k] += _relax_from_heap(indptr, indices, w, d, p, hk, hv, n)
-    return work
+    if state is None:
+        state = TreeState.from_trees(indptr, indices, edge_src, pedge)
+    return _update_trees(
+        indptr,
+        indices,
+        w,
+        w[state.in_order],
+        roots,
+        dist,
+        pedge,
+        state.in_pos,
+        state.pnode,
+        state.pin,
+        state.order,
+        state.heap_keys,
+        state.heap_nodes,
+        state.marks,
+        state.stack,
+        state.settled,
+    )
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
