@@ -533,12 +533,14 @@ def test_find_gsls_skips_satellites_without_position(nan_positions: bool, method
     assert none.t_idx.size == none.length_m.size == 0
 
 
+@pytest.mark.parametrize("nan_positions", [True, False], ids=["nan", "kept"])
 @pytest.mark.parametrize("step_s", [1.0, 10.0, 60.0])
 @pytest.mark.parametrize("rule", ["elevation", "range"])
-def test_find_gsls_window_blocks_equal_dense(step_s: float, rule: str) -> None:
+def test_find_gsls_window_blocks_equal_dense(step_s: float, rule: str, nan_positions: bool) -> None:
     """Consecutive steps (one block at 1 s, split blocks at 10 and 60 s), satellites missing at
     random steps including a block's middle: the windowed search equals the dense product
-    exactly (same links, same order, lengths bit for bit)."""
+    exactly (same links, same order, lengths bit for bit). Missing satellites have no position
+    (propagation failed) or keep theirs (a failed satellite, as runs mark them)."""
     from starmesh.topology import WINDOW_MAX_DRIFT, _window_blocks
 
     shells = [shell(20, 12, 3, name="mid"), shell(8, 15, 1, alt_km=1200.0, inc=97.6, name="polar")]
@@ -546,7 +548,8 @@ def test_find_gsls_window_blocks_equal_dense(step_s: float, rule: str) -> None:
     r, ok = Propagator(constellation, EPOCH).positions_ecef_m(np.arange(40) * step_s)
     ok = ok & (np.random.default_rng(3).random(ok.shape) > 0.2)
     ok[20:30] = False  # steps without any position (a block of their own at 60 s steps)
-    r = np.where(ok[..., None], r, np.nan)
+    if nan_positions:
+        r = np.where(ok[..., None], r, np.nan)
     lat, lon = np.radians(SITE_LAT_DEG), np.radians(SITE_LON_DEG)
     site_r, up = geodetic_to_ecef(lat, lon, np.array(SITE_H_M)), up_vectors(lat, lon)
     g_rule = (
@@ -557,6 +560,7 @@ def test_find_gsls_window_blocks_equal_dense(step_s: float, rule: str) -> None:
     got = find_gsls(r, ok, site_r, up, g_rule, method="window")
     want = find_gsls(r, ok, site_r, up, g_rule, method="dense")
     assert want.t_idx.size > 100
+    assert ok[got.t_idx, got.sat_idx].all()
     for name in ("t_idx", "site_idx", "sat_idx", "length_m", "elevation_rad"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
     assert not ((got.t_idx >= 20) & (got.t_idx < 30)).any() and (got.t_idx >= 30).any()
@@ -839,3 +843,29 @@ def test_distinct_links_refuses_links_out_of_order() -> None:
     assert not distinct_links(site, np.array([2, 1, 0, 2, 2]), bounds, 4)[2]  # sats swapped
     assert not distinct_links(site[[2, 1, 0, 3, 4]], np.array([0, 2, 1, 2, 2]), bounds, 4)[2]
     assert not distinct_links(site, np.array([1, 1, 0, 2, 2]), bounds, 4)[2]  # a repeat
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), max_size=12),
+    st.booleans(),
+)
+def test_in_link_order_is_strict_lexicographic_order(triples, sort_first) -> None:
+    # Oracle: Python's own tuple ordering (sorted, no repeats).
+    from starmesh.topology import in_link_order
+
+    if sort_first:
+        triples = sorted(set(triples))
+    want = all(a < b for a, b in itertools.pairwise(triples))
+    t, g, s = (np.array([x[i] for x in triples], np.int32) for i in range(3))
+    assert in_link_order(t, g, s) == want
+    assert in_link_order(t.astype(np.int64), g, s.astype(np.int16)) == want
+
+
+def test_in_link_order_refuses_a_repeated_link() -> None:
+    from starmesh.topology import in_link_order
+
+    t, g = np.array([0, 0, 1]), np.array([2, 2, 0])
+    assert in_link_order(t, g, np.array([1, 3, 0]))
+    assert not in_link_order(t, g, np.array([3, 3, 0]))
+    assert not in_link_order(t, g, np.array([3, 1, 0]))

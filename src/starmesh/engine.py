@@ -353,13 +353,17 @@ class ChunkWindow:
         sub = lk.select(slice(int(i0), int(i1)))
         site_idx = sub.site_idx
         if not (sites.size == self.sites.size and np.array_equal(sites, self.sites)):
-            # A subset: keep its sites' links and number them in it.
-            site = self.sites[sub.site_idx]
-            pos = np.searchsorted(sites, site)
-            keep = pos < sites.size
-            keep[keep] = sites[pos[keep]] == site[keep]
+            # A subset: keep its sites' links and number them in it (a table over the
+            # window's sites, so each link costs one lookup).
+            table = np.full(self.sites.size, -1, np.int32)
+            if sites.size:
+                pos = np.minimum(np.searchsorted(sites, self.sites), sites.size - 1)
+                hit = sites[pos] == self.sites
+                table[hit] = pos[hit]
+            new_idx = table[sub.site_idx]
+            keep = new_idx >= 0
             sub = sub.select(keep)
-            site_idx = pos[keep].astype(np.int32)
+            site_idx = new_idx[keep]
         return GslCandidates(
             (sub.t_idx - (a - self.w0)).astype(np.int32),
             site_idx,

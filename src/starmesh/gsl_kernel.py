@@ -81,31 +81,29 @@ def gsl_block(
     # A prefilter only: 1e-9 below the mask's sine is far outside rounding, and the exact test
     # (numpy's arcsin against the mask) follows.
     sin_min = math.sin(min_elevation_rad) - 1e-9
+    # Branch-free compaction: every pair is written at the next free row and the row is kept
+    # only if the pair passes (about half do, so a branch per test would mispredict half the
+    # time). A satellite without a position has NaN coordinates and fails every test.
+    bound = max_range_m if not use_elevation else radius_m
     n = 0
     for t in range(t0, t1):
         for p in range(n_p):
             s = pair_sat[p]
-            if not ok[t, s]:
-                continue
             g = pair_site[p]
             dx = r[t, s, 0] - site_r[g, 0]
             dy = r[t, s, 1] - site_r[g, 1]
             dz = r[t, s, 2] - site_r[g, 2]
             dist = math.sqrt(dx * dx + dy * dy + dz * dz)
-            if not dist <= radius_m:
-                continue
             x = (dx * site_up[g, 0] + dy * site_up[g, 1] + dz * site_up[g, 2]) / dist
-            if use_elevation:
-                if not x >= sin_min:
-                    continue
-            elif not dist <= max_range_m:
-                continue
             ot[n] = t
             og[n] = g
             os_[n] = s
             ol[n] = dist
             ox[n] = x
-            n += 1
+            keep = ok[t, s] & (dist <= radius_m) & (dist <= bound)
+            if use_elevation:
+                keep = keep & (x >= sin_min)
+            n += keep
     return ot[:n].copy(), og[:n].copy(), os_[:n].copy(), ol[:n].copy(), ox[:n].copy()
 
 
@@ -173,3 +171,19 @@ def distinct_links(
             slot[ranked[j]] = -1
         n_keys += m
     return keys[:n_keys].copy(), index, True
+
+
+@nb.njit(cache=True, nogil=True)
+def links_in_order(t: NDArray[np.integer], g: NDArray[np.integer], s: NDArray[np.integer]) -> bool:
+    """Whether links are strictly increasing by (step, site, satellite): one pass, where the
+    same test in numpy makes three differences and their comparisons over every link."""
+    for i in range(1, t.size):
+        if t[i] != t[i - 1]:
+            if t[i] < t[i - 1]:
+                return False
+        elif g[i] != g[i - 1]:
+            if g[i] < g[i - 1]:
+                return False
+        elif s[i] <= s[i - 1]:
+            return False
+    return True

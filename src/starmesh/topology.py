@@ -217,11 +217,16 @@ class GslCandidates:
 def in_link_order(t_idx: ArrayLike, site_idx: ArrayLike, sat_idx: ArrayLike) -> bool:
     """Whether links are in :class:`GslCandidates` order: by step, then site, then satellite,
     each (step, site, satellite) once."""
-    t, g, s = (np.asarray(x, dtype=np.int64) for x in (t_idx, site_idx, sat_idx))
+    from .gsl_kernel import links_in_order
+
+    t, g, s = (np.ascontiguousarray(x) for x in (t_idx, site_idx, sat_idx))
+    if not t.size == g.size == s.size:
+        raise ValueError(f"t_idx, site_idx, sat_idx sizes differ: {t.size}, {g.size}, {s.size}")
     if t.size < 2:
         return True
-    dt, dg = np.diff(t), np.diff(g)
-    return bool(np.all((dt > 0) | ((dt == 0) & ((dg > 0) | ((dg == 0) & (np.diff(s) > 0))))))
+    if not all(np.issubdtype(x.dtype, np.integer) for x in (t, g, s)):
+        t, g, s = (x.astype(np.int64) for x in (t, g, s))
+    return bool(links_in_order(t, g, s))
 
 
 def link_geometry(
