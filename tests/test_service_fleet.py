@@ -182,3 +182,106 @@ def test_generation_of_names_that_are_not_starlink() -> None:
     cap = generation_capacity_bps(g, 58e9)
     assert cap.tolist() == [58e9, 20e9, 20e9, 0.0, 58e9]
     assert fleet_mix(g) == {"v1.0": 2, DIRECT_TO_CELL: 1, UNKNOWN: 2}
+
+
+# --- Scenario settings: generations, single capacities, the Q1-2025 fleet, bad input ---------
+
+
+def _walker(**service: object) -> dict:
+    return {
+        "name": "w",
+        "time": {"start_utc": "2026-05-13T01:00:00Z", "duration_s": 2.0},
+        "constellation": {"preset": "starlink-550"},
+        "ground": {
+            "terminals": [{"name": "KS", "lat_deg": 39.5, "lon_deg": -98.5}],
+            "pops": ["Dallas"],
+        },
+        "routing": {"modes": ["isl"]},
+        "service": {"pop_policy": "nearest", **service},
+    }
+
+
+def test_scenario_level_capacity_for_walker_shells_and_overrides() -> None:
+    import starmesh
+    from starmesh.plan import build_plan
+    from starmesh.scenario import Scenario
+
+    def plan(**service: object):
+        return build_plan(Scenario.model_validate(_walker(**service))).service
+
+    mix = plan()  # Walker shells have no designators: the v1.5 / v2-mini mean, as before
+    assert np.all(mix.sat_capacity_bps == 58e9) and mix.fleet == {"mix (v1.5/v2-mini mean)": 1584}
+    v2 = plan(sat_generation="v2-mini")
+    assert np.all(v2.sat_capacity_bps == 96e9) and v2.fleet == {"v2-mini": 1584}
+    one = plan(sat_generation="v1.0", sat_capacity_gbps=30.0)  # one capacity wins
+    assert np.all(one.sat_capacity_bps == 30e9)
+    res = starmesh.run(_walker(sat_generation="v1.5"))
+    sv = res.summary.extra["service"]
+    assert sv["fleet"] == {"v1.5": 1584} and "v1.5" in sv["satellite_capacity"]
+    assert sv["cell_partition"] == "capacity"
+
+
+def test_q1_2025_fleet_of_the_real_preset() -> None:
+    """launched_before through the operational filter: the snapshot's 3,782 objects of launches
+    from 2025-066 on are dropped first (reported), the rest filtered as usual."""
+    from starmesh.plan import build_plan
+    from starmesh.scenario import Scenario
+
+    data = _walker(subscribers_per_km2=0.2475, subscriber_region=["USA"])
+    data["constellation"] = {"preset": "starlink-2026", "filter": {"launched_before": "2025-04-01"}}
+    p = build_plan(Scenario.model_validate(data))
+    rep = p.constellation_filter
+    assert rep is not None and rep.counts["launched_after"] == 10_361 - 6_579
+    assert p.constellation.n_sats == 5_435
+    assert p.service is not None
+    assert p.service.fleet == {"v1.0": 391, "v1.5": 2473, "v2-mini": 2571}
+    assert p.service.subscriber_cells is not None
+    assert any("satellite generations" in n for n in p.notes)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            {
+                "constellation": {
+                    "preset": "starlink-550",
+                    "filter": {"launched_before": "2025-04-01"},
+                }
+            },
+            "launched_before.*real constellation",
+        ),
+        (
+            {
+                "constellation": {
+                    "preset": "starlink-2026",
+                    "filter": {"launched_before": "2025-03-02"},
+                }
+            },
+            "no sourced launch number for 2025-03-02",
+        ),
+        ({"service": {"subscriber_region": ["USA"]}}, "subscriber_region needs subscribers"),
+        ({"service": {"sat_generation": "v3"}}, "sat_generation"),
+        ({"service": {"cell_partition": "even"}}, "cell_partition"),
+    ],
+)
+def test_bad_fleet_settings_name_the_field(change: dict, match: str) -> None:
+    from pydantic import ValidationError
+
+    from starmesh.scenario import Scenario
+
+    data = _walker()
+    data.update(change)
+    with pytest.raises((ValidationError, ScenarioError), match=match):
+        Scenario.model_validate(data)
+
+
+def test_unknown_subscriber_country_names_the_field() -> None:
+    from starmesh.plan import build_plan
+    from starmesh.scenario import Scenario
+
+    sc = Scenario.model_validate(
+        _walker(subscribers_per_km2=0.25, subscriber_region=["United States of Amerika"])
+    )
+    with pytest.raises(ScenarioError, match=r"service\.subscriber_region.*did you mean"):
+        build_plan(sc)
