@@ -554,34 +554,42 @@ def test_rain_fade_feeds_dvbs2x_capacity():
     assert got[0] < beam_capacity_bps(d, el)[0]
 
 
-@pytest.mark.slow
-def test_validation_study_figures():
-    # Short run of scripts/validate_service.py; tolerances: median RTT +-25 %, download +-35 %.
+_Q1 = "TLE 2026-05-12, launched before 2025-04-01 (5,435 sats)"
+_MAY_2026 = "TLE 2026-05-12, operational (8,596 sats)"
+
+
+@pytest.fixture(scope="module")
+def study() -> dict:
+    # scripts/validate_service.py at its full 300 steps (the 60-s windows of one run spread
+    # over 118-172 Mbit/s, so a shorter study samples a different figure).
     from starmesh.service.validate import run_validation
 
-    o = run_validation(n_steps=60)
-    be = o["belgium"]["rtt_ms"]
+    return run_validation(n_steps=300)
+
+
+@pytest.mark.slow
+def test_validation_study_figures(study):
+    # Tolerances: median RTT +-25 %, download +-35 %.
+    be = study["belgium"]["rtt_ms"]
     assert abs(be["min"] / 20.0 - 1) < 0.15  # the calibration target
-    us = o["us"]["TLE 2026-05-12 (10,361 sats)"]
-    assert abs(us["ratio_median_rtt"] - 1) < 0.25
+    for key in (_Q1, _MAY_2026):
+        assert abs(study["us"][key]["ratio_median_rtt"] - 1) < 0.25
+    assert abs(study["us"][_Q1]["ratio_download"] - 1) <= 0.35
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="known gaps (README 'Validation against measurements'): Belgium 2022 median RTT ratio "
-    "0.67 (pre-2024 network excess without sourced components); US download ratio 1.52 with the "
-    "2026 TLE set, 0 with Gen1's 4,408 satellites (overloaded): the fleet brackets the measurement",
+    "0.67 (pre-2024 network excess without sourced components); US download ratio 2.10 with the "
+    "May-2026 fleet, which over-states Q1 2025's by 3,161 satellites (the Q1 fleet is the row's)",
 )
-@pytest.mark.parametrize("which", ["belgium_median", "us_download"])
-def test_validation_known_gaps(which):
-    from starmesh.service.validate import run_validation
-
-    o = run_validation(n_steps=60)
+@pytest.mark.parametrize("which", ["belgium_median", "us_download_may_2026"])
+def test_validation_known_gaps(study, which):
     if which == "belgium_median":
-        assert abs(o["belgium"]["ratio_median"] - 1) < 0.25
+        assert abs(study["belgium"]["ratio_median"] - 1) < 0.25
     else:
-        assert abs(o["us"]["TLE 2026-05-12 (10,361 sats)"]["ratio_download"] - 1) < 0.35
+        assert abs(study["us"][_MAY_2026]["ratio_download"] - 1) < 0.35
 
 
 def test_sparse_scheduler_on_gsl_candidates_matches_dense():
