@@ -169,6 +169,16 @@ class ElementRecord:
         """True for a TLE record (``line1``/``line2`` set), False for an OMM record."""
         return self.line1 is not None
 
+    @property
+    def intl_designator(self) -> str:
+        """International (COSPAR) designator as written in the source, stripped: TLE line 1
+        columns 10-17 (``"19074B"``: launch year, launch number of the year, piece) or the OMM
+        ``OBJECT_ID`` (``"2019-074B"``). Read with
+        :func:`starmesh.service.fleet.parse_designator`."""
+        if self.line1 is not None:
+            return self.line1[9:17].strip()
+        return (self.omm or {}).get("OBJECT_ID", "").strip()
+
 
 @dataclass(frozen=True, repr=False)
 class ElementSet:
@@ -232,6 +242,11 @@ class ElementSet:
     def epochs(self) -> list[datetime]:
         """Element epochs, timezone-aware UTC, length S."""
         return [r.epoch for r in self.records]
+
+    @property
+    def intl_designators(self) -> list[str]:
+        """International designators (:attr:`ElementRecord.intl_designator`), length S."""
+        return [r.intl_designator for r in self.records]
 
     @property
     def line_nos(self) -> NDArray[np.int64]:

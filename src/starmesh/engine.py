@@ -913,12 +913,16 @@ class Scheduled:
     handover : ndarray of bool, shape (T, Gt)
         The serving satellite differs from the previous step's (both served).
     n_visible : ndarray of int64, shape (T, Gt)
-        Satellites above the terminal's elevation mask.
+        Satellites above the terminal's elevation mask (eligible ones: in bent-pipe mode, those
+        that see a gateway).
+    capacity_in_view_bps : ndarray, shape (T, Gt)
+        Sum of those satellites' user-downlink capacities [bit/s] (``plan.service``).
     """
 
     serving: NDArray[np.int32]
     handover: NDArray[np.bool_]
     n_visible: NDArray[np.int64]
+    capacity_in_view_bps: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -1049,7 +1053,11 @@ def service_schedule(
     in_chunk = (ti >= lo - a) & (ti < stop - a)
     n_vis = np.zeros(serving.shape, np.int64)
     np.add.at(n_vis, (ti[in_chunk] - (lo - a), gi[in_chunk]), 1)
-    return Scheduled(serving=serving, handover=handover, n_visible=n_vis)
+    cap_view = np.zeros(serving.shape)
+    np.add.at(cap_view, (ti[in_chunk] - (lo - a), gi[in_chunk]), sv.sat_capacity_bps[si[in_chunk]])
+    return Scheduled(
+        serving=serving, handover=handover, n_visible=n_vis, capacity_in_view_bps=cap_view
+    )
 
 
 def restrict_to_schedule(
@@ -1151,7 +1159,13 @@ def service_step(
     """
     from .constants import C_M_S, EARTH_MEAN_RADIUS_M
     from .service.latency import rtt_quantiles_s
-    from .service.throughput import beam_capacity_bps, density_load, speed_test_bps
+    from .service.throughput import (
+        beam_capacity_bps,
+        density_load,
+        footprint_area_in_region_m2,
+        footprint_half_angle_rad,
+        speed_test_bps,
+    )
 
     sv = plan.service
     assert sv is not None
@@ -1172,9 +1186,24 @@ def service_step(
     beam = np.zeros(serving.shape)
     if tt.size:
         beam[tt, gg] = beam_capacity_bps(dist, elev[tt, gg], rain_db=sv.rain_db[gg])
+    # The serving satellite's own capacity (its generation's); unserved steps keep the fleet
+    # mean only so that the arrays stay finite (their download is 0).
+    sat_cap = np.full(serving.shape, float(np.mean(sv.sat_capacity_bps)))
+    sat_cap[tt, gg] = sv.sat_capacity_bps[ss]
     if sv.subscribers_per_m2 is not None:
         alt = np.full(serving.shape, 550e3)
-        alt[tt, gg] = np.linalg.norm(r[tt, ss], axis=-1) - EARTH_MEAN_RADIUS_M
+        r_sat = r[tt, ss]
+        alt[tt, gg] = np.linalg.norm(r_sat, axis=-1) - EARTH_MEAN_RADIUS_M
+        populated = None
+        if sv.subscriber_cells is not None:
+            # The part of the serving satellite's footprint where the subscribers live.
+            populated = np.zeros(serving.shape)
+            populated[tt, gg] = footprint_area_in_region_m2(
+                np.arcsin(r_sat[:, 2] / np.linalg.norm(r_sat, axis=-1)),
+                np.arctan2(r_sat[:, 1], r_sat[:, 0]),
+                footprint_half_angle_rad(alt[tt, gg], sv.min_elevation_rad),
+                sv.subscriber_cells,
+            )
         load = density_load(
             subscribers_per_m2=sv.subscribers_per_m2,
             demand_bps=sv.demand_bps,
@@ -1184,23 +1213,27 @@ def service_step(
             n_visible=sched.n_visible,
             beam_capacity=beam,
             beams_per_cell=sv.beams_per_cell,
-            sat_capacity_bps=sv.sat_capacity_bps,
+            sat_capacity_bps=sat_cap,
+            capacity_in_view_bps=(
+                sched.capacity_in_view_bps if sv.cell_partition == "capacity" else None
+            ),
+            populated_m2=populated,
         )
         cell_cap, cell_offered = load.cell_capacity_bps, load.cell_offered_bps
         sat_offered = load.sat_offered_bps
-        rho_sat = sat_offered / sv.sat_capacity_bps
         with np.errstate(divide="ignore", invalid="ignore"):
+            rho_sat = np.where(sat_cap > 0, sat_offered / sat_cap, np.inf)
             rho_cell = np.where(cell_cap > 0, cell_offered / cell_cap, 1.0)
     else:
         rho_sat = np.full(serving.shape, sv.params.utilisation)
         rho_cell = rho_sat
         cell_cap = beam * sv.beams_per_cell
-        sat_offered = rho_sat * sv.sat_capacity_bps
+        sat_offered = rho_sat * sat_cap
         cell_offered = rho_cell * cell_cap
     download = speed_test_bps(
         cell_capacity=cell_cap,
         cell_offered_bps=cell_offered,
-        sat_capacity_bps=sv.sat_capacity_bps,
+        sat_capacity_bps=sat_cap,
         sat_offered_bps=sat_offered,
         terminal_max_bps=sv.terminal_max_bps,
     )

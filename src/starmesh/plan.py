@@ -71,6 +71,7 @@ from .realset import (
 from .routing import RoutingProblem, fibre_delay_s
 from .scenario import Scenario, SiteEntry
 from .service.params import ServiceParams
+from .service.throughput import RegionCells
 from .timegrid import TimeGrid, parse_utc
 from .topology import (
     GslRule,
@@ -1048,7 +1049,7 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         forwarding_state=scenario.routing.forwarding_state,
         workers=scenario.run.workers,
         seed=scenario.seed,
-        service=_service_plan(scenario, sites, src, dst, grid),
+        service=_service_plan(scenario, sites, src, dst, grid, constellation, notes),
         notes=tuple(notes),
         failures=failures,
         jammers=jammers,
@@ -1178,7 +1179,19 @@ class ServicePlan:
         One-way delay PoP -> Internet server [s] of each pair (0 without a server).
     subscribers_per_m2 : float or None
         Subscriber density for the load model (None: the fallback utilisation).
-    demand_bps, sat_capacity_bps, beams_per_cell, terminal_max_bps : float
+    demand_bps, beams_per_cell, terminal_max_bps : float
+    sat_capacity_bps : ndarray, shape (S,)
+        User-downlink capacity of each satellite [bit/s] (its generation's, or the scenario's
+        single value).
+    fleet : dict of str to int
+        Satellites per generation (:func:`starmesh.service.fleet.fleet_mix`), or, for a single
+        scenario-level capacity, ``{label: S}``.
+    capacity_basis : str
+        Where the capacities come from, one line for the run summary.
+    cell_partition : str
+        ``"capacity"`` or ``"count"`` (``service.cell_partition``).
+    subscriber_cells : RegionCells or None
+        Where the subscribers live (``service.subscriber_region``); None: everywhere.
     cell_area_m2 : ndarray, shape (Gt,)
         Area of each terminal's H3 cell [m^2].
     rain_db : ndarray, shape (Gt,)
@@ -1199,7 +1212,11 @@ class ServicePlan:
     internet_s: NDArray[np.float64]
     subscribers_per_m2: float | None
     demand_bps: float
-    sat_capacity_bps: float
+    sat_capacity_bps: NDArray[np.float64]
+    fleet: dict[str, int]
+    capacity_basis: str
+    cell_partition: str
+    subscriber_cells: RegionCells | None
     beams_per_cell: float
     cell_area_m2: NDArray[np.float64]
     terminal_max_bps: float
@@ -1267,12 +1284,73 @@ def _home_pops(
     return out, (np.array(term, np.int64), np.array(dst, np.int64))
 
 
+def _satellite_capacities(
+    scenario: Scenario, constellation: Constellation, notes: list[str]
+) -> tuple[NDArray[np.float64], dict[str, int], str]:
+    """Each satellite's user-downlink capacity [bit/s], the fleet mix and its basis.
+
+    ``service.sat_capacity_gbps`` gives every satellite one capacity; ``sat_generation`` one
+    generation (``"mix"``: the v1.5 / v2-mini mean); ``"auto"`` reads each satellite's
+    generation from its international designator (:mod:`starmesh.service.fleet`) for a real
+    set, and is ``"mix"`` for Walker shells (no designators).
+    """
+    from .service import params as sp
+    from .service.fleet import (
+        DIRECT_TO_CELL,
+        UNKNOWN,
+        fleet_mix,
+        generation_capacity_bps,
+        satellite_generations,
+    )
+
+    sv = scenario.service
+    n_s = constellation.n_sats
+    mix_bps = 0.5 * (sp.V1_5.capacity_bps + sp.V2_MINI.capacity_bps)
+    if sv.sat_capacity_gbps is not None:
+        label = f"{sv.sat_capacity_gbps:g} Gbit/s (service.sat_capacity_gbps)"
+        return np.full(n_s, sv.sat_capacity_gbps * 1e9), {label: n_s}, label
+    gen = sv.sat_generation
+    real = constellation.elements is not None and not constellation.shells
+    if gen == "auto" and not real:
+        gen = "mix"
+    if gen == "mix":
+        label = "mix: mean of v1.5 and v2 mini, 58 Gbit/s (ASSUMED half and half)"
+        return np.full(n_s, mix_bps), {"mix (v1.5/v2-mini mean)": n_s}, label
+    if gen != "auto":
+        cap = sp.GENERATIONS[gen].capacity_bps
+        return np.full(n_s, cap), {gen: n_s}, f"every satellite {gen} (service.sat_generation)"
+    assert constellation.elements is not None
+    els = constellation.elements
+    gens = satellite_generations(els.names, els.intl_designators)
+    mix = fleet_mix(gens)
+    if mix.get(UNKNOWN):
+        notes.append(
+            f"{mix[UNKNOWN]:,} satellite(s) of {constellation.name} are not in the Starlink "
+            "launch -> generation table (not Starlink, unreadable designator or a launch it "
+            "does not list): they get the v1.5/v2-mini mean of 58 Gbit/s; set "
+            "service.sat_generation or service.sat_capacity_gbps to choose"
+        )
+    if mix.get(DIRECT_TO_CELL):
+        notes.append(
+            f"{mix[DIRECT_TO_CELL]:,} direct-to-cell satellite(s) kept: no broadband capacity"
+        )
+    label = (
+        "per satellite from its international designator ("
+        + ", ".join(f"{k} {v:,}" for k, v in mix.items())
+        + ")"
+    )
+    notes.append(f"satellite generations: {label}")
+    return generation_capacity_bps(gens, mix_bps), mix, label
+
+
 def _service_plan(
     scenario: Scenario,
     sites: Sites,
     src: NDArray[np.int64],
     dst: NDArray[np.int64],
     grid: TimeGrid,
+    constellation: Constellation,
+    notes: list[str],
 ) -> ServicePlan | None:
     """The service model's settings, or None for ``model = "geometric"``."""
     from .service.latency import fibre_delay_s as net_delay_s
@@ -1321,6 +1399,15 @@ def _service_plan(
             exceedance_percent=sv.rain_exceedance_percent,
         )
     epoch = grid.epoch
+    sat_cap, fleet, basis = _satellite_capacities(scenario, constellation, notes)
+    sub_cells = None
+    if sv.subscriber_region is not None:
+        from .service.throughput import region_cells_of
+
+        try:
+            sub_cells = region_cells_of(sv.subscriber_region)
+        except ScenarioError as e:
+            raise ScenarioError("service.subscriber_region", e.message) from None
     return ServicePlan(
         params=params,
         policy=sv.scheduler_policy,
@@ -1336,7 +1423,11 @@ def _service_plan(
             None if sv.subscribers_per_km2 is None else sv.subscribers_per_km2 * 1e-6
         ),
         demand_bps=sv.busy_hour_demand_mbps * 1e6,
-        sat_capacity_bps=sv.sat_capacity_gbps * 1e9,
+        sat_capacity_bps=sat_cap,
+        fleet=fleet,
+        capacity_basis=basis,
+        cell_partition=sv.cell_partition,
+        subscriber_cells=sub_cells,
         beams_per_cell=sv.beams_per_cell,
         cell_area_m2=cell_area,
         terminal_max_bps=sv.terminal_max_mbps * 1e6,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -61,6 +61,7 @@ _JD_UNIX = 2440587.5
 
 #: Reasons an object is dropped, in the order they are tested (an object gets the first).
 FILTER_REASONS: tuple[str, ...] = (
+    "launched_after",
     "direct_to_cell",
     "stale_epoch",
     "eccentric",
@@ -111,6 +112,10 @@ class OperationalCriteria:
     min_shell_neighbours : int
     keep_direct_to_cell, keep_stale, keep_eccentric, keep_low, keep_manoeuvring, keep_off_shell
         Keep the objects that fail that test.
+    launched_before : date, optional
+        Keep only satellites launched before this day (from their international designators:
+        :func:`starmesh.service.fleet.launched_before`), e.g. the fleet of an earlier date
+        still in orbit in the element set. Not a health test: reported as ``launched_after``.
     """
 
     min_altitude_km: float = 400.0
@@ -127,11 +132,13 @@ class OperationalCriteria:
     keep_low: bool = False
     keep_manoeuvring: bool = False
     keep_off_shell: bool = False
+    launched_before: date | None = None
 
     def keeps(self, reason: str) -> bool:
         """True if objects failing ``reason`` are kept."""
         return bool(
             {
+                "launched_after": False,
                 "direct_to_cell": self.keep_direct_to_cell,
                 "stale_epoch": self.keep_stale,
                 "eccentric": self.keep_eccentric,
@@ -203,7 +210,12 @@ class FilterReport:
             "reference_epoch_utc": self.reference_epoch.isoformat(),
             "dropped_counts": self.counts,
             "dropped_norad_ids": {k: v.tolist() for k, v in self.dropped.items()},
-            "criteria": {k: getattr(self.criteria, k) for k in self.criteria.__dataclass_fields__},
+            "criteria": {
+                k: (v.isoformat() if isinstance(v, date) else v)
+                for k, v in (
+                    (k, getattr(self.criteria, k)) for k in self.criteria.__dataclass_fields__
+                )
+            },
         }
 
 
@@ -255,7 +267,14 @@ def filter_operational(
     n_rev_day = m["n_kozai_rad_s"] * 86_400.0 / _TWO_PI
     # a = (mu / n^2)^(1/3)  =>  da/dt = -(2/3) (a / n) dn/dt, with dn/dt = 2 x the TLE field.
     adot_km_day = -(2.0 / 3.0) * a_km / n_rev_day * (2.0 * m["ndot_rev_day2"])
+    if crit.launched_before is not None:
+        from .service.fleet import launched_before
+
+        after = ~launched_before(elements.intl_designators, crit.launched_before)
+    else:
+        after = np.zeros(n_s, dtype=bool)
     tests = {
+        "launched_after": after,
         "direct_to_cell": np.array(["[DTC]" in r.name.upper() for r in elements.records], bool),
         "stale_epoch": np.abs(age_d) > crit.max_epoch_age_days,
         "eccentric": m["ecc"] > crit.max_eccentricity,
@@ -297,6 +316,12 @@ def filter_operational(
     )
     if kept_idx.size == 0:
         worst = max(report.counts, key=lambda k: report.counts[k])
+        if worst == "launched_after":
+            raise ScenarioError(
+                "constellation.filter.launched_before",
+                f"no satellite of the {n_s:,} objects was launched before "
+                f"{crit.launched_before}: use a later date",
+            )
         keep = {
             "direct_to_cell": "keep_direct_to_cell",
             "stale_epoch": "keep_stale",

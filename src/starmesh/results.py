@@ -243,7 +243,8 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
     Per mode: the share of the mean RTT each component contributes (averaged over every
     reachable step and pair) and its mean [ms], and the pooled quantiles of the series pairs;
     per series pair (``routing.series_pairs``): the median over steps of each RTT quantile; per
-    terminal: handovers, the share of steps served and the median speed test.
+    terminal: handovers, the share of steps served and the median speed test; the fleet mix
+    (satellites per generation) and where the satellite capacities come from.
     """
     from .service.latency import COMPONENTS
 
@@ -299,6 +300,9 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
         "scheduler_policy": sv.policy,
         "slot_s": sv.slot_s,
         "quantiles": list(sv.quantiles),
+        "fleet": dict(sv.fleet),
+        "satellite_capacity": sv.capacity_basis,
+        "cell_partition": sv.cell_partition,
         "components": list(COMPONENTS),
         "modes": modes,
         "pairs": pairs,

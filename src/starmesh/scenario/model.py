@@ -7,6 +7,7 @@ that list the valid keys, so typos never pass silently.
 from __future__ import annotations
 
 import math
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..constellation import constellation_names
+from ..constellation import constellation_names, is_real_constellation
 from ..errors import StarmeshError
 from ..timegrid import parse_utc
 from .base import StrictModel
@@ -96,6 +97,18 @@ class FilterSpec(_Model):
     keep_low: bool = False
     keep_manoeuvring: bool = False
     keep_off_shell: bool = False
+    #: Keep only satellites launched before this day (international designators; only days
+    #: with a sourced launch number: :data:`starmesh.service.fleet.LAUNCH_DATE_BOUNDARIES` or
+    #: 1 January), e.g. ``2025-04-01`` for the Q1 2025 fleet still in a 2026 element set.
+    launched_before: date | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FilterSpec:
+        if self.launched_before is not None:
+            from ..service.fleet import first_launch_on_or_after
+
+            first_launch_on_or_after(self.launched_before)
+        return self
 
 
 class ConstellationSpec(_Model):
@@ -134,6 +147,21 @@ class ConstellationSpec(_Model):
             raise ValueError(
                 f"unknown preset {self.preset!r}: use one of {', '.join(constellation_names())}"
             )
+        if self.filter.launched_before is not None:
+            real = self.tle_file is not None or (
+                self.preset is not None and is_real_constellation(self.preset)
+            )
+            if not real:
+                raise ValueError(
+                    f"filter.launched_before = {self.filter.launched_before} needs a real "
+                    "constellation (tle_file or a real preset such as starlink-2026): Walker "
+                    "shells have no launches"
+                )
+            if self.tle_file is not None and not self.operational_filter:
+                raise ValueError(
+                    "filter.launched_before applies through the operational filter: set "
+                    "operational_filter = true (with keep_* = true to keep what it drops)"
+                )
         if self.layout == "hypatia":
             if self.shells is None:
                 raise ValueError("layout='hypatia' needs explicit shells with mean_motion_rev_day")
@@ -469,8 +497,23 @@ class ServiceSpec(_Model):
     internet_server: SiteSpec | None = None
     internet_route_factor: float = Field(1.5, ge=1.0, le=10.0)
     subscribers_per_km2: float | None = Field(None, ge=0.0, le=10_000.0)
+    #: Countries (Natural Earth names or ISO alpha-3 codes) where the subscribers of
+    #: ``subscribers_per_km2`` live: a satellite's load counts only the part of its footprint
+    #: inside them (none at sea or abroad). Default: the whole footprint.
+    subscriber_region: list[str] | None = Field(None, min_length=1)
     busy_hour_demand_mbps: float = Field(1.98 * 1.7, ge=0.0, le=10_000.0)
-    sat_capacity_gbps: float = Field(58.0, gt=0.0, le=10_000.0)
+    #: Satellite generation, which sets each satellite's user-downlink capacity
+    #: (:mod:`starmesh.service.fleet`): ``"auto"`` infers it per satellite from a real set's
+    #: international designators (Walker shells: ``"mix"``); ``"mix"`` is the mean of v1.5 and
+    #: v2 mini (a fleet ASSUMED half and half); a generation name applies to every satellite.
+    sat_generation: Literal["auto", "mix", "v1.0", "v1.5", "v2-mini"] = "auto"
+    #: One capacity for every satellite [Gbit/s], overriding ``sat_generation``.
+    sat_capacity_gbps: float | None = Field(None, gt=0.0, le=10_000.0)
+    #: How the global scheduler shares a footprint's cells among the satellites in view:
+    #: ``"capacity"`` in proportion to their capacities (load balanced: every satellite in view
+    #: equally utilised), ``"count"`` evenly by number (a 20 Gbit/s v1.5 then carries as many
+    #: cells as a 96 Gbit/s v2 mini). Identical for a fleet of one capacity.
+    cell_partition: Literal["capacity", "count"] = "capacity"
     beams_per_cell: float = Field(1.0, gt=0.0, le=64.0)
     cell_h3_res: int = Field(5, ge=0, le=15)
     terminal_max_mbps: float = Field(220.0, gt=0.0, le=100_000.0)
@@ -478,6 +521,11 @@ class ServiceSpec(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> ServiceSpec:
+        if self.subscriber_region is not None and self.subscribers_per_km2 is None:
+            raise ValueError(
+                "subscriber_region needs subscribers_per_km2 (the density of the subscribers "
+                "living there)"
+            )
         q = self.rtt_quantiles
         if any(not 0.0 <= x <= 1.0 for x in q) or sorted(set(q)) != list(q):
             raise ValueError(f"rtt_quantiles must be distinct, increasing and in [0, 1], got {q}")

@@ -114,13 +114,18 @@ class SatelliteGeneration:
     capacity_bps: float
 
 
+#: Starlink v1.0 (launched 2019-2021, no laser links): the same Ku user payload as v1.5, 2 GHz of
+#: Ku downlink in two polarisations at 64QAM 8/9 (5.11 bit/s/Hz): 2000 MHz x 2 x 5.11 = 20.2
+#: Gbit/s (Pekhterev, "The Bandwidth of the StarLink Constellation", SatMagazine, Nov 2021,
+#: "fully consistent with" SpaceX's 2016 FCC application). Uncertainty +-50 %.
+V1_0 = SatelliteGeneration("v1.0", 20e9)
 #: Starlink v1.5: ~20 Gbit/s per satellite (SpaceX has said a V2 mini has "about four times" the
 #: usable capacity of earlier satellites, quoted by Ars Technica, Feb 2023; V2 mini ~96 Gbit/s
 #: gives ~24 Gbit/s for v1.5; 20 Gbit/s is the commonly cited v1 figure). Uncertainty +-50 %.
 V1_5 = SatelliteGeneration("v1.5", 20e9)
 #: Starlink v2 mini: ~96 Gbit/s (about 4x v1.5; SpaceX via Ars Technica 2023). Uncertainty +-40 %.
 V2_MINI = SatelliteGeneration("v2-mini", 96e9)
-GENERATIONS = {g.name: g for g in (V1_5, V2_MINI)}
+GENERATIONS = {g.name: g for g in (V1_0, V1_5, V2_MINI)}
 
 #: Average downstream demand per US broadband subscriber [bit/s]: OpenVault Broadband Insights
 #: Q4 2024: 698.2 GB/month total, of which ~92 % downstream (upstream ~8 %: OVBI 4Q24), i.e.

@@ -151,6 +151,15 @@ def ps_throughput_bps(capacity: ArrayLike, offered: ArrayLike) -> FloatArray:
         return np.where(rho < 1.0, c * (1.0 - rho), 0.0)
 
 
+def footprint_half_angle_rad(altitude_m: ArrayLike, min_elevation_rad: float) -> FloatArray:
+    """Earth-central half-angle of the ground a satellite sees above the elevation mask [rad]:
+    ``arccos(R cos(eps) / (R + h)) - eps`` (mean sphere; Wertz, *Space Mission Analysis and
+    Design*, Sec. 5.2)."""
+    r = EARTH_MEAN_RADIUS_M
+    h = np.asarray(altitude_m, dtype=np.float64)
+    return np.arccos(r * np.cos(min_elevation_rad) / (r + h)) - min_elevation_rad
+
+
 def footprint_area_m2(altitude_m: ArrayLike, min_elevation_rad: float) -> FloatArray:
     """Area of the ground a satellite sees above the elevation mask [m^2] (spherical cap).
 
@@ -165,10 +174,91 @@ def footprint_area_m2(altitude_m: ArrayLike, min_elevation_rad: float) -> FloatA
     min_elevation_rad : float
         Elevation mask ``eps`` [rad].
     """
-    r = EARTH_MEAN_RADIUS_M
-    h = np.asarray(altitude_m, dtype=np.float64)
-    lam = np.arccos(r * np.cos(min_elevation_rad) / (r + h)) - min_elevation_rad
-    return 2.0 * np.pi * r**2 * (1.0 - np.cos(lam))
+    lam = footprint_half_angle_rad(altitude_m, min_elevation_rad)
+    return 2.0 * np.pi * EARTH_MEAN_RADIUS_M**2 * (1.0 - np.cos(lam))
+
+
+@dataclass(frozen=True)
+class RegionCells:
+    """Where subscribers live: H3 cells of a set of countries, with their centres and areas.
+
+    Attributes
+    ----------
+    names : tuple of str
+        The countries (Natural Earth names or ISO alpha-3 codes, as given).
+    lat_rad, lon_rad : ndarray, shape (C,)
+        Cell centres [rad].
+    area_m2 : ndarray, shape (C,)
+        Cell areas [m^2] (h3's exact spherical areas).
+    """
+
+    names: tuple[str, ...]
+    lat_rad: FloatArray
+    lon_rad: FloatArray
+    area_m2: FloatArray
+
+
+def region_cells_of(countries: list[str] | tuple[str, ...], res: int = 4) -> RegionCells:
+    """H3 cells (resolution ``res``, default 4: ~1,770 km^2, 45 km apart) whose centres lie in
+    the countries' Natural Earth 1:110m outlines (:func:`starmesh.regions.region_cells`)."""
+    import h3
+
+    from starmesh.regions import region_cells
+
+    lat, lon, ints = [], [], []
+    for c in countries:
+        g = region_cells(c, res)
+        lat.append(g.lat_deg)
+        lon.append(g.lon_deg)
+        ints.append(g.cells)
+    cells, first = np.unique(np.concatenate(ints), return_index=True)
+    area = np.array([h3.cell_area(h3.int_to_str(int(c)), unit="m^2") for c in cells])
+    return RegionCells(
+        names=tuple(countries),
+        lat_rad=np.radians(np.concatenate(lat)[first]),
+        lon_rad=np.radians(np.concatenate(lon)[first]),
+        area_m2=area,
+    )
+
+
+def footprint_area_in_region_m2(
+    sub_lat_rad: ArrayLike,
+    sub_lon_rad: ArrayLike,
+    half_angle_rad: ArrayLike,
+    region: RegionCells,
+    *,
+    block: int = 256,
+) -> FloatArray:
+    """Area of each footprint that lies in the region [m^2]: the summed areas of the region's
+    cells whose centres are within ``half_angle_rad`` (great circle) of the sub-satellite point.
+
+    A cell-centre count, exact to about one cell area along the footprint's edge (res 4: a
+    footprint of ~2.5 million km^2 has ~1,400 cells, its rim ~130). Vectorised over points in
+    blocks of ``block`` (memory ``block x C`` floats).
+
+    Parameters
+    ----------
+    sub_lat_rad, sub_lon_rad, half_angle_rad : array_like, shape (N,)
+        Sub-satellite points [rad] and footprint half-angles
+        (:func:`footprint_half_angle_rad`) [rad].
+    region : RegionCells
+
+    Returns
+    -------
+    ndarray, shape (N,)
+    """
+    la = np.atleast_1d(np.asarray(sub_lat_rad, dtype=np.float64))
+    lo = np.atleast_1d(np.asarray(sub_lon_rad, dtype=np.float64))
+    cos_lam = np.cos(np.broadcast_to(np.asarray(half_angle_rad, dtype=np.float64), la.shape))
+    s_c, c_c = np.sin(region.lat_rad), np.cos(region.lat_rad)
+    out = np.empty(la.shape)
+    for b0 in range(0, la.size, block):
+        sl = slice(b0, b0 + block)
+        cosd = np.sin(la[sl])[:, None] * s_c[None, :] + np.cos(la[sl])[:, None] * c_c[
+            None, :
+        ] * np.cos(lo[sl][:, None] - region.lon_rad[None, :])
+        out[sl] = (cosd >= cos_lam[sl][:, None]) @ region.area_m2
+    return out
 
 
 def occupied_fraction(mean_subscribers_per_cell: ArrayLike) -> FloatArray:
@@ -185,12 +275,15 @@ def cells_per_satellite(
     footprint_m2: ArrayLike,
     cell_area_m2: ArrayLike,
     n_visible: ArrayLike,
+    *,
+    share: ArrayLike | None = None,
 ) -> FloatArray:
-    """Occupied cells one satellite serves: occupied cells in its footprint / satellites in view.
+    """Occupied cells one satellite serves: occupied cells in its footprint x its share.
 
-    The global scheduler hands each occupied cell to one of the ``n_visible`` satellites that
-    see it (evenly in expectation), so each satellite serves its footprint's occupied cells
-    divided by the number of satellites sharing them.
+    The global scheduler hands each occupied cell to one of the satellites that see it, so a
+    satellite serves its footprint's occupied cells times its share of them: ``1 / n_visible``
+    for an even split by number (the default), or ``share`` (e.g. its capacity over the
+    capacity in view, :func:`density_load`).
 
     Parameters
     ----------
@@ -198,13 +291,18 @@ def cells_per_satellite(
     footprint_m2, cell_area_m2, n_visible : array_like
         Footprint area (:func:`footprint_area_m2`), cell area, satellites in view of the cell
         (>= 1); broadcast together, ``(T, G)`` in a run.
+    share : array_like, optional
+        Fraction of the footprint's cells the satellite serves, in [0, 1].
     """
     area = np.asarray(cell_area_m2, dtype=np.float64)
     occ = occupied_fraction(subscribers_per_m2 * area)
-    n = np.maximum(np.asarray(n_visible, dtype=np.float64), 1.0)
+    if share is None:
+        frac = 1.0 / np.maximum(np.asarray(n_visible, dtype=np.float64), 1.0)
+    else:
+        frac = np.asarray(share, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         cells = np.where(area > 0, np.asarray(footprint_m2, dtype=np.float64) / area, 0.0)
-    return cells * occ / n
+    return cells * occ * frac
 
 
 def cell_capacity_bps(
@@ -238,7 +336,8 @@ class DensityLoad:
     cell_offered_bps : ndarray
         Busy-hour demand of the cell's subscribers (all on the cell's serving satellite).
     sat_offered_bps : ndarray
-        Busy-hour demand on the serving satellite: ``density x footprint x demand / n_visible``.
+        Busy-hour demand on the serving satellite: ``density x footprint x demand x share``
+        (share ``1 / n_visible``, or capacity over capacity in view).
     cells_served : ndarray
         Occupied cells the serving satellite time-shares its beams over.
     """
@@ -259,21 +358,47 @@ def density_load(
     n_visible: ArrayLike,
     beam_capacity: ArrayLike,
     beams_per_cell: float,
-    sat_capacity_bps: float,
+    sat_capacity_bps: ArrayLike,
+    capacity_in_view_bps: ArrayLike | None = None,
+    populated_m2: ArrayLike | None = None,
 ) -> DensityLoad:
     """Loads of a uniform subscriber density on a terminal's cell and serving satellite.
 
-    Each of the ``n_visible`` satellites a terminal sees carries ``1 / n_visible`` of the
-    subscribers under its footprint (the expectation of an even partition of occupied cells);
-    the terminal's own cell is served whole by one satellite, which time-shares its beams over
+    The serving satellite carries a share of the subscribers under its footprint: ``1 /
+    n_visible`` (the expectation of an even partition of occupied cells among the satellites
+    in view) or, with ``capacity_in_view_bps``, ``sat_capacity / capacity_in_view`` (cells
+    handed out in proportion to capacity, so that every satellite in view is equally
+    utilised: ``rho = density x footprint x demand / capacity in view``). The terminal's own
+    cell is served whole by one satellite, which time-shares its beams over
     :func:`cells_per_satellite` cells. All arrays broadcast, ``(T, G)`` in a run.
+
+    Parameters
+    ----------
+    sat_capacity_bps : array_like
+        User-downlink capacity of the serving satellite [bit/s].
+    capacity_in_view_bps : array_like, optional
+        Sum of the capacities of the satellites in view of the terminal [bit/s] (those the
+        scheduler could assign), including the serving one.
+    populated_m2 : array_like, optional
+        Area of the serving satellite's footprint where the subscribers live [m^2]
+        (:func:`footprint_area_in_region_m2`); default the whole footprint (the density then
+        also covers sea and foreign land under it).
     """
     foot = footprint_area_m2(altitude_m, min_elevation_rad)
+    if populated_m2 is not None:
+        foot = np.minimum(np.asarray(populated_m2, dtype=np.float64), foot)
     n = np.maximum(np.asarray(n_visible, dtype=np.float64), 1.0)
-    served = cells_per_satellite(subscribers_per_m2, foot, cell_area_m2, n)
+    if capacity_in_view_bps is None:
+        share = 1.0 / n
+    else:
+        c_sat = np.asarray(sat_capacity_bps, dtype=np.float64)
+        c_view = np.asarray(capacity_in_view_bps, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(c_view > 0, np.minimum(c_sat / c_view, 1.0), 1.0 / n)
+    served = cells_per_satellite(subscribers_per_m2, foot, cell_area_m2, n, share=share)
     cap = cell_capacity_bps(beam_capacity, beams_per_cell, sat_capacity_bps, served)
     cell_off = subscribers_per_m2 * np.asarray(cell_area_m2, dtype=np.float64) * demand_bps
-    sat_off = subscribers_per_m2 * foot * demand_bps / n
+    sat_off = subscribers_per_m2 * foot * demand_bps * share
     shape = np.broadcast_shapes(cap.shape, np.shape(cell_off), sat_off.shape)
     return DensityLoad(
         cell_capacity_bps=np.broadcast_to(cap, shape).copy(),

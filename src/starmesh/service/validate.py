@@ -11,15 +11,18 @@ figures between measurement sources and months is of that order):
   satellites in the 53 deg shells), bent pipe via 2021 gateways, home PoP Frankfurt (region
   table), Internet leg to an anchor drawn from 12 European IXP cities (ASSUMED anchor set).
 * US mainland, 8 terminals, SpaceX network update (June 2025): terminal -> PoP peak-hour median
-  25.7 ms, < 1 % above 55 ms. Two constellations bracket mid-2025's ~7,600 satellites: the
-  Gen1 preset (4,408) and the shipped TLE set of 2026-05-12 (10,361). Bent pipe via 2021
-  gateways, home PoP from the region table (nearest where the state is not in it); queueing
-  utilisation from the throughput model: each satellite carries ``density x footprint x busy-hour
-  demand / satellites in view`` and time-shares its beams over the occupied cells it serves
-  (:func:`starmesh.service.throughput.density_load`), capacity the mean of v1.5 and v2 mini
-  (ASSUMED half/half). Utilisations are clipped at 0.99; queues are held below their AQM
-  bound (``queue_delay_max_s``), so an overloaded satellite (Gen1 case) shows as queues near
-  that bound, not unbounded waits.
+  25.7 ms, < 1 % above 55 ms. Three constellations: the Gen1 preset (4,408, capacity the mean
+  of v1.5 and v2 mini, ASSUMED half/half), the shipped TLE set of 2026-05-12 after the
+  operational filter (8,596) and its satellites launched before 2025-04-01 (5,435, the Q1 2025
+  fleet still in the set), both with each satellite's generation capacity
+  (:mod:`starmesh.service.fleet`). Bent pipe via 2021 gateways, home PoP from the region table
+  (nearest where the state is not in it); queueing utilisation from the throughput model: the
+  subscribers living in the US under a satellite's footprint (:func:`~starmesh.service.
+  throughput.footprint_area_in_region_m2`) are shared among the satellites in view in
+  proportion to their capacities, and each time-shares its beams over the occupied cells it
+  serves (:func:`starmesh.service.throughput.density_load`). Utilisations are clipped at 0.99;
+  queues are held below their AQM bound (``queue_delay_max_s``), so an overloaded satellite
+  shows as queues near that bound, not unbounded waits.
 * Ookla Q1 2025 US median download 104.7 Mbit/s: speed tests at the same 8 terminals
   (processor-sharing rate on the cell's share of beam time and on the satellite, capped by the
   terminal's maximum).
@@ -27,18 +30,20 @@ figures between measurement sources and months is of that order):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 
 import numpy as np
 
-from starmesh.constants import C_M_S
+from starmesh.constants import C_M_S, EARTH_MEAN_RADIUS_M
 from starmesh.constellation import Constellation, preset_shells
 from starmesh.elements import parse_tle_text
 from starmesh.frames import elevation_rad, geodetic_to_ecef, up_vectors
 from starmesh.ground import starlink_gateways
 from starmesh.propagation import Propagator
+from starmesh.realset import OperationalCriteria, real_constellation
 from starmesh.service import params as P
+from starmesh.service.fleet import generation_capacity_bps, satellite_generations
 from starmesh.service.latency import COMPONENTS, fibre_delay_s, great_circle_m, rtt_breakdown
 from starmesh.service.pops import assign_pops, backhaul_delay_s, load_pop_table
 from starmesh.service.scheduler import schedule
@@ -47,6 +52,9 @@ from starmesh.service.throughput import (
     cell_area_m2,
     cells_of,
     density_load,
+    footprint_area_in_region_m2,
+    footprint_half_angle_rad,
+    region_cells_of,
     speed_test_bps,
 )
 
@@ -79,17 +87,27 @@ EUROPE_ANCHORS = [  # (lat, lon) of 12 European IXP cities standing for RIPE Atl
 LOUVAIN = (50.67, 4.61)
 
 
-def _constellation(preset: str, epoch: datetime) -> Constellation:
-    if preset == "tle-2026":
+def _constellation(preset: str, epoch: datetime) -> tuple[Constellation, np.ndarray]:
+    """The constellation and each satellite's capacity [bit/s]."""
+    if preset.startswith("tle-2026"):
         text = (resources.files("starmesh.data") / "starlink-2026-05-12.tle").read_text()
-        return Constellation.from_elements(
-            "starlink-2026-05-12", parse_tle_text(text, skip_bad=True)
+        crit = OperationalCriteria(
+            launched_before=date(2025, 4, 1) if preset == "tle-2026-q1" else None
         )
-    return Constellation.from_shells(preset, preset_shells(preset), epoch=epoch)
+        rc = real_constellation(
+            "starlink-2026-05-12", parse_tle_text(text, skip_bad=True), criteria=crit
+        )
+        els = rc.constellation.elements
+        assert els is not None
+        mix = 0.5 * (P.V1_5.capacity_bps + P.V2_MINI.capacity_bps)
+        gens = satellite_generations(els.names, els.intl_designators)
+        return rc.constellation, generation_capacity_bps(gens, mix)
+    const = Constellation.from_shells(preset, preset_shells(preset), epoch=epoch)
+    return const, np.full(const.n_sats, 0.5 * (P.V1_5.capacity_bps + P.V2_MINI.capacity_bps))
 
 
 def _geometry(preset: str, sites: list[tuple[float, float]], epoch: datetime, n_steps: int):
-    const = _constellation(preset, epoch)
+    const, cap = _constellation(preset, epoch)
     t = np.arange(n_steps, dtype=np.float64)
     r, _ = Propagator(const, epoch).positions_ecef_m(t)
     lat = np.radians([s[0] for s in sites])
@@ -105,7 +123,7 @@ def _geometry(preset: str, sites: list[tuple[float, float]], epoch: datetime, n_
         [elevation_rad(site_r[:, None, :], site_up[:, None, :], r[k][None]) for k in t.astype(int)]
     )
     d = np.linalg.norm(r[:, None, :, :] - site_r[None, :, None, :], axis=-1)
-    return r, el, d, gws, gw_r, gw_up
+    return r, el, d, gws, gw_r, gw_up, cap
 
 
 def _bent_pipe(r, serving, d_user, gws, gw_r, gw_up, pop_lat, pop_lon, route_factor):
@@ -145,7 +163,7 @@ def run_validation(*, n_steps: int = 300, seed: int = 1, grant_frames: float | N
 
     # --- Belgium (2022) ---
     epoch = datetime(2022, 3, 1, 12, 0, 0, tzinfo=UTC)
-    r, el, d, gws, gw_r, gw_up = _geometry("starlink-550", [LOUVAIN], epoch, n_steps)
+    r, el, d, gws, gw_r, gw_up, _ = _geometry("starlink-550", [LOUVAIN], epoch, n_steps)
     vis = el >= np.radians(MIN_ELEVATION_DEG)
     sch = schedule(np.arange(n_steps, dtype=float), vis, el, policy="hold")
     pop, _ = assign_pops([LOUVAIN[0]], [LOUVAIN[1]], ["BE"], table=table)
@@ -184,13 +202,16 @@ def run_validation(*, n_steps: int = 300, seed: int = 1, grant_frames: float | N
     }
     out["belgium"]["ratio_median"] = out["belgium"]["rtt_ms"]["median"] / 50.0
 
-    # --- US (2025): two constellations bracket the ~7,600 satellites of mid-2025 ---
+    # --- US (2025): the Gen1 preset, the May-2026 set and its Q1-2025 fleet ---
     out["us"] = {
-        "starlink-gen1 (4,408 sats)": _us_case(
+        "starlink-gen1 (4,408 sats, 58 Gbit/s each)": _us_case(
             "starlink-gen1", datetime(2025, 6, 15, 1, 0, 0, tzinfo=UTC), n_steps, params, table, rng
         ),
-        "TLE 2026-05-12 (10,361 sats)": _us_case(
+        "TLE 2026-05-12, operational (8,596 sats)": _us_case(
             "tle-2026", datetime(2026, 5, 13, 1, 0, 0, tzinfo=UTC), n_steps, params, table, rng
+        ),
+        "TLE 2026-05-12, launched before 2025-04-01 (5,435 sats)": _us_case(
+            "tle-2026-q1", datetime(2026, 5, 13, 1, 0, 0, tzinfo=UTC), n_steps, params, table, rng
         ),
     }
     return out
@@ -205,7 +226,7 @@ def _us_case(
     rng: np.random.Generator,
 ) -> dict:
     """US peak-hour RTT and speed tests at the 8 sites with constellation ``kind``."""
-    r, el, d, gws, gw_r, gw_up = _geometry(kind, US_SITES, epoch, n_steps)
+    r, el, d, gws, gw_r, gw_up, sat_cap = _geometry(kind, US_SITES, epoch, n_steps)
     vis = el >= np.radians(MIN_ELEVATION_DEG)
     sch = schedule(np.arange(n_steps, dtype=float), vis, el, policy="hold")
     lat = np.array([s_[0] for s_ in US_SITES])
@@ -230,12 +251,26 @@ def _us_case(
     density = P.US_SUBSCRIBERS / P.CONUS_AREA_M2
     demand = P.MEAN_DOWNLOAD_DEMAND_BPS * P.BUSY_HOUR_FACTOR
     n_vis = vis.sum(axis=2).astype(float)  # (T, G)
-    h, eps = 550e3, np.radians(MIN_ELEVATION_DEG)
+    cap_view = (vis * sat_cap[None, None, :]).sum(axis=2)  # (T, G)
+    eps = np.radians(MIN_ELEVATION_DEG)
     srv = sch.serving
     tt, gg = np.nonzero(srv >= 0)
+    ss = srv[tt, gg]
     beam = np.zeros(srv.shape)
-    beam[tt, gg] = beam_capacity_bps(d[tt, gg, srv[tt, gg]], el[tt, gg, srv[tt, gg]])
-    cap_mix = 0.5 * (P.V1_5.capacity_bps + P.V2_MINI.capacity_bps)
+    beam[tt, gg] = beam_capacity_bps(d[tt, gg, ss], el[tt, gg, ss])
+    cap = np.full(srv.shape, float(sat_cap.mean()))
+    cap[tt, gg] = sat_cap[ss]
+    # Altitude and the part of the footprint over the US of each serving satellite.
+    r_s = r[tt, ss]
+    h = np.full(srv.shape, 550e3)
+    h[tt, gg] = np.linalg.norm(r_s, axis=-1) - EARTH_MEAN_RADIUS_M
+    populated = np.zeros(srv.shape)
+    populated[tt, gg] = footprint_area_in_region_m2(
+        np.arcsin(r_s[:, 2] / np.linalg.norm(r_s, axis=-1)),
+        np.arctan2(r_s[:, 1], r_s[:, 0]),
+        footprint_half_angle_rad(h[tt, gg], eps),
+        region_cells_of(["United States of America"]),
+    )
     load = density_load(
         subscribers_per_m2=density,
         demand_bps=demand,
@@ -245,13 +280,15 @@ def _us_case(
         n_visible=n_vis,
         beam_capacity=beam,
         beams_per_cell=P.BEAMS_PER_CELL,
-        sat_capacity_bps=cap_mix,
+        sat_capacity_bps=cap,
+        capacity_in_view_bps=cap_view,
+        populated_m2=populated,
     )
     sat_offered = load.sat_offered_bps
     rate = speed_test_bps(
         cell_capacity=load.cell_capacity_bps,
         cell_offered_bps=load.cell_offered_bps,
-        sat_capacity_bps=cap_mix,
+        sat_capacity_bps=cap,
         sat_offered_bps=sat_offered,
         terminal_max_bps=P.TERMINAL_MAX_BPS,
     )
@@ -261,7 +298,7 @@ def _us_case(
             0,
             0.99,
         )
-    rho_sat = np.clip(sat_offered / cap_mix, 0, 0.99)
+    rho_sat = np.clip(sat_offered / cap, 0, 0.99)
     b = rtt_breakdown(
         prop,
         user,
@@ -292,6 +329,7 @@ def _us_case(
         "rho_cell_median": float(np.median(rho_user)),
         "download_mbps": {
             "median": float(np.median(rate[srv >= 0]) / 1e6),
+            "zero_fraction": float(np.mean(rate[srv >= 0] <= 0.0)),
             "beam_capacity_median": float(np.median(beam[srv >= 0]) / 1e6),
             "measured_median": 104.7,
         },
