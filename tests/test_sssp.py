@@ -34,6 +34,11 @@ def _oracle(indptr, indices, w, roots):
     return dijkstra(g, directed=True, indices=roots)
 
 
+def _pnode(edge_src, pedge):
+    """Parent node of each node from the tree edges (-1 where none)."""
+    return np.where(pedge >= 0, edge_src[np.maximum(pedge, 0)], -1).astype(np.int32)
+
+
 def _check_tree(indptr, indices, edge_src, w, roots, dist, pedge):
     # Every tree edge is a real edge into its node, and distances add up along it exactly.
     for k, r in enumerate(roots):
@@ -132,7 +137,16 @@ def test_walk_paths_counts_hops_and_satellites():
     h = np.empty(2, np.uint64)
     todo = np.ones(2, bool)
     walk_paths(
-        src, pedge, dist, np.array([0, 0]), np.array([5, 3]), 4, hops, near_t, near_r, h, todo
+        _pnode(src, pedge),
+        dist,
+        np.array([0, 0]),
+        np.array([5, 3]),
+        4,
+        hops,
+        near_t,
+        near_r,
+        h,
+        todo,
     )
     assert hops.tolist() == [3, -1]
     assert near_t.tolist() == [1, -1] and near_r.tolist() == [0, -1]
@@ -202,7 +216,9 @@ def test_walk_paths_hash_sentinels_and_skipped_pairs():
     h = np.full(n, 7, np.uint64)
     todo = np.array([False, True, True, True])  # the first pair is left as it is
     target = np.array([5, 3, 5, 6])  # 3 is unreachable
-    walk_paths(src, pedge, dist, np.zeros(n, np.int64), target, 4, hops, near_t, near_r, h, todo)
+    walk_paths(
+        _pnode(src, pedge), dist, np.zeros(n, np.int64), target, 4, hops, near_t, near_r, h, todo
+    )
     assert hops.tolist() == [7, -1, 3, 1]
     assert near_t.tolist() == [7, -1, 1, -1] and near_r.tolist() == [7, -1, 0, -1]
 

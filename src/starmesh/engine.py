@@ -674,8 +674,7 @@ def route_mode(
                 arr[k] = arr[k - 1]
         out.rtt_s[k] = 2.0 * dist[orient.row, orient.target]
         walk_paths(
-            graph.edge_src,
-            pedge,
+            trees.pnode,
             dist,
             orient.row,
             orient.target,

@@ -426,8 +426,7 @@ def sssp_update(
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def walk_paths(
-    edge_src: NDArray[np.int32],
-    pedge: NDArray[np.int64],
+    pnode: NDArray[np.int32],
     dist: NDArray[np.float64],
     row: NDArray[np.int64],
     target: NDArray[np.int64],
@@ -442,9 +441,10 @@ def walk_paths(
 
     Parameters
     ----------
-    edge_src : ndarray of int32, shape (M,)
-    pedge, dist : ndarray, shape (K, N)
-        Trees from :func:`sssp_full` / :func:`sssp_update`.
+    pnode, dist : ndarray, shape (K, N)
+        Parent node of each node (-1 at the root and where unreachable) and distances: the
+        trees of :func:`sssp_full` / :func:`sssp_update` (:attr:`TreeState.pnode`). A parent
+        node is one dependent read per hop where a tree edge is two (edge, then its tail).
     row, target : ndarray of int64, shape (P,)
         Tree (root) and target node of each pair.
     n_sats : int
@@ -472,16 +472,15 @@ def walk_paths(
         count = 0
         first = -1
         last = -1
-        e = pedge[k, v]
-        while e >= 0:
-            v = edge_src[e]
+        v = pnode[k, v]
+        while v >= 0:
             count += 1
             h = h * mul + np.uint64(v)
             if v < n_sats:
                 if first < 0:
                     first = v
                 last = v
-            e = pedge[k, v]
+            v = pnode[k, v]
         hops[i] = count
         near_target[i] = first
         near_root[i] = last
