@@ -1050,10 +1050,14 @@ def service_schedule(
     handover = np.zeros(serving.shape, bool)
     handover[1:] = (serving[1:] != serving[:-1]) & (serving[1:] >= 0) & (serving[:-1] >= 0)
     in_chunk = (ti >= lo - a) & (ti < stop - a)
-    n_vis = np.zeros(serving.shape, np.int64)
-    np.add.at(n_vis, (ti[in_chunk] - (lo - a), gi[in_chunk]), 1)
-    cap_view = np.zeros(serving.shape)
-    np.add.at(cap_view, (ti[in_chunk] - (lo - a), gi[in_chunk]), sv.sat_capacity_bps[si[in_chunk]])
+    # Per (step, terminal) sums by bincount on the flat index: it adds in input order, as
+    # np.add.at does, at a fraction of its cost (2 M links per W4 chunk).
+    flat = (ti[in_chunk] - (lo - a)) * serving.shape[1] + gi[in_chunk]
+    n_vis = np.bincount(flat, minlength=serving.size).reshape(serving.shape).astype(np.int64)
+    cap_view = np.asarray(
+        np.bincount(flat, weights=sv.sat_capacity_bps[si[in_chunk]], minlength=serving.size),
+        dtype=np.float64,
+    ).reshape(serving.shape)
     return Scheduled(
         serving=serving, handover=handover, n_visible=n_vis, capacity_in_view_bps=cap_view
     )
