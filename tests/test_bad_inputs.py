@@ -181,6 +181,16 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[str], str]] = {
         ["run", "s.toml", "--out", ".", "--force"],
         "working directory",
     ),
+    "launch date without a source": (
+        {
+            "s.toml": SMALL.replace(
+                'preset = "starlink-550"',
+                'preset = "starlink-2026"\n[constellation.filter]\nlaunched_before = 2024-06-01',
+            )
+        },
+        ["validate", "s.toml"],
+        "error: constellation.filter.launched_before: no sourced launch number for 2024-06-01",
+    ),
     "export czml of nothing": ({}, ["export", "czml", "nope", "x.czml"], "not found"),
     "export hypatia of nothing": ({}, ["export", "hypatia", "nope", "out"], "not found"),
     "top cities colliding with a pop": (

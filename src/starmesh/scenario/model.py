@@ -16,11 +16,12 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from ..constellation import constellation_names, is_real_constellation
-from ..errors import StarmeshError
+from ..errors import ScenarioError, StarmeshError
 from ..timegrid import parse_utc
 from .base import StrictModel
 from .coverage import CoverageSpec
@@ -102,13 +103,17 @@ class FilterSpec(_Model):
     #: 1 January), e.g. ``2025-04-01`` for the Q1 2025 fleet still in a 2026 element set.
     launched_before: date | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> FilterSpec:
-        if self.launched_before is not None:
+    @field_validator("launched_before")
+    @classmethod
+    def _sourced_day(cls, v: date | None) -> date | None:
+        if v is not None:
             from ..service.fleet import first_launch_on_or_after
 
-            first_launch_on_or_after(self.launched_before)
-        return self
+            try:
+                first_launch_on_or_after(v)
+            except ScenarioError as e:
+                raise ValueError(e.message) from None
+        return v
 
 
 class ConstellationSpec(_Model):
