@@ -225,6 +225,29 @@ def test_validation_belgium_2022_median_rtt(belgium: tuple[dict, object]) -> Non
     assert abs(median / 50.0 - 1.0) <= 0.25
 
 
+def test_validation_belgium_2022_breakdown(belgium: tuple[dict, object]) -> None:
+    """The parts of the Belgium figure the README's gap analysis rests on: the PoP -> Amsterdam
+    anchor leg is the closed form ``2 d x 1.5 x 1.467 / c`` with ``d`` the geodesic Frankfurt PoP
+    (frntdeu1, data/starlink-pops-2025.csv) -> Amsterdam from pyproj (WGS84; the model's sphere
+    differs by < 0.5 %), and the fleet is the 2019-2021 v1.0 shell only."""
+    import pyproj
+
+    from starmesh.constants import C_M_S, FIBRE_GROUP_INDEX
+
+    sv, ds = belgium
+    _, _, d_m = pyproj.Geod(ellps="WGS84").inv(8.73463, 50.11967, 4.90, 52.37)
+    want_ms = 2.0 * d_m * 1.5 * FIBRE_GROUP_INDEX / C_M_S * 1e3
+    got = ds["rtt_component"].sel(component="internet").values  # type: ignore[attr-defined]
+    np.testing.assert_allclose(got, want_ms, rtol=5e-3)
+    assert 5.2 < want_ms < 5.5  # 366 km: the near end of a European anchor set
+    assert sv["fleet"] == {"v1.0": 1584}
+    # The access part (everything but the Internet leg) is what the model says Starlink added
+    # in 2022; the README quotes it (25.8 ms at 300 s) against the 50 ms measured.
+    mean = sv["modes"]["bent-pipe"]["mean_ms"]
+    access = sum(v for k, v in mean.items() if k != "internet")
+    assert 24.0 < access < 28.0
+
+
 def test_validation_us_2025_median_rtt_and_tail(us: tuple[dict, object]) -> None:
     sv, _ = us
     mode = sv["modes"]["bent-pipe"]
