@@ -1080,7 +1080,12 @@ def restrict_to_schedule(
     kept = gsl.select(keep)
     # The chunk graph holds only the links used at some step: a terminal's other satellites in
     # view (tens each) would be edges that every tree checks at every step, always infinite.
-    used, link_of = np.unique(links.link_of[keep], return_inverse=True)
+    # (A mark per link and a running count: np.unique's sort gives the same numbering.)
+    kept_of = links.link_of[keep]
+    mark = np.zeros(links.links.size, bool)
+    mark[kept_of] = True
+    used = np.flatnonzero(mark)
+    link_of = (np.cumsum(mark) - 1)[kept_of]
     return ChunkLinks(
         isl_edges=links.isl_edges,
         isl_delay_s=links.isl_delay_s,
