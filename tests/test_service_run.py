@@ -196,6 +196,28 @@ def test_run_folder_service_files_and_chunking_bytes(tmp_path: Path) -> None:
     assert all("upload_mbps_median" in t for t in sa["terminals"])
 
 
+def test_run_folder_without_upload_column_still_opens(tmp_path: Path) -> None:
+    """A run folder written before the upload test (no ``upload_mbps`` column) opens: its
+    dataset has the download and no upload variable."""
+    from starmesh.runner import run_scenario
+
+    run_scenario(_belgium(duration_s=10.0), tmp_path)
+    for part in sorted((tmp_path / "terminals.parquet").glob("*.parquet")):
+        t = pq.read_table(part)
+        pq.write_table(t.drop_columns(["upload_mbps"]), part)
+    from starmesh.io.runfolder import read_run, read_series, read_service
+    from starmesh.results import ServiceSeries
+
+    # The report's reader (open_run would refuse the rewritten files: their hashes changed).
+    run = read_run(tmp_path, verify=False)
+    pairs = sorted({(p["src"], p["dst"]) for p in run.summary["service"]["pairs"]})
+    series = read_series(run, pairs)
+    assert series is not None
+    svc = read_service(run, series)
+    assert isinstance(svc, ServiceSeries)
+    assert svc.upload_mbps is None and svc.download_mbps.shape == (10, 2)
+
+
 # --- Validation against measurements (README table) -------------------------------------------
 
 
