@@ -511,6 +511,16 @@ def test_sixteen_beams_reproduce_the_published_v15_capacity():
     d = np.sqrt((R + h) ** 2 - (R * np.cos(el)) ** 2) - R * np.sin(el)
     total = P.USER_BEAMS_V1_5 * beam_capacity_bps(d, el)
     assert np.all(np.abs(total / P.V1_5.capacity_bps - 1.0) <= 0.5), total / 1e9
+    # The uplink likewise: 16 receive beams x the uplink budget's one-channel capacity against
+    # a quarter of the downlink capacity (500 MHz of uplink band over 2 GHz of downlink), within
+    # the ratio's factor-2 uncertainty; one uplink channel is well below a downlink beam.
+    up = beam_capacity_bps(d, el, direction="up")
+    total_up = P.USER_BEAMS_V1_5 * up
+    ratio = total_up / (P.UPLINK_CAPACITY_RATIO * P.V1_5.capacity_bps)
+    assert np.all((ratio >= 0.5) & (ratio <= 2.0)), total_up / 1e9
+    assert np.all(up < 0.5 * beam_capacity_bps(d, el))
+    with pytest.raises(ValueError, match="direction"):
+        beam_capacity_bps(d, el, direction="sideways")  # type: ignore[arg-type]
 
 
 def test_h3_cells():

@@ -939,6 +939,8 @@ class ServiceChunk:
     handover : ndarray of bool, shape (T, Gt)
     download_bps : ndarray, shape (T, Gt)
         Speed-test download rate of each terminal [bit/s] (0 when unserved).
+    upload_bps : ndarray, shape (T, Gt)
+        Speed-test upload rate of each terminal [bit/s] (0 when unserved).
     rho_user, rho_feeder : ndarray, shape (M, T, P)
         Utilisation of the pair's user and feeder access queues.
     """
@@ -950,6 +952,7 @@ class ServiceChunk:
     download_bps: NDArray[np.float64]
     rho_user: NDArray[np.float64]
     rho_feeder: NDArray[np.float64]
+    upload_bps: NDArray[np.float64]
 
 
 def _slot_window(plan: RunPlan, lo: int, stop: int) -> tuple[int, int]:
@@ -1144,7 +1147,7 @@ def service_step(
     routes: list[ModeRoutes],
     drop: int,
 ) -> ServiceChunk:
-    """RTT distribution, component means and speed tests of a chunk's steps.
+    """RTT distribution, component means and speed tests (down and up) of a chunk's steps.
 
     Utilisations: from the traffic model when the scenario has ``[traffic]``; else from the
     load model when ``service.subscribers_per_km2`` is given (each satellite carries the
@@ -1168,6 +1171,7 @@ def service_step(
     from .constants import C_M_S, EARTH_MEAN_RADIUS_M
     from .service.latency import rtt_quantiles_s
     from .service.throughput import (
+        DensityLoad,
         beam_capacity_bps,
         density_load,
         footprint_area_in_region_m2,
@@ -1192,12 +1196,18 @@ def service_step(
     )
     # Load model: utilisation of the serving satellite and of the terminal's cell beam.
     beam = np.zeros(serving.shape)
+    beam_up = np.zeros(serving.shape)
     if tt.size:
         beam[tt, gg] = beam_capacity_bps(dist, elev[tt, gg], rain_db=sv.rain_db[gg])
+        beam_up[tt, gg] = beam_capacity_bps(
+            dist, elev[tt, gg], rain_db=sv.rain_up_db[gg], direction="up"
+        )
     # The serving satellite's own capacity (its generation's); unserved steps keep the fleet
     # mean only so that the arrays stay finite (their download is 0).
     sat_cap = np.full(serving.shape, float(np.mean(sv.sat_capacity_bps)))
     sat_cap[tt, gg] = sv.sat_capacity_bps[ss]
+    # User uplink: the generation's downlink capacity x the uplink/downlink band ratio.
+    sat_cap_up = sat_cap * sv.uplink_capacity_ratio
     if sv.subscribers_per_m2 is not None:
         alt = np.full(serving.shape, 550e3)
         r_sat = r[tt, ss]
@@ -1212,32 +1222,49 @@ def service_step(
                 footprint_half_angle_rad(alt[tt, gg], sv.min_elevation_rad),
                 sv.subscriber_cells,
             )
-        load = density_load(
-            subscribers_per_m2=sv.subscribers_per_m2,
-            demand_bps=sv.demand_bps,
-            altitude_m=alt,
-            min_elevation_rad=sv.min_elevation_rad,
-            cell_area_m2=sv.cell_area_m2[None, :],
-            n_visible=sched.n_visible,
-            beam_capacity=beam,
-            beams_per_cell=sv.beams_per_cell,
-            sat_capacity_bps=sat_cap,
-            capacity_in_view_bps=(
-                sched.capacity_in_view_bps if sv.cell_partition == "capacity" else None
-            ),
-            populated_m2=populated,
-        )
+        dens = sv.subscribers_per_m2
+
+        def _load(
+            demand: float, beam_: NDArray[np.float64], cap: NDArray[np.float64], k: float
+        ) -> DensityLoad:
+            # One direction of the load model: the same footprint, cells served and partition
+            # (the uplink scales every satellite's capacity by one ratio, so the shares of the
+            # capacity in view are unchanged).
+            return density_load(
+                subscribers_per_m2=dens,
+                demand_bps=demand,
+                altitude_m=alt,
+                min_elevation_rad=sv.min_elevation_rad,
+                cell_area_m2=sv.cell_area_m2[None, :],
+                n_visible=sched.n_visible,
+                beam_capacity=beam_,
+                beams_per_cell=sv.beams_per_cell,
+                sat_capacity_bps=cap,
+                capacity_in_view_bps=(
+                    sched.capacity_in_view_bps * k if sv.cell_partition == "capacity" else None
+                ),
+                populated_m2=populated,
+            )
+
+        load = _load(sv.demand_bps, beam, sat_cap, 1.0)
         cell_cap, cell_offered = load.cell_capacity_bps, load.cell_offered_bps
         sat_offered = load.sat_offered_bps
         with np.errstate(divide="ignore", invalid="ignore"):
             rho_sat = np.where(sat_cap > 0, sat_offered / sat_cap, np.inf)
             rho_cell = np.where(cell_cap > 0, cell_offered / cell_cap, 1.0)
+        load_up = _load(sv.up_demand_bps, beam_up, sat_cap_up, sv.uplink_capacity_ratio)
+        cell_cap_up, cell_offered_up = load_up.cell_capacity_bps, load_up.cell_offered_bps
+        sat_offered_up = load_up.sat_offered_bps
     else:
         rho_sat = np.full(serving.shape, sv.params.utilisation)
         rho_cell = rho_sat
         cell_cap = beam * sv.beams_per_cell
         sat_offered = rho_sat * sat_cap
         cell_offered = rho_cell * cell_cap
+        # The fallback utilisation holds for every access link, the uplinks too.
+        cell_cap_up = beam_up * sv.beams_per_cell
+        sat_offered_up = rho_sat * sat_cap_up
+        cell_offered_up = rho_cell * cell_cap_up
     download = speed_test_bps(
         cell_capacity=cell_cap,
         cell_offered_bps=cell_offered,
@@ -1246,6 +1273,14 @@ def service_step(
         terminal_max_bps=sv.terminal_max_bps,
     )
     download = np.where(serving >= 0, download, 0.0)
+    upload = speed_test_bps(
+        cell_capacity=cell_cap_up,
+        cell_offered_bps=cell_offered_up,
+        sat_capacity_bps=sat_cap_up,
+        sat_offered_bps=sat_offered_up,
+        terminal_max_bps=sv.terminal_up_max_bps,
+    )
+    upload = np.where(serving >= 0, upload, 0.0)
     # Per pair: the source terminal's access link and load; the far terminal's mean access.
     pt, pf = sv.pair_terminal, sv.pair_far_terminal
     has_t, has_f = pt >= 0, pf >= 0
@@ -1289,6 +1324,7 @@ def service_step(
         download_bps=download[k],
         rho_user=rho_u[:, k],
         rho_feeder=rho_f[:, k],
+        upload_bps=upload[k],
     )
 
 

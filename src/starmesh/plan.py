@@ -70,7 +70,12 @@ from .realset import (
 )
 from .routing import RoutingProblem, fibre_delay_s
 from .scenario import Scenario, SiteEntry
-from .service.params import ServiceParams
+from .service.params import (
+    TERMINAL_UP_MAX_BPS,
+    UPLINK_CAPACITY_RATIO,
+    UPSTREAM_RATIO,
+    ServiceParams,
+)
 from .service.throughput import RegionCells
 from .timegrid import TimeGrid, parse_utc
 from .topology import (
@@ -1198,6 +1203,16 @@ class ServicePlan:
         Rain fade of each terminal's downlink [dB] (0 without ``rain_exceedance_percent``).
     min_elevation_rad : float
         Edge of a satellite's coverage for the footprint of the load model.
+    up_demand_bps : float
+        Busy-hour upstream demand per subscriber [bit/s] (``service.busy_hour_up_demand_mbps``;
+        default ``demand_bps x params.UPSTREAM_RATIO``).
+    uplink_capacity_ratio : float
+        A satellite's user-uplink over its user-downlink capacity
+        (``params.UPLINK_CAPACITY_RATIO``).
+    terminal_up_max_bps : float
+        Upload ceiling of one terminal [bit/s] (``params.TERMINAL_UP_MAX_BPS``).
+    rain_up_db : ndarray, shape (Gt,)
+        Rain fade of each terminal's uplink at 14.25 GHz [dB].
     """
 
     params: ServiceParams
@@ -1222,6 +1237,10 @@ class ServicePlan:
     terminal_max_bps: float
     rain_db: NDArray[np.float64]
     min_elevation_rad: float
+    up_demand_bps: float
+    uplink_capacity_ratio: float
+    terminal_up_max_bps: float
+    rain_up_db: NDArray[np.float64]
 
 
 def _wants_home_pops(scenario: Scenario) -> bool:
@@ -1387,15 +1406,21 @@ def _service_plan(
 
         cell_area = cell_area_m2(cells_of(tlat, tlon, sv.cell_h3_res))
     rain = np.zeros(terminals.size)
+    rain_up = np.zeros(terminals.size)
     if sv.rain_exceedance_percent is not None and terminals.size:
+        from .linkbudget import KU_UPLINK_HZ
         from .service.throughput import rain_fade_db
 
         # At the coverage edge (the lowest elevation served): the worst case of a terminal.
+        edge = np.full(terminals.size, max(scenario.links.min_elevation_deg, 5.0))
         rain = rain_fade_db(
+            tlat, tlon, edge, frequency_hz=11.7e9, exceedance_percent=sv.rain_exceedance_percent
+        )
+        rain_up = rain_fade_db(
             tlat,
             tlon,
-            np.full(terminals.size, max(scenario.links.min_elevation_deg, 5.0)),
-            frequency_hz=11.7e9,
+            edge,
+            frequency_hz=KU_UPLINK_HZ,
             exceedance_percent=sv.rain_exceedance_percent,
         )
     epoch = grid.epoch
@@ -1433,4 +1458,18 @@ def _service_plan(
         terminal_max_bps=sv.terminal_max_mbps * 1e6,
         rain_db=np.asarray(rain, np.float64),
         min_elevation_rad=math.radians(scenario.links.min_elevation_deg),
+        up_demand_bps=(
+            sv.busy_hour_demand_mbps * 1e6 * UPSTREAM_RATIO
+            if sv.busy_hour_up_demand_mbps is None
+            else sv.busy_hour_up_demand_mbps * 1e6
+        ),
+        uplink_capacity_ratio=(
+            UPLINK_CAPACITY_RATIO if sv.uplink_capacity_ratio is None else sv.uplink_capacity_ratio
+        ),
+        terminal_up_max_bps=(
+            TERMINAL_UP_MAX_BPS
+            if sv.terminal_up_max_mbps is None
+            else sv.terminal_up_max_mbps * 1e6
+        ),
+        rain_up_db=np.asarray(rain_up, np.float64),
     )

@@ -228,6 +228,7 @@ def chunk_counters(
         out["svc_handovers"] = sv.handover.sum(axis=0)
         out["svc_served"] = (sv.serving >= 0).sum(axis=0)
         out["svc_dl"] = np.ascontiguousarray(sv.download_bps.T)
+        out["svc_ul"] = np.ascontiguousarray(sv.upload_bps.T)
     out.update(visibility_counters(res))
     return out
 
@@ -257,6 +258,11 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
     hand: NDArray[np.int64] = np.sum([e["svc_handovers"] for e in ex], axis=0)
     served: NDArray[np.int64] = np.sum([e["svc_served"] for e in ex], axis=0)
     dl = np.concatenate([e["svc_dl"] for e in ex], axis=-1)  # (Gt, T)
+    ul = (
+        np.concatenate([e["svc_ul"] for e in ex], axis=-1)
+        if all("svc_ul" in e for e in ex)
+        else None
+    )
     src, dst = plan.pair_names
     names = plan.sites.names
     n_t = plan.grid.n_steps
@@ -287,14 +293,16 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
     terminals = []
     for g, site in enumerate(sv.terminals):
         d = dl[g][dl[g] > 0]
-        terminals.append(
-            {
-                "site": names[int(site)],
-                "handovers": int(hand[g]),
-                "served_fraction": float(served[g] / n_t),
-                "download_mbps_median": float(np.median(d) / 1e6) if d.size else None,
-            }
-        )
+        entry: dict[str, Any] = {
+            "site": names[int(site)],
+            "handovers": int(hand[g]),
+            "served_fraction": float(served[g] / n_t),
+            "download_mbps_median": float(np.median(d) / 1e6) if d.size else None,
+        }
+        if ul is not None:
+            u = ul[g][ul[g] > 0]
+            entry["upload_mbps_median"] = float(np.median(u) / 1e6) if u.size else None
+        terminals.append(entry)
     return {
         "model": "service",
         "scheduler_policy": sv.policy,
@@ -683,6 +691,8 @@ class ServiceSeries:
     handover : ndarray of bool, shape (T, Gt)
     download_mbps : ndarray, shape (T, Gt)
         Speed-test download rate [Mbit/s].
+    upload_mbps : ndarray, shape (T, Gt) or None
+        Speed-test upload rate [Mbit/s] (None: a run folder written before the upload test).
     """
 
     quantiles: list[float]
@@ -693,6 +703,7 @@ class ServiceSeries:
     serving_sat: NDArray[np.int32]
     handover: NDArray[np.bool_]
     download_mbps: NDArray[np.float64]
+    upload_mbps: NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True)
@@ -842,6 +853,12 @@ class Results:
                 sv.download_mbps,
                 {"units": "Mbit/s", "long_name": "speed-test download rate"},
             )
+            if sv.upload_mbps is not None:
+                data["upload"] = (
+                    ("time", "terminal"),
+                    sv.upload_mbps,
+                    {"units": "Mbit/s", "long_name": "speed-test upload rate"},
+                )
         t: TrafficSeries | None = self._load_traffic() if self._load_traffic else None
         if t is not None:
             coords["flow"] = np.arange(len(t.flow_src))
@@ -912,6 +929,7 @@ def _service_series(plan: RunPlan, results: list[ChunkResult]) -> ServiceSeries 
         serving_sat=np.concatenate([x.serving for x in parts]),
         handover=np.concatenate([x.handover for x in parts]),
         download_mbps=np.concatenate([x.download_bps for x in parts]) / 1e6,
+        upload_mbps=np.concatenate([x.upload_bps for x in parts]) / 1e6,
     )
 
 

@@ -522,6 +522,15 @@ class ServiceSpec(_Model):
     beams_per_cell: float = Field(1.0, gt=0.0, le=64.0)
     cell_h3_res: int = Field(5, ge=0, le=15)
     terminal_max_mbps: float = Field(220.0, gt=0.0, le=100_000.0)
+    #: Upload speed test (``service.params``; None: the sourced default). The terminal's upload
+    #: ceiling [Mbit/s] (default 20: the top of Starlink's residential 5-20 Mbit/s range).
+    terminal_up_max_mbps: float | None = Field(None, gt=0.0, le=100_000.0)
+    #: Busy-hour upstream demand per subscriber [Mbit/s] (default: ``busy_hour_demand_mbps`` x
+    #: 8/92, OpenVault's upstream share).
+    busy_hour_up_demand_mbps: float | None = Field(None, ge=0.0, le=10_000.0)
+    #: A satellite's user-uplink capacity over its user-downlink capacity (default 0.25: the
+    #: 500 MHz Ku uplink band over the 2 GHz downlink band of SpaceX's filing).
+    uplink_capacity_ratio: float | None = Field(None, gt=0.0, le=10.0)
     rain_exceedance_percent: float | None = Field(None, ge=0.001, le=5.0)
 
     @model_validator(mode="after")

@@ -163,3 +163,33 @@ BEAMS_PER_CELL = 1
 #: over the cells it serves); 16 beams x the link budget's beam capacity reproduces that
 #: capacity (tests/test_service.py).
 USER_BEAMS_V1_5 = 16
+
+# --- Upload speed test -------------------------------------------------------------------------
+
+#: Upstream over downstream traffic of a US broadband subscriber: OpenVault Broadband Insights
+#: Q4 2024 (698.2 GB/month, ~92 % downstream, ~8 % upstream), so upstream = 8/92 = 0.087 of
+#: downstream. The busy-hour upstream demand is ``busy_hour_demand x UPSTREAM_RATIO`` = 0.29
+#: Mbit/s at the default 3.37 Mbit/s. Uncertainty: 0.07-0.12 (upstream has grown about twice
+#: as fast as downstream since 2020, OVBI 3Q24: +13.9 % vs +6.8 % a year; Starlink users may
+#: differ from the cable/fibre base OpenVault measures).
+UPSTREAM_RATIO = 0.08 / 0.92
+#: User-uplink over user-downlink capacity of one satellite: the Ku user uplink band
+#: (14.0-14.5 GHz, 500 MHz) over the Ku user downlink band (10.7-12.7 GHz, 2 GHz) of SpaceX's
+#: application (FCC SAT-LOA-20161115-00118; the blanket terminal licence, FCC public notice
+#: SES-02250 of March 2020: terminals "transmit in the 14.0-14.5 GHz band and receive in the
+#: 10.7-12.7 GHz band"), at equal spectral efficiency: 0.25 (the same derivation as
+#: ``capacity.LinkCapacities.sat_user_up_bps``, 5 of 20 Gbit/s). A satellite's user-uplink
+#: capacity is its generation's downlink capacity x this ratio (v1.x 5, v2 mini 24 Gbit/s).
+#: Cross-check: 16 receive beams (as ``USER_BEAMS_V1_5``) x one 60 MHz uplink channel of the
+#: link budget at 5.9 bit/s/Hz (354 Mbit/s) = 5.7 Gbit/s. Uncertainty: a factor of 2 (the
+#: terminal's transmit power, not the band, may set uplink efficiency; Gen2 adds Ka/E-band
+#: spectrum whose split between user and feeder links is not published).
+UPLINK_CAPACITY_RATIO = 500e6 / 2000e6
+#: Per-terminal ceiling of one upload speed test [bit/s]: the top of the residential upload
+#: range, "upload speeds typically between 5 and 20 Mbps" (Starlink's EU contract summary,
+#: starlink.com/legal DOC-1075-86535-76, with downloads 25-220 Mbit/s, whose top is
+#: ``TERMINAL_MAX_BPS``; the same 5-20 Mbit/s in 2024 press summaries of Starlink's service).
+#: Priority plans: 8-25 Mbit/s. Uncertainty: 20-25 Mbit/s (the terminal's link budget, 354
+#: Mbit/s in one 60 MHz channel at 42.1 dBW EIRP, is far above it: the ceiling is a service
+#: limit, not a radio one).
+TERMINAL_UP_MAX_BPS = 20e6

@@ -20,11 +20,19 @@ no measurement shows; the cell-level partition is the one consistent with them.
 A speed test is one more elastic flow on its bottleneck: under processor sharing its mean rate
 is ``C (1 - rho)`` (Ben Fredj, Bonald, Proutiere, Regnie, Roberts, "Statistical bandwidth
 sharing", SIGCOMM 2001), capped by the terminal's own maximum rate.
+
+**Upload.** The upload test is the same flow in the other direction: the terminal's cell gets
+``min(beams_per_cell x uplink beam capacity, satellite uplink capacity / cells served)`` (the
+uplink budget's capacity of the terminal -> satellite link; the satellite's uplink capacity is
+its downlink capacity x ``params.UPLINK_CAPACITY_RATIO``; the same cells served, handed out
+the same way), loaded by the upstream demand (``params.UPSTREAM_RATIO`` of the downstream), and
+the rate is capped by the terminal's upload ceiling (``params.TERMINAL_UP_MAX_BPS``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -85,15 +93,20 @@ def beam_capacity_bps(
     *,
     profile: LinkProfile | None = None,
     rain_db: ArrayLike = 0.0,
+    direction: Literal["down", "up"] = "down",
 ) -> FloatArray:
-    """Downlink capacity of one user beam [bit/s] from the link budget, after rain fade.
+    """Capacity of one user beam [bit/s] from the link budget, after rain fade.
 
-    The Ku downlink budget of :func:`starmesh.linkbudget.starlink_ku_user` gives the SINR at the
-    terminal (boresight gains, no interference); ``rain_db`` is subtracted and the best DVB-S2X
-    MODCOD the result supports is taken.
+    ``direction="down"``: the Ku downlink budget of :func:`starmesh.linkbudget.starlink_ku_user`
+    gives the SINR at the terminal (boresight gains, no interference); ``"up"``: its uplink
+    budget (the terminal's 42.1 dBW EIRP in one 60 MHz channel at 14.25 GHz) gives the SINR at
+    the satellite. ``rain_db`` (at that direction's frequency) is subtracted and the best
+    DVB-S2X MODCOD the result supports is taken.
     """
     prof = profile if profile is not None else starlink_ku_user()
-    lb = prof.downlink
+    if direction not in ("down", "up"):
+        raise ValueError(f"direction must be 'down' or 'up', got {direction!r}")
+    lb = prof.downlink if direction == "down" else prof.uplink
     q = lb.evaluate(
         np.atleast_1d(np.asarray(distance_m, dtype=np.float64)),
         np.atleast_1d(np.asarray(elevation_rad, dtype=np.float64)),
@@ -416,11 +429,14 @@ def speed_test_bps(
     sat_offered_bps: ArrayLike,
     terminal_max_bps: float,
 ) -> FloatArray:
-    """Speed-test download rate [bit/s]: the tightest of terminal, cell and satellite.
+    """Speed-test rate [bit/s]: the tightest of terminal, cell and satellite.
 
     ``min(terminal_max, PS(cell_capacity, cell_offered), PS(sat_capacity, sat_offered))`` with
     :func:`ps_throughput_bps`; ``cell_capacity`` is the cell's share of beam time
-    (:func:`cell_capacity_bps`). All arrays broadcast.
+    (:func:`cell_capacity_bps`). All arrays broadcast. The download test takes the user-downlink
+    capacities and downstream loads, the upload test the user-uplink ones (the terminal ->
+    satellite beam of the uplink budget, the satellite's uplink capacity, the upstream demand
+    and the terminal's upload ceiling) under the same cell and satellite sharing.
     """
     cell = ps_throughput_bps(cell_capacity, cell_offered_bps)
     sat = ps_throughput_bps(sat_capacity_bps, sat_offered_bps)

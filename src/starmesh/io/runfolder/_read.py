@@ -920,6 +920,11 @@ def _read_service(
     serving[kt, g] = tt["serving_sat"].fill_null(-1).to_numpy().astype(np.int32)
     hand[kt, g] = tt["handover"].to_numpy(zero_copy_only=False)
     dl[kt, g] = tt["download_mbps"].to_numpy(zero_copy_only=False)
+    # Run folders written before the upload speed test have no upload column.
+    ul = None
+    if "upload_mbps" in tt.column_names:
+        ul = np.zeros((times.size, len(terms)))
+        ul[kt, g] = tt["upload_mbps"].to_numpy(zero_copy_only=False)
     return ServiceSeries(
         quantiles=quantiles,
         rtt_q_ms=q,
@@ -929,6 +934,7 @@ def _read_service(
         serving_sat=serving,
         handover=hand,
         download_mbps=dl,
+        upload_mbps=ul,
     )
 
 

@@ -154,12 +154,14 @@ TERMINALS_SCHEMA = pa.schema(
         ("serving_sat", pa.int32()),
         ("handover", pa.bool_()),
         ("download_mbps", pa.float64()),
+        ("upload_mbps", pa.float64()),
     ]
 )
 
 
 def terminal_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
-    """Each terminal's scheduled satellite (null: none), handover flag and speed test per step."""
+    """Each terminal's scheduled satellite (null: none), handover flag and speed tests (download
+    and upload) per step."""
     sv, svp = res.service, plan.service
     assert sv is not None and svp is not None
     n_t, n_g = sv.serving.shape
@@ -172,6 +174,7 @@ def terminal_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
             "serving_sat": pa.array(serving, mask=serving < 0),
             "handover": sv.handover.reshape(-1),
             "download_mbps": sv.download_bps.reshape(-1) / 1e6,
+            "upload_mbps": sv.upload_bps.reshape(-1) / 1e6,
         },
         schema=TERMINALS_SCHEMA,
     )
