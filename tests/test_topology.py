@@ -869,3 +869,10 @@ def test_in_link_order_refuses_a_repeated_link() -> None:
     assert in_link_order(t, g, np.array([1, 3, 0]))
     assert not in_link_order(t, g, np.array([3, 3, 0]))
     assert not in_link_order(t, g, np.array([3, 1, 0]))
+
+
+def test_in_link_order_refuses_arrays_of_different_lengths() -> None:
+    from starmesh.topology import in_link_order
+
+    with pytest.raises(ValueError, match="sizes differ: 3, 2, 3"):
+        in_link_order(np.zeros(3, int), np.zeros(2, int), np.arange(3))
