@@ -40,6 +40,10 @@ MODULES: dict[str, list[str]] = {
     "topology": ["tests/test_topology.py", "tests/test_pyephem_compat.py"],
     "routing/graph": ["tests/test_routing.py"],
     "routing/kernels": ["tests/test_sssp.py"],
+    "gsl_kernel": ["tests/test_topology.py"],
+    "grid_kernel": [
+        "tests/test_realset.py::test_nearest_in_plane_is_the_nearest_of_its_four_candidates"
+    ],
     "capacity": ["tests/test_capacity.py"],
     "linkbudget": ["tests/test_linkbudget.py"],
     "traffic": ["tests/test_traffic.py"],
@@ -52,7 +56,7 @@ MODULES: dict[str, list[str]] = {
 #: Modules compiled by numba: mutmut skips decorated functions, so the scratch copy has its
 #: ``@nb.njit(...)`` lines removed and runs with ``NUMBA_DISABLE_JIT=1`` (plain Python, same
 #: results; ``nb.prange`` is ``range`` then). The repository's source is not touched.
-NUMBA_MODULES = {"routing/kernels"}
+NUMBA_MODULES = {"routing/kernels", "gsl_kernel", "grid_kernel"}
 _NJIT_LINE = re.compile(r"^@nb\.njit\(.*\)\n", re.M)
 
 
