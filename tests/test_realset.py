@@ -457,3 +457,16 @@ def test_nearest_in_plane_is_the_nearest_of_its_four_candidates(size: int, seed:
         cand = [n_before + (c - n_before) % size for c in (lo - 1, lo, hi, hi + 1)]
         d = cdist(rs[[src[k]]], rs[cand])[0]
         assert got[k] == cand[int(np.argmin(d))]
+    assert got.dtype == np.int64
+
+
+def test_nearest_in_plane_breaks_ties_towards_the_first_candidate() -> None:
+    # A plane of four satellites at the corners of a square around the querying one (row 4):
+    # all four candidates are equally near, and the first in (p - 2, p - 1, p, p + 1) order,
+    # wrapped around the plane, wins (np.argmin's rule, as the numpy version had).
+    from starmesh.grid_kernel import nearest_in_plane
+
+    rs = np.array([[1.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0], [0, -1.0, 0], [0, 0, 0]]) * 7e6
+    for p in range(5):
+        got = nearest_in_plane(rs, np.array([4]), np.array([0]), np.array([4]), np.array([p]))
+        assert got[0] == (p - 2) % 4

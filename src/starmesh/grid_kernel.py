@@ -46,14 +46,13 @@ def nearest_in_plane(
     for q in range(src.size):
         st = plane_start[q]
         size = plane_size[q]
-        end = st + size
         p = pos[q]
-        hi = p if p < end else st
-        lo = p - 1 if p - 1 >= st else end - 1
         sx, sy, sz = rs[src[q], 0], rs[src[q], 1], rs[src[q], 2]
         best = -1
         best_d2 = np.inf
-        for c in (lo - 1, lo, hi, hi + 1):
+        # The bracket (p - 1, p) and one more each side; the remainder wraps them around the
+        # plane (p = end is the plane's first satellite, p - 1 < start its last).
+        for c in (p - 2, p - 1, p, p + 1):
             j = st + (c - st) % size
             dx = rs[j, 0] - sx
             dy = rs[j, 1] - sy
