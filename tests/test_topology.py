@@ -830,6 +830,7 @@ def test_distinct_links_equal_numpy_unique(n_t: int, n_sites: int, n_sats: int, 
     keys, index, ok = distinct_links(site, sat, np.array(bounds, np.int64), n_sats)
     want, inverse = np.unique(site * n_sats + sat, return_inverse=True)
     assert ok
+    assert keys.dtype == index.dtype == np.int64
     np.testing.assert_array_equal(keys, want)
     np.testing.assert_array_equal(index, inverse)
 
@@ -840,7 +841,9 @@ def test_distinct_links_refuses_links_out_of_order() -> None:
     site = np.array([0, 0, 1, 0, 1], np.int64)
     bounds = np.array([0, 3, 5], np.int64)
     assert distinct_links(site, np.array([1, 2, 0, 2, 2]), bounds, 4)[2]
-    assert not distinct_links(site, np.array([2, 1, 0, 2, 2]), bounds, 4)[2]  # sats swapped
+    keys, index, ok = distinct_links(site, np.array([2, 1, 0, 2, 2]), bounds, 4)  # sats swapped
+    assert not ok
+    assert keys.shape == index.shape == (0,) and keys.dtype == index.dtype == np.int64
     assert not distinct_links(site[[2, 1, 0, 3, 4]], np.array([0, 2, 1, 2, 2]), bounds, 4)[2]
     assert not distinct_links(site, np.array([1, 1, 0, 2, 2]), bounds, 4)[2]  # a repeat
 
@@ -869,6 +872,8 @@ def test_in_link_order_refuses_a_repeated_link() -> None:
     assert in_link_order(t, g, np.array([1, 3, 0]))
     assert not in_link_order(t, g, np.array([3, 3, 0]))
     assert not in_link_order(t, g, np.array([3, 1, 0]))
+    assert not in_link_order(t, np.array([2, 1, 0]), np.array([1, 3, 0]))  # sites swapped
+    assert not in_link_order(np.array([1, 0, 1]), g, np.array([1, 3, 0]))  # steps swapped
 
 
 def test_in_link_order_refuses_arrays_of_different_lengths() -> None:
