@@ -231,3 +231,36 @@ def test_walk_paths_hash_sentinels_and_skipped_pairs():
         return x
 
     assert h.tolist() == [7, 0, seq_hash([5, 1, 0, 4]), seq_hash([6, 4])]
+
+
+def test_walk_paths_names_satellite_zero_nearest_the_target():
+    # Path 4 -> 1 -> 0 -> 5: satellite 0 is the one nearest the target, satellite 1 the root's.
+    pairs = sorted([(4, 1), (1, 4), (1, 0), (0, 1), (0, 5), (5, 0)])
+    src = np.array([p[0] for p in pairs], np.int32)
+    indices = np.array([p[1] for p in pairs], np.int32)
+    indptr = np.zeros(7, np.int64)
+    np.cumsum(np.bincount(src, minlength=6), out=indptr[1:])
+    dist = np.empty((1, 6))
+    pedge = np.empty((1, 6), np.int64)
+    sssp_full(indptr, indices, np.ones(len(pairs)), np.array([4]), dist, pedge)
+    out = [np.empty(1, np.int16), np.empty(1, np.int32), np.empty(1, np.int32)]
+    h = np.empty(1, np.uint64)
+    walk_paths(_pnode(src, pedge), dist, np.array([0]), np.array([5]), 4, *out, h, np.ones(1, bool))
+    assert out[0][0] == 3 and out[1][0] == 0 and out[2][0] == 1
+
+
+def test_update_counts_a_cut_off_tree_edge_at_the_first_head_position():
+    # Root 2, path 2 -> 1 -> 0; the edge 1 -> 0 is the first edge by head (into node 0). When
+    # it goes down, node 0 is cut off and the update must count it.
+    pairs = [(0, 1), (1, 0), (1, 2), (2, 1)]
+    src = np.array([p[0] for p in pairs])
+    indices = np.array([p[1] for p in pairs], np.int32)
+    indptr = np.zeros(4, np.int64)
+    np.cumsum(np.bincount(src, minlength=3), out=indptr[1:])
+    w = np.ones(len(pairs))
+    dist = np.empty((1, 3))
+    pedge = np.empty((1, 3), np.int64)
+    sssp_full(indptr, indices, w, np.array([2]), dist, pedge)
+    w[[0, 1]] = np.inf
+    work = sssp_update(indptr, indices, src.astype(np.int32), w, np.array([2]), dist, pedge)
+    assert dist[0].tolist() == [np.inf, 1.0, 0.0] and pedge[0, 0] == -1 and work[0] == 1
