@@ -224,8 +224,8 @@ def in_link_order(t_idx: ArrayLike, site_idx: ArrayLike, sat_idx: ArrayLike) -> 
         raise ValueError(f"t_idx, site_idx, sat_idx sizes differ: {t.size}, {g.size}, {s.size}")
     if t.size < 2:
         return True
-    if not all(np.issubdtype(x.dtype, np.integer) for x in (t, g, s)):
-        t, g, s = (x.astype(np.int64) for x in (t, g, s))
+    # Any numeric dtype: the compiled check is specialised to the arrays it is given (int32
+    # from GslCandidates, int64 from callers that converted), so no copy is made.
     return bool(links_in_order(t, g, s))
 
 
