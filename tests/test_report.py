@@ -163,6 +163,7 @@ def test_report_has_every_section_and_plot(run_dir: Path):
         assert f'<section id="{anchor}">' in text, anchor
     assert "could not draw" not in text
     assert "No traffic in this run (no flows.parquet)" in text
+    assert '<section id="speed-tests">' not in text  # geometric: no speed tests
     figs = _figures(text)
     assert len(figs) == 6  # map, RTT, distributions, availability, visibility, globe
     body = next(a for t, a in _tags(text) if t == "body")
@@ -572,3 +573,19 @@ def test_cli_export_czml_one_line_errors(tmp_path: Path, run_dir: Path):
         app, ["export", "czml", str(run_dir), str(tmp_path / "x"), "--sample-step-s", "0"]
     )
     assert res.exit_code == 1 and "sample_step_s must be > 0" in res.output
+
+
+def test_speed_tests_section_shows_each_terminals_medians(tmp_path: Path):
+    # A service-model run: one bar per terminal and direction, the medians of summary.json;
+    # the geometric run above has no such section.
+    scenario = {**SCENARIO, "service": {"model": "service"}, "name": "report-speed"}
+    out = tmp_path / "svc"
+    run_plan(build_plan(parse_scenario(scenario)), out, report=False)
+    text = write_report(out).read_text(encoding="utf-8")
+    assert '<section id="speed-tests">' in text and "could not draw" not in text
+    rows = json.loads((out / "summary.json").read_text())["service"]["terminals"]
+    fig = next(f for f in _figures(text) if f["layout"].get("barmode") == "group")
+    assert [t["name"] for t in fig["data"]] == ["download", "upload"]
+    for tr, key in zip(fig["data"], ["download_mbps_median", "upload_mbps_median"], strict=True):
+        assert tr["x"] == [r["site"] for r in rows]
+        np.testing.assert_allclose(_decode(tr["y"]), [r[key] for r in rows], rtol=1e-6)

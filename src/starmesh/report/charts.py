@@ -306,6 +306,46 @@ def medians_figure(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def speed_tests_figure(terminals: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median speed-test download and upload [Mbit/s] of each terminal (service model), as
+    grouped bars; ``terminals`` are ``summary.json``'s ``service.terminals`` rows."""
+    names = [str(t["site"]) for t in terminals]
+
+    def values(key: str) -> NDArray[np.float32]:
+        return np.array(
+            [np.nan if t.get(key) is None else float(t[key]) for t in terminals], np.float32
+        )
+
+    served = [100.0 * float(t.get("served_fraction") or 0.0) for t in terminals]
+    hand = [int(t.get("handovers") or 0) for t in terminals]
+    extra = [f"served {s:.0f} % of steps, {h} handovers" for s, h in zip(served, hand, strict=True)]
+    data = [
+        {
+            "type": "bar",
+            "name": name,
+            "x": names,
+            "y": values(key),
+            "customdata": extra,
+            "marker": {"color": MODE_COLOURS[k % len(MODE_COLOURS)]},
+            "hovertemplate": f"%{{x}}: {name} %{{y:.1f}} Mbit/s (median)<br>%{{customdata}}"
+            "<extra></extra>",
+        }
+        for k, (name, key) in enumerate(
+            [("download", "download_mbps_median"), ("upload", "upload_mbps_median")]
+        )
+        if any(t.get(key) is not None for t in terminals)
+    ]
+    return {
+        "data": data,
+        "layout": base_layout(
+            height=340,
+            barmode="group",
+            xaxis=_axis(title={"text": "terminal"}),
+            yaxis=_axis(title={"text": "median speed test [Mbit/s]"}),
+        ),
+    }
+
+
 def availability_figure(
     epoch: datetime, t_s: NDArray[np.float64], available: NDArray[np.float64], modes: list[str]
 ) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from .charts import (
     medians_figure,
     packets_figure,
     rtt_figure,
+    speed_tests_figure,
     throughput_figure,
 )
 from .encoding import figure_json
@@ -424,6 +425,28 @@ def _throughput_body(page: _Page, run: RunData) -> str:
     return _caption(caption) + page.figure(throughput_figure(thr, run.epoch))
 
 
+def _speed_tests_body(page: _Page, rows: list[dict[str, Any]]) -> str:
+    caption = (
+        "What a speed test at each terminal gets (service model): the median over the run's "
+        "served steps of the download and upload rates, each the terminal's share of its "
+        "cell and satellite under processor sharing, capped by the terminal "
+        "(terminals.parquet holds every step)."
+    )
+    if len(rows) > MAX_PLOT_TERMINALS:
+        dl = np.array(
+            [
+                np.inf
+                if r.get("download_mbps_median") is None
+                else float(r["download_mbps_median"])
+                for r in rows
+            ]
+        )
+        keep = np.sort(np.argsort(dl, kind="stable")[:MAX_PLOT_TERMINALS])
+        rows = [rows[i] for i in keep]
+        caption += f" The {MAX_PLOT_TERMINALS} terminals with the lowest median download."
+    return _caption(caption) + page.figure(speed_tests_figure(rows))
+
+
 def _packets_body(page: _Page, run: RunData) -> str:
     got = read_packets(run)
     if got is None:
@@ -599,6 +622,14 @@ def render_report(run_dir: Path | str, *, pair: tuple[str, str] | None = None) -
             return body
 
         page.section("distributions", "RTT distributions", _guard("the distributions", dist_body))
+
+    speed_rows = run.summary.get("service", {}).get("terminals") or []
+    if any(r.get("download_mbps_median") is not None for r in speed_rows):
+        page.section(
+            "speed-tests",
+            "Speed tests per terminal",
+            _guard("the speed tests", lambda: _speed_tests_body(page, speed_rows)),
+        )
 
     def avail_body() -> str:
         av = read_availability(run)
