@@ -34,6 +34,17 @@ def _oracle(indptr, indices, w, roots):
     return dijkstra(g, directed=True, indices=roots)
 
 
+def _csr(pairs, n_nodes):
+    """CSR arrays ``(indptr, indices, edge_src)`` of a small graph given as (tail, head) pairs
+    (sorted here, so each row's heads ascend)."""
+    pairs = sorted(pairs)
+    src = np.array([p[0] for p in pairs], np.int32)
+    indices = np.array([p[1] for p in pairs], np.int32)
+    indptr = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n_nodes), out=indptr[1:])
+    return indptr, indices, src
+
+
 def _pnode(edge_src, pedge):
     """Parent node of each node from the tree edges (-1 where none)."""
     return np.where(pedge >= 0, edge_src[np.maximum(pedge, 0)], -1).astype(np.int32)
@@ -105,10 +116,7 @@ def test_update_keeps_the_route_on_exact_ties():
     # Square 0-1-3 and 0-2-3 with equal lengths: the update must not switch routes.
     edges = [(0, 1), (0, 2), (1, 3), (2, 3)]
     pairs = sorted(edges + [(b, a) for a, b in edges])
-    src = np.array([p[0] for p in pairs])
-    indices = np.array([p[1] for p in pairs], np.int32)
-    indptr = np.zeros(5, np.int64)
-    np.cumsum(np.bincount(src, minlength=4), out=indptr[1:])
+    indptr, indices, src = _csr(pairs, 4)
     w = np.ones(len(pairs))
     roots = np.array([0])
     dist = np.empty((1, 4))
@@ -122,10 +130,7 @@ def test_update_keeps_the_route_on_exact_ties():
 def test_walk_paths_counts_hops_and_satellites():
     # Path 4 -> 0 -> 1 -> 5 where nodes 0..3 are satellites and 4, 5 are sites.
     pairs = sorted([(4, 0), (0, 4), (0, 1), (1, 0), (1, 5), (5, 1)])
-    src = np.array([p[0] for p in pairs], np.int32)
-    indices = np.array([p[1] for p in pairs], np.int32)
-    indptr = np.zeros(7, np.int64)
-    np.cumsum(np.bincount(src, minlength=6), out=indptr[1:])
+    indptr, indices, src = _csr(pairs, 6)
     w = np.ones(len(pairs))
     roots = np.array([4])
     dist = np.empty((1, 6))
@@ -179,10 +184,7 @@ def test_update_cuts_off_a_node_whose_tree_edge_went_down():
     # Path 0-1-2: when link 1-2 goes down, node 2 is unreachable, its tree edge is removed
     # and the update reports the change (work > 0).
     pairs = [(0, 1), (1, 0), (1, 2), (2, 1)]
-    src = np.array([p[0] for p in pairs])
-    indices = np.array([p[1] for p in pairs], np.int32)
-    indptr = np.zeros(4, np.int64)
-    np.cumsum(np.bincount(src, minlength=3), out=indptr[1:])
+    indptr, indices, src = _csr(pairs, 3)
     w = np.ones(len(pairs))
     roots = np.array([0])
     dist = np.empty((1, 3))
@@ -200,10 +202,7 @@ def test_update_cuts_off_a_node_whose_tree_edge_went_down():
 def test_walk_paths_hash_sentinels_and_skipped_pairs():
     # Nodes 0..3 are satellites, 4..6 sites: path 4 -> 0 -> 1 -> 5, and 4 -> 6 on the ground.
     pairs = sorted([(4, 0), (0, 4), (0, 1), (1, 0), (1, 5), (5, 1), (4, 6), (6, 4)])
-    src = np.array([p[0] for p in pairs], np.int32)
-    indices = np.array([p[1] for p in pairs], np.int32)
-    indptr = np.zeros(8, np.int64)
-    np.cumsum(np.bincount(src, minlength=7), out=indptr[1:])
+    indptr, indices, src = _csr(pairs, 7)
     w = np.ones(len(pairs))
     roots = np.array([4])
     dist = np.empty((1, 7))
@@ -236,10 +235,7 @@ def test_walk_paths_hash_sentinels_and_skipped_pairs():
 def test_walk_paths_names_satellite_zero_nearest_the_target():
     # Path 4 -> 1 -> 0 -> 5: satellite 0 is the one nearest the target, satellite 1 the root's.
     pairs = sorted([(4, 1), (1, 4), (1, 0), (0, 1), (0, 5), (5, 0)])
-    src = np.array([p[0] for p in pairs], np.int32)
-    indices = np.array([p[1] for p in pairs], np.int32)
-    indptr = np.zeros(7, np.int64)
-    np.cumsum(np.bincount(src, minlength=6), out=indptr[1:])
+    indptr, indices, src = _csr(pairs, 6)
     dist = np.empty((1, 6))
     pedge = np.empty((1, 6), np.int64)
     sssp_full(indptr, indices, np.ones(len(pairs)), np.array([4]), dist, pedge)
@@ -253,10 +249,7 @@ def test_update_counts_a_cut_off_tree_edge_at_the_first_head_position():
     # Root 2, path 2 -> 1 -> 0; the edge 1 -> 0 is the first edge by head (into node 0). When
     # it goes down, node 0 is cut off and the update must count it.
     pairs = [(0, 1), (1, 0), (1, 2), (2, 1)]
-    src = np.array([p[0] for p in pairs])
-    indices = np.array([p[1] for p in pairs], np.int32)
-    indptr = np.zeros(4, np.int64)
-    np.cumsum(np.bincount(src, minlength=3), out=indptr[1:])
+    indptr, indices, src = _csr(pairs, 3)
     w = np.ones(len(pairs))
     dist = np.empty((1, 3))
     pedge = np.empty((1, 3), np.int64)
