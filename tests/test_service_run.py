@@ -385,6 +385,16 @@ def test_speed_test_falls_with_subscriber_density() -> None:
     assert dense < 0.5 * mid
 
 
+def _footprint_m2(alt_m: float, eps_rad: float) -> float:
+    """Closed form of a satellite's footprint on the mean sphere [m^2]: the spherical cap
+    where it is above ``eps_rad``, of Earth-central half-angle
+    ``arccos(R cos eps / (R + h)) - eps``."""
+    from starmesh.constants import EARTH_MEAN_RADIUS_M as R
+
+    lam = np.arccos(R * np.cos(eps_rad) / (R + alt_m)) - eps_rad
+    return float(2 * np.pi * R**2 * (1 - np.cos(lam)))
+
+
 @pytest.mark.parametrize("partition", ["capacity", "count"])
 def test_mixed_fleet_speed_test_against_a_hand_computation(partition: str) -> None:
     """The real May-2026 set with per-satellite generations: the speed tests of three US
@@ -450,9 +460,7 @@ def test_mixed_fleet_speed_test_against_a_hand_computation(partition: str) -> No
             # Capacity in view, or the serving satellite's capacity x satellites in view.
             c_view = cap[el >= eps].sum() if partition == "capacity" else cap[s] * (el >= eps).sum()
             assert el[s] >= eps
-            h = np.linalg.norm(r[k, s]) - R
-            lam = np.arccos(R * np.cos(eps) / (R + h)) - eps
-            foot = 2 * np.pi * R**2 * (1 - np.cos(lam))
+            foot = _footprint_m2(np.linalg.norm(r[k, s]) - R, eps)
             beam = float(beam_capacity_bps(np.linalg.norm(r[k, s] - site_r), el[s])[0])
             cells = foot / a_cell * occ * cap[s] / c_view
             cell_cap = min(beam, cap[s] / cells)
@@ -547,9 +555,7 @@ def test_upload_speed_test_against_a_hand_computation(
                 continue
             el = elevation_rad(site_r[None, :], up[None, :], r[k])
             n_vis = int((el >= eps).sum())
-            h = np.linalg.norm(r[k, s]) - R
-            lam = np.arccos(R * np.cos(eps) / (R + h)) - eps
-            foot = 2 * np.pi * R**2 * (1 - np.cos(lam))
+            foot = _footprint_m2(np.linalg.norm(r[k, s]) - R, eps)
             q = up_budget.evaluate(np.array([np.linalg.norm(r[k, s] - site_r)]), el[s : s + 1])
             beam = float(q.capacity_bps[0])
             if dens_km2 is None:
