@@ -525,10 +525,8 @@ def chunk_links(
         )
     gsl, cap_down, cap_up = _usable_gsls(plan, gsl, gsl_sites, r, t_s, site_failed)
     bounds = np.searchsorted(gsl.t_idx, np.arange(n_t + 1)).astype(np.int64)
-    site = gsl_sites[gsl.site_idx].astype(np.int64)
-    links, link_of, ordered = distinct_links(
-        site, gsl.sat_idx.astype(np.int64), bounds, problem.n_sats
-    )
+    site = gsl_sites[gsl.site_idx]  # int64, as np.flatnonzero gives them
+    links, link_of, ordered = distinct_links(site, gsl.sat_idx, bounds, problem.n_sats)
     if not ordered:
         links, link_of = np.unique(site * problem.n_sats + gsl.sat_idx, return_inverse=True)
     return ChunkLinks(

@@ -109,7 +109,7 @@ def gsl_block(
 
 @nb.njit(cache=True, nogil=True)
 def distinct_links(
-    site: NDArray[np.int64], sat: NDArray[np.int64], bounds: NDArray[np.int64], n_sats: int
+    site: NDArray[np.integer], sat: NDArray[np.integer], bounds: NDArray[np.int64], n_sats: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], bool]:
     """The distinct (site, satellite) links of a chunk, and each link's index among them.
 
