@@ -1167,7 +1167,7 @@ def service_step(
         Leading steps to drop (the recomputed step before the chunk).
     """
     from .constants import C_M_S, EARTH_MEAN_RADIUS_M
-    from .service.latency import rtt_quantiles_s
+    from .service.latency import COMPONENTS, rtt_quantiles_s
     from .service.throughput import (
         DensityLoad,
         beam_capacity_bps,
@@ -1297,7 +1297,7 @@ def service_step(
     p = sv.params
     far_access = np.where(has_f[None, :], 2.0 * far_prop + (p.grant_frames + 3.0) * p.frame_s, 0.0)
     q_out = np.empty((n_m, len(sv.quantiles), n_t, n_p))
-    mean_out = np.empty((n_m, n_t, n_p, 6))
+    mean_out = np.empty((n_m, n_t, n_p, len(COMPONENTS)))
     for m in range(n_m):
         q, mean = rtt_quantiles_s(
             prop_rtt_s[m],

@@ -75,6 +75,7 @@ from .service.params import (
     UPLINK_CAPACITY_RATIO,
     UPSTREAM_RATIO,
     ServiceParams,
+    pre2024_excess_median_s,
 )
 from .service.throughput import RegionCells
 from .timegrid import TimeGrid, parse_utc
@@ -1388,7 +1389,17 @@ def _service_plan(
         fibre_route_factor=sv.internet_route_factor,
         utilisation=sv.utilisation,
         queue_delay_max_s=sv.queue_delay_max_ms * 1e-3,
+        pre2024_excess_median_s=(
+            pre2024_excess_median_s(grid.epoch)
+            if sv.pre2024_excess_median_ms is None
+            else sv.pre2024_excess_median_ms * 1e-3
+        ),
     )
+    if params.pre2024_excess_median_s > 0.0:
+        notes.append(
+            f"pre-2024 network excess: median {params.pre2024_excess_median_s * 1e3:g} ms per "
+            "round trip (service.pre2024_excess_median_ms; SpaceX 2024-03-08)"
+        )
     terminals = sites.of_kind("terminal").astype(np.int64)
     col = np.full(len(sites), -1, np.int64)
     col[terminals] = np.arange(terminals.size)

@@ -497,6 +497,10 @@ class ServiceSpec(_Model):
     isl_hop_processing_ms: float = Field(0.1, ge=0.0, le=100.0)
     queue_delay_max_ms: float = Field(5.0, gt=0.0, le=10_000.0)
     utilisation: float = Field(0.5, ge=0.0, lt=1.0)
+    #: Median of the pre-2024 network's extra RTT [ms] (an exponential delay per round trip:
+    #: what SpaceX's early-2024 software work removed, :mod:`starmesh.service.params`). Default:
+    #: 15.5 ms when the run starts before 2024-01-01, else 0; 0 turns it off.
+    pre2024_excess_median_ms: float | None = Field(None, ge=0.0, le=1_000.0)
     rtt_quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.95, 0.99], min_length=1)
     pop_policy: Literal["table", "nearest"] = "table"
     internet_server: SiteSpec | None = None

@@ -14,7 +14,10 @@ The model of one round trip terminal -> PoP -> terminal (``P`` pairs, ``N`` samp
 * processing: once per direction on the access satellite and at the ground (gateway + PoP), and
   once per direction per ISL hop;
 * queueing at each of the four access queues (user up/down, feeder up/down), M/D/1 in frames;
-* optionally the PoP -> server Internet leg, fibre at c / 1.467 along great circle x route factor.
+* optionally the PoP -> server Internet leg, fibre at c / 1.467 along great circle x route factor;
+* for runs before 2024, the pre-2024 network's excess: one exponential delay per round trip
+  whose median is what SpaceX's 2024 software work removed (:data:`starmesh.service.params.
+  PRE2024_EXCESS_MEDIAN_S`; 0 otherwise).
 
 Queueing model: **M/D/1**. The on-satellite scheduler serves each queue in whole frames of fixed
 length (deterministic service); the arrivals are the superposition of many independent users'
@@ -35,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from starmesh.constants import C_M_S, EARTH_MEAN_RADIUS_M, FIBRE_GROUP_INDEX
-from starmesh.service.params import ServiceParams
+from starmesh.service.params import ServiceParams, exponential_mean_from_median
 
 FloatArray = NDArray[np.float64]
 
@@ -47,6 +50,7 @@ COMPONENTS = (
     "processing",
     "queueing",
     "internet",
+    "pre2024_excess",
 )
 
 
@@ -93,6 +97,14 @@ def processing_s(n_isl_hops: ArrayLike, params: ServiceParams) -> FloatArray:
         + params.ground_processing_s
         + _f(n_isl_hops) * params.isl_hop_processing_s
     )
+
+
+def pre2024_excess_s(u: ArrayLike, *, median_s: float) -> FloatArray:
+    """The pre-2024 network's extra RTT [s]: exponential with median ``median_s``.
+
+    ``-median_s * log2(1 - u)`` (inverse CDF); mean ``median_s / ln 2``, p99 ``6.64 median_s``.
+    """
+    return -median_s * np.log2(1.0 - _f(u))
 
 
 def md1_mean_wait_s(rho: ArrayLike, service_s: ArrayLike) -> FloatArray:
@@ -362,6 +374,7 @@ def _component_means(
             2.0 * md1_bounded_mean_s(ru, uf, params.queue_delay_max_s)
             + 2.0 * md1_bounded_mean_s(rf, ff, params.queue_delay_max_s),
             2.0 * net,
+            np.full(prop.shape, exponential_mean_from_median(params.pre2024_excess_median_s)),
         ],
         axis=-1,
     )
@@ -424,6 +437,10 @@ def rtt_breakdown(
     )
     proc = processing_s(hops, params)
     samples = prop[e] + user + feeder + proc[e] + queue + 2.0 * net[e]
+    if params.pre2024_excess_median_s > 0.0:
+        # Drawn after the others, and only when present, so later runs keep their bytes.
+        u9 = rng.random((*shape, n_samples))
+        samples = samples + pre2024_excess_s(u9, median_s=params.pre2024_excess_median_s)
     samples = np.where(np.isfinite(prop)[e], samples, np.inf)
     mean = _component_means(prop, up, proc, ru, rf, net, params)
     return RttBreakdown(samples_s=samples, mean_s=mean)
@@ -444,6 +461,7 @@ def _random_part_quantiles(
     bound_s: float,
     q: tuple[float, ...],
     seed: int,
+    excess_median_s: float = 0.0,
 ) -> NDArray[np.float64]:
     """Quantiles of the random part of the RTT for one pair of utilisations (cached)."""
     rng = np.random.default_rng([seed, rho_u_i, rho_f_i])
@@ -455,6 +473,8 @@ def _random_part_quantiles(
     r = r + md1_wait_bounded_s(u[4], ru, frame_s, b) + md1_wait_bounded_s(u[5], ru, frame_s, b)
     r = r + md1_wait_bounded_s(u[6], rf, feeder_frame_s, b)
     r = r + md1_wait_bounded_s(u[7], rf, feeder_frame_s, b)
+    if excess_median_s > 0.0:
+        r = r + pre2024_excess_s(rng.random(n), median_s=excess_median_s)
     return np.quantile(r, np.asarray(q))
 
 
@@ -473,7 +493,8 @@ def rtt_quantiles_s(
     """RTT quantiles and component means per step and pair, fast enough for every run step.
 
     The RTT is a deterministic part (propagation, request/grant legs, fixed frames, processing,
-    Internet leg) plus a random part (four uniform frame waits and four M/D/1 waits) whose law
+    Internet leg) plus a random part (four uniform frame waits, four M/D/1 waits and, before
+    2024, the exponential excess) whose law
     depends only on the two utilisations. A quantile of a shifted variable is the shift plus the
     quantile, so each quantile is the deterministic part plus a cached table lookup: the random
     part's quantiles are computed once per pair of utilisations (rounded to 0.01) from 20,000
@@ -510,7 +531,9 @@ def rtt_quantiles_s(
     table = np.full((keys.size, len(q)), np.inf)
     for k, key in enumerate(keys):
         a, b = divmod(int(key), top + 1)
-        table[k] = _random_part_quantiles(a, b, uf, ff, params.queue_delay_max_s, tuple(q), seed)
+        table[k] = _random_part_quantiles(
+            a, b, uf, ff, params.queue_delay_max_s, tuple(q), seed, params.pre2024_excess_median_s
+        )
     quant = det[None] + np.moveaxis(table[inv.reshape(shape)], -1, 0)
     quant = np.where(np.isfinite(prop)[None], quant, np.inf)
     mean = _component_means(prop, up, proc, ru, rf, net, params)

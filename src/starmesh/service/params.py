@@ -6,7 +6,9 @@ against what they were calibrated. See ``src/starmesh/data/PROVENANCE.md`` for t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 
 from starmesh.errors import ScenarioError
 
@@ -25,6 +27,37 @@ SLOT_S = 15.0
 #: Offset of the slot boundaries within the minute [s] (Mohan et al. 2024: boundaries at
 #: 12/27/42/57 s past the minute). Uncertainty +-1 s (clock alignment of the probes).
 SLOT_OFFSET_S = 12.0
+
+#: Median extra round-trip time of Starlink's network before its 2024 latency work [s]: 15.5 ms.
+#: SpaceX, "Improving Starlink's latency" (2024-03-08): "in the United States ... we reduced
+#: median latency by more than 30 %, from 48.5 ms to 33 ms during hours of peak usage" and the
+#: worst case (p99) "from over 150 ms to less than 65 ms", in about two months of software
+#: (193 satellite, 75 gateway and 222 terminal builds: queue management, buffers, scheduling),
+#: with the fleet and gateways essentially unchanged. The excess is modelled as an exponential
+#: delay, one per round trip, with that median: its p99 is then log2(100) = 6.6 x the median =
+#: 103 ms, consistent with the p99 drop of more than 85 ms, and it vanishes at the minimum RTT
+#: (idle moments) as the measured minima show. Ookla's US medians were flat from Q4 2021 to Q3
+#: 2022 (40-44 ms, "latency remaining relatively flat", Ookla Q2 2022 report), so the excess is
+#: applied to every run that starts before :data:`PRE2024_END`. Uncertainty: 15.5 ms is the
+#: two-month software part only; the whole 2024-2025 drop to 25.7 ms (June 2025) bounds it at
+#: 22.8 ms; outside the US SpaceX reports "up to 25 %" lower medians (about 12 ms of ~48 ms).
+PRE2024_EXCESS_MEDIAN_S = 15.5e-3
+#: Runs starting before this instant get the pre-2024 excess by default ("since the beginning of
+#: the year", SpaceX 2024-03-08).
+PRE2024_END = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def pre2024_excess_median_s(start_utc: datetime) -> float:
+    """The default median pre-2024 excess [s] for a run starting at ``start_utc`` (UTC):
+    :data:`PRE2024_EXCESS_MEDIAN_S` before :data:`PRE2024_END`, else 0."""
+    if start_utc.tzinfo is None:
+        start_utc = start_utc.replace(tzinfo=UTC)
+    return PRE2024_EXCESS_MEDIAN_S if start_utc < PRE2024_END else 0.0
+
+
+def exponential_mean_from_median(median: float) -> float:
+    """Mean of an exponential law with the given median: ``median / ln 2``."""
+    return median / math.log(2.0)
 
 
 @dataclass(frozen=True)
@@ -68,6 +101,10 @@ class ServiceParams:
     utilisation : float
         Busy-hour utilisation of each access link when the traffic model gives none; 0.5 assumed
         (no public Starlink figure), uncertainty 0.2-0.85.
+    pre2024_excess_median_s : float
+        Median of the pre-2024 network's extra RTT [s] (exponential, once per round trip):
+        :data:`PRE2024_EXCESS_MEDIAN_S` for runs before 2024, 0 after
+        (:func:`pre2024_excess_median_s`).
     """
 
     frame_s: float = FRAME_S
@@ -79,6 +116,7 @@ class ServiceParams:
     fibre_route_factor: float = 1.5
     utilisation: float = 0.5
     queue_delay_max_s: float = 5e-3
+    pre2024_excess_median_s: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
