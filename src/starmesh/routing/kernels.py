@@ -84,8 +84,14 @@ def _relax_from_heap(
     hk: NDArray[np.float64],
     hv: NDArray[np.int64],
     n: int,
-) -> int:
-    # Returns how many times a node's parent edge was replaced.
+    od: NDArray[np.int32],
+    cnt: int,
+    listed: NDArray[np.int32],
+    mark: int,
+) -> tuple[int, int]:
+    # Returns how many times a node's parent edge was replaced, and the new length of the
+    # tree's node list ``od``: a node reached for the first time (``listed[v] != mark``) is
+    # appended to it, so the list holds every node the tree reaches.
     changes = 0
     while n > 0:
         key = hk[0]
@@ -103,8 +109,22 @@ def _relax_from_heap(
                     pedge[v] = e
                     pnode[v] = u
                     pin[v] = in_pos[e]
+                if listed[v] != mark:
+                    listed[v] = mark
+                    od[cnt] = v
+                    cnt += 1
                 n = _push(hk, hv, n, nd, v)
-    return changes
+    return changes, cnt
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _next_mark(marks: NDArray[np.int32], n_nodes: int) -> int:
+    # A per-thread pass counter in the marks' last slot: a node is marked in this pass when its
+    # mark equals the counter, so the marks never need clearing (until it would overflow).
+    if marks[n_nodes] >= 2_000_000_000:
+        marks[:] = 0
+    marks[n_nodes] += 1
+    return marks[n_nodes]
 
 
 @dataclass
@@ -112,11 +132,13 @@ class TreeState:
     """What the compiled kernels keep between steps besides distances and tree edges.
 
     Per tree and node: the parent node and the tree edge's position in the graph's edges
-    sorted by head (``in_order``), and an order of the nodes with every parent before its
-    children (the order in which the last update settled them). Re-summing a tree along that
-    order reads the new weights nearly in sequence (``w[in_order]``); following tree edges
-    through the CSR arrays reads them at random. Plus per-thread scratch (heaps, marks,
-    stacks), allocated once instead of at every tree and step.
+    sorted by head (``in_order``), and a list of the nodes the tree reaches with every parent
+    before its children (the order in which the last update settled them). Re-summing a tree
+    along that list reads the new weights nearly in sequence (``w[in_order]``); following tree
+    edges through the CSR arrays reads them at random. The list holds only the nodes the tree
+    has reached since it was computed from scratch: the trees of a real constellation each
+    span one shell's laser mesh, about a third of the nodes. Plus per-thread scratch (heaps,
+    marks, stacks), allocated once instead of at every tree and step.
 
     Attributes
     ----------
@@ -125,6 +147,8 @@ class TreeState:
     in_pos : ndarray of int32, shape (M,)
         Inverse of ``in_order``.
     pnode, pin, order : ndarray of int32, shape (K, N)
+        ``order[k, :n_order[k]]``: the nodes tree ``k`` lists (the rest is scratch).
+    n_order : ndarray of int64, shape (K,)
     """
 
     in_order: NDArray[np.int64]
@@ -132,6 +156,7 @@ class TreeState:
     pnode: NDArray[np.int32]
     pin: NDArray[np.int32]
     order: NDArray[np.int32]
+    n_order: NDArray[np.int64]
     heap_keys: NDArray[np.float64]
     heap_nodes: NDArray[np.int64]
     marks: NDArray[np.int32]
@@ -158,6 +183,7 @@ class TreeState:
             pnode=np.full((n_roots, n_nodes), -1, np.int32),
             pin=np.full((n_roots, n_nodes), -1, np.int32),
             order=np.tile(np.arange(n_nodes, dtype=np.int32), (n_roots, 1)),
+            n_order=np.full(n_roots, n_nodes, np.int64),
             heap_keys=np.empty((n_thr, m + n_nodes + 1)),
             heap_nodes=np.empty((n_thr, m + n_nodes + 1), np.int64),
             marks=np.zeros((n_thr, n_nodes + 1), np.int32),
@@ -193,24 +219,45 @@ def _full_trees(
     pnode: NDArray[np.int32],
     pin: NDArray[np.int32],
     order: NDArray[np.int32],
+    n_order: NDArray[np.int64],
     heap_keys: NDArray[np.float64],
     heap_nodes: NDArray[np.int64],
+    marks: NDArray[np.int32],
 ) -> None:
+    n_nodes = indptr.size - 1
     for k in nb.prange(roots.size):
         tid = nb.get_thread_id()
         hk = heap_keys[tid]
         hv = heap_nodes[tid]
+        listed = marks[tid]
+        mark = _next_mark(listed, n_nodes)
         d = dist[k]
         d[:] = _INF
         pedge[k, :] = -1
         pnode[k, :] = -1
         pin[k, :] = -1
-        for i in range(order.shape[1]):
-            order[k, i] = i
         r = roots[k]
         d[r] = 0.0
+        order[k, 0] = r
+        listed[r] = mark
         n = _push(hk, hv, 0, 0.0, r)
-        _relax_from_heap(indptr, indices, in_pos, w, d, pedge[k], pnode[k], pin[k], hk, hv, n)
+        _, n_order[k] = _relax_from_heap(
+            indptr,
+            indices,
+            in_pos,
+            w,
+            d,
+            pedge[k],
+            pnode[k],
+            pin[k],
+            hk,
+            hv,
+            n,
+            order[k],
+            1,
+            listed,
+            mark,
+        )
 
 
 def sssp_full(
@@ -253,8 +300,10 @@ def sssp_full(
         state.pnode,
         state.pin,
         state.order,
+        state.n_order,
         state.heap_keys,
         state.heap_nodes,
+        state.marks,
     )
 
 
@@ -271,6 +320,7 @@ def _update_trees(
     pnode: NDArray[np.int32],
     pin: NDArray[np.int32],
     order: NDArray[np.int32],
+    n_order: NDArray[np.int64],
     heap_keys: NDArray[np.float64],
     heap_nodes: NDArray[np.int64],
     marks: NDArray[np.int32],
@@ -286,12 +336,9 @@ def _update_trees(
         done = marks[tid]
         stack = stacks[tid]
         seq = settled[tid]
-        # A node is settled in this pass when its mark is this pass's; the counter sits in the
-        # last slot, so the marks never need clearing (until the counter would overflow).
-        if done[n_nodes] >= 2_000_000_000:
-            done[:] = 0
-        done[n_nodes] += 1
-        mark = done[n_nodes]
+        # A node is settled in this pass when its mark is this pass's (_next_mark); the nodes
+        # the tree has never reached are not listed, keep their inf distance and are skipped.
+        mark = _next_mark(done, n_nodes)
         d = dist[k]
         p = pedge[k]
         q = pnode[k]
@@ -305,7 +352,7 @@ def _update_trees(
         d[r] = 0.0
         seq[0] = r
         cnt = 1
-        for i in range(n_nodes):
+        for i in range(n_order[k]):
             v0 = od[i]
             if done[v0] == mark:
                 continue
@@ -353,7 +400,7 @@ def _update_trees(
                 done[u] = mark
                 seq[cnt] = u
                 cnt += 1
-        od[:] = seq[:n_nodes]
+        od[:cnt] = seq[:cnt]
         # 2. Seed every node with an edge that violates optimality.
         n = 0
         for u in range(n_nodes):
@@ -364,8 +411,11 @@ def _update_trees(
                 if du + w[e] < d[indices[e]]:
                     n = _push(hk, hv, n, du, u)
                     break
-        # 3. Relax from the seeds only.
-        work[k] += _relax_from_heap(indptr, indices, in_pos, w, d, p, q, pi, hk, hv, n)
+        # 3. Relax from the seeds only; nodes reached for the first time join the list.
+        changed, n_order[k] = _relax_from_heap(
+            indptr, indices, in_pos, w, d, p, q, pi, hk, hv, n, od, cnt, done, mark
+        )
+        work[k] += changed
     return work
 
 
@@ -416,6 +466,7 @@ def sssp_update(
         state.pnode,
         state.pin,
         state.order,
+        state.n_order,
         state.heap_keys,
         state.heap_nodes,
         state.marks,
