@@ -792,8 +792,10 @@ class PlusGridIsl:
             raan0, raandot, cos_i = self._raan0[okm], self._raandot[okm], self._cos_i[okm]
         if sat.size < 2:
             return np.zeros(0, np.int64)
-        u = np.mod(u0 + udot * tau_s, _TWO_PI)
+        u: NDArray[np.float64] = np.mod(u0 + udot * tau_s, _TWO_PI)
         flat = pid * 8.0 + u  # planes 8 rad apart: keys never interleave
+        if self.cross_plane == "nearest" and not self.cross_shell:
+            return self._nearest_pairing(r, sat, pid, u, flat, raan0, raandot, cos_i, tau_s)
         order = np.argsort(flat, kind="stable")
         sat, pid, u, flat = sat[order], pid[order], u[order], flat[order]
         raan0, raandot, cos_i = raan0[order], raandot[order], cos_i[order]
@@ -868,6 +870,54 @@ class PlusGridIsl:
         lo_ab, hi_ab = np.minimum(a, b), np.maximum(a, b)
         keys = np.sort(lo_ab.astype(np.int64) * n_s + hi_ab)
         # Sorted and deduplicated (np.unique hashes, which is slower here).
+        return keys[np.r_[True, keys[1:] != keys[:-1]] & (keys % n_s != keys // n_s)]
+
+    def _nearest_pairing(
+        self,
+        r: NDArray[np.float64],
+        sat: NDArray[np.int64],
+        pid: NDArray[np.int64],
+        u: NDArray[np.float64],
+        flat: NDArray[np.float64],
+        raan0: NDArray[np.float64],
+        raandot: NDArray[np.float64],
+        cos_i: NDArray[np.float64],
+        tau_s: float,
+    ) -> NDArray[np.int64]:
+        """:meth:`_pair_step` for nearest partners within shells: the projected slots in
+        numpy (elementwise, so in the satellites' own order), the sorts, searches and choices
+        in one compiled pass (:func:`starmesh.grid_kernel.nearest_pairing`); same edges."""
+        from .grid_kernel import nearest_pairing
+
+        inf = self.inference
+        nxt_plane = inf.plane_next.astype(np.int64)[pid]
+        prv_plane = self._prev[pid]
+        raan = raan0 + raandot * tau_s
+        centre = self._plane_raan + self._plane_raan_dot * tau_s
+
+        def key(target: NDArray[np.int64]) -> NDArray[np.float64]:
+            # First order in the node difference dO: the nearest satellite of a plane dO
+            # further east is at du = -dO cos i (as in _pair_step).
+            d = centre[np.maximum(target, 0)] - raan
+            d_node = np.where(target >= 0, np.angle(np.exp(1j * d)), 0.0)
+            tu = np.mod(u + (-d_node * cos_i), _TWO_PI)
+            return np.maximum(target, 0) * 8.0 + tu
+
+        n_s = inf.shell_idx.size
+        keys = nearest_pairing(
+            r,
+            np.argsort(flat, kind="stable"),
+            sat,
+            pid,
+            flat,
+            nxt_plane,
+            key(nxt_plane),
+            prv_plane,
+            key(prv_plane),
+            self._n_planes,
+            n_s,
+        )
+        keys.sort()
         return keys[np.r_[True, keys[1:] != keys[:-1]] & (keys % n_s != keys // n_s)]
 
     def links(
