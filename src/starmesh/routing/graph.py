@@ -234,6 +234,10 @@ class ChunkGraph:
         Positions of ``site out -> sat`` and ``sat -> site in`` for each GSL of ``gsl_keys``.
     base_w : ndarray of float64, shape (M,)
         Weights that do not change (fibre), ``inf`` elsewhere.
+    sat_of_node : ndarray of int64, shape (S,), or None
+        The satellite at each satellite node when the graph numbers them in another order
+        than the problem (``sat_order`` of :func:`build_chunk_graph`); None: the same order.
+        Node ids the kernels return are the graph's; :meth:`to_problem` maps them back.
     """
 
     indptr: NDArray[np.int64]
@@ -243,6 +247,30 @@ class ChunkGraph:
     pos_gsl: NDArray[np.int64]
     pos_fibre: NDArray[np.int64]
     base_w: NDArray[np.float64]
+    sat_of_node: NDArray[np.int64] | None = None
+
+    def to_problem(self, nodes: NDArray[np.integer]) -> NDArray[np.int64]:
+        """Graph node ids -> the problem's (satellites renumbered back; sites and -1 as
+        they are). Any shape."""
+        out = np.asarray(nodes, dtype=np.int64)
+        if self.sat_of_node is None:
+            return out
+        sat = (out >= 0) & (out < self.sat_of_node.size)
+        out = out.copy()
+        out[sat] = self.sat_of_node[out[sat]]
+        return out
+
+    def from_problem(self, nodes: NDArray[np.integer]) -> NDArray[np.int64]:
+        """The problem's node ids -> the graph's (inverse of :meth:`to_problem`)."""
+        out = np.asarray(nodes, dtype=np.int64)
+        if self.sat_of_node is None:
+            return out
+        node_of_sat = np.empty_like(self.sat_of_node)
+        node_of_sat[self.sat_of_node] = np.arange(self.sat_of_node.size)
+        sat = (out >= 0) & (out < self.sat_of_node.size)
+        out = out.copy()
+        out[sat] = node_of_sat[out[sat]]
+        return out
 
     def weights(
         self,
@@ -283,6 +311,7 @@ def build_chunk_graph(
     *,
     with_isl: bool,
     isl_edges: NDArray[np.int32] | None = None,
+    sat_order: NDArray[np.int64] | None = None,
 ) -> ChunkGraph:
     """CSR structure for every link that exists at some step of a chunk.
 
@@ -296,19 +325,30 @@ def build_chunk_graph(
     isl_edges : ndarray of int32, shape (E, 2), optional
         The chunk's ISLs when they vary between chunks (re-paired +Grid); default
         ``problem.isl_edges``.
+    sat_order : ndarray of int64, shape (S,), optional
+        Number the satellite nodes in this order (node ``i`` is satellite ``sat_order[i]``),
+        e.g. by shell and plane, so that a tree confined to one shell's mesh touches one block
+        of nodes; kept as :attr:`ChunkGraph.sat_of_node`. Default: the problem's order.
     """
     parts_src: list[NDArray[np.int64]] = []
     parts_dst: list[NDArray[np.int64]] = []
     edges = problem.isl_edges if isl_edges is None else isl_edges
     e = edges.shape[0] if with_isl else 0
+    node_of_sat = None
+    if sat_order is not None:
+        node_of_sat = np.empty(problem.n_sats, np.int64)
+        node_of_sat[sat_order] = np.arange(problem.n_sats)
     if e:
         a = edges[:, 0].astype(np.int64)
         b = edges[:, 1].astype(np.int64)
+        if node_of_sat is not None:
+            a, b = node_of_sat[a], node_of_sat[b]
         parts_src += [a, b]
         parts_dst += [b, a]
     n_l = gsl_site.size
-    parts_src += [problem.out_node(gsl_site), gsl_sat.astype(np.int64)]
-    parts_dst += [gsl_sat.astype(np.int64), problem.in_node(gsl_site)]
+    sat = gsl_sat.astype(np.int64) if node_of_sat is None else node_of_sat[gsl_sat]
+    parts_src += [problem.out_node(gsl_site), sat]
+    parts_dst += [sat, problem.in_node(gsl_site)]
     n_f = problem.fibre_gw.size
     if n_f:
         parts_src += [problem.in_node(problem.fibre_gw), problem.out_node(problem.fibre_pop)]
@@ -335,4 +375,5 @@ def build_chunk_graph(
         pos_gsl=np.stack([pos[2 * e : 2 * e + n_l], pos[2 * e + n_l : off]], axis=1),
         pos_fibre=np.stack([pos[off : off + n_f], pos[off + n_f : off + 2 * n_f]], axis=1),
         base_w=base_w,
+        sat_of_node=None if sat_order is None else np.asarray(sat_order, dtype=np.int64),
     )
