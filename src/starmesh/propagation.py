@@ -710,7 +710,9 @@ class Propagator:
                 # Each element is ((w0 r0 + w1 r1) + w2 r2) + ..., in this order whichever
                 # steps are asked together: no BLAS, no reordered sums (bit-identical windows).
                 wb = w[rows]
-                acc = wb[:, 0, None, None] * nodes[b][0]
+                # Sum in place in the output where the steps are contiguous (the usual case).
+                acc = r[rows] if isinstance(rows, slice) else np.empty((idx.size, n_s, 3))
+                np.multiply(wb[:, 0, None, None], nodes[b][0], out=acc)
                 bad = nodes[b][1].copy()
                 for j in range(1, p):
                     node_r, node_bad = nodes[b + j]
@@ -718,7 +720,8 @@ class Propagator:
                     np.multiply(wb[:, j, None, None], node_r, out=prod)
                     acc += prod
                     bad |= node_bad
-                r[rows] = acc
+                if not isinstance(rows, slice):
+                    r[rows] = acc
                 direct[rows] |= bad
         cols = np.flatnonzero(direct.any(axis=0))
         ok = np.ones((n_t, n_s), dtype=bool)
