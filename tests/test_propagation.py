@@ -617,3 +617,18 @@ def test_a_run_states_its_ephemeris_and_its_readers_use_it(tmp_path) -> None:
     r_x, _ = exact_plan.propagator().positions_ecef_m(t)
     r_e, _ = Propagator(exact_plan.constellation, exact_plan.grid.epoch).positions_ecef_m(t)
     np.testing.assert_array_equal(r_x, r_e)
+
+
+def test_tle_override_keeps_the_ephemeris_setting() -> None:
+    from starmesh.api import to_scenario
+    from starmesh.scenario import Scenario
+
+    sc = Scenario.model_validate(
+        {
+            "name": "x",
+            "constellation": {"preset": "starlink-2026", "ephemeris": "exact"},
+            "ground": {"terminals": ["Kyiv"]},
+        }
+    )
+    snapshot = str(files("starmesh") / "data" / "starlink-2026-05-12.tle")
+    assert to_scenario(sc, tle=snapshot).constellation.ephemeris == "exact"
