@@ -632,3 +632,32 @@ def test_tle_override_keeps_the_ephemeris_setting() -> None:
     )
     snapshot = str(files("starmesh") / "data" / "starlink-2026-05-12.tle")
     assert to_scenario(sc, tle=snapshot).constellation.ephemeris == "exact"
+
+
+def test_interpolated_runs_do_not_depend_on_chunks_or_executor() -> None:
+    # A real-constellation run with the service model (its 15-s slots widen every chunk's
+    # window), 150 steps across node boundaries: one chunk in this process, and 7-step chunks
+    # in two worker processes, give the same RTTs and summary.
+    import dataclasses
+
+    from starmesh.plan import build_plan
+    from starmesh.runner import run_plan_in_memory
+    from starmesh.scenario import Scenario
+
+    sc = Scenario.model_validate(
+        {
+            "name": "eph-chunks",
+            "time": {"start_utc": "2026-05-13T00:00:50Z", "duration_s": 150.0, "step_s": 1.0},
+            "constellation": {"preset": "starlink-2026"},
+            "ground": {"terminals": ["Kyiv", "Lviv"], "pops": ["Warsaw"]},
+            "routing": {"modes": ["isl"]},
+        }
+    )
+    plan = build_plan(sc)
+    assert plan.ephemeris_node_s == EPHEMERIS_NODE_S
+    whole = run_plan_in_memory(dataclasses.replace(plan, chunk_steps=150), executor="serial")
+    parts = run_plan_in_memory(
+        dataclasses.replace(plan, chunk_steps=7, workers=2), executor="processes"
+    )
+    assert whole.summary.to_dict() == parts.summary.to_dict()
+    np.testing.assert_array_equal(whole.rtt.values, parts.rtt.values)
