@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 
 import numpy as np
@@ -15,8 +15,13 @@ from starmesh.constellation import Constellation, KeplerElements, WalkerShell
 from starmesh.elements import parse_tle_text
 from starmesh.errors import StarmeshError
 from starmesh.propagation import (
+    EPHEMERIS_MAX_ECC,
+    EPHEMERIS_MAX_ERROR_M,
+    EPHEMERIS_NODE_S,
+    EPHEMERIS_POINTS,
     Propagator,
     j2_rates,
+    lagrange_weights,
     propagate_kepler_eci_m,
     propagate_sgp4_teme_m,
     satrecs_from_elements,
@@ -332,3 +337,327 @@ def test_omm_records_propagate_like_their_tles() -> None:
     # Numerical: OMM writes the epoch to the microsecond, the TLE's epoch has 1e-8 day (864 us)
     # steps, so the two differ by up to 0.5 us, 3.8 mm of flight at 7.6 km/s.
     assert np.abs(r_omm - r_tle).max() < OMM_EPOCH_ROUNDING_M
+
+
+# --- Interpolated SGP4 ephemeris: SGP4 at nodes k h, Lagrange between them ------------------
+
+EPOCH_2026 = datetime(2026, 5, 13, tzinfo=UTC)
+#: A step at 7 s visits every 1-s phase of a 60-s node interval (7 and 60 are coprime).
+PHASE_STEP_S = 7.0
+
+
+def _snapshot_every(stride: int, extra_norad: tuple[int, ...] = ()) -> Constellation:
+    """Every ``stride``-th object of the shipped snapshot (all kinds: direct-to-cell, low,
+    decaying, manoeuvring) plus the objects named."""
+    from starmesh.elements import load_starlink_snapshot
+
+    es = load_starlink_snapshot()
+    ids = es.norad_ids.tolist()
+    sel = sorted(set(range(0, len(ids), stride)) | {ids.index(n) for n in extra_norad})
+    return Constellation.from_elements("sample", es.select(sel))
+
+
+def _interp_vs_exact(
+    cons: Constellation, t_s: np.ndarray, epoch: datetime = EPOCH_2026, block: int = 2000
+) -> tuple[float, int]:
+    """Largest ECEF distance between the interpolated and the exact propagator over ``t_s``
+    (in blocks), after checking that ``ok`` and NaN are exactly SGP4's; and the number of
+    (step, satellite) positions compared."""
+    exact = Propagator(cons, epoch)
+    interp = Propagator(cons, epoch, node_spacing_s=EPHEMERIS_NODE_S)
+    worst, n = 0.0, 0
+    for a in range(0, t_s.size, block):
+        t = t_s[a : a + block]
+        r_e, ok_e = exact.positions_ecef_m(t)
+        r_i, ok_i = interp.positions_ecef_m(t)
+        np.testing.assert_array_equal(ok_i, ok_e)
+        np.testing.assert_array_equal(np.isnan(r_i), np.isnan(r_e))
+        d = np.linalg.norm(r_i - r_e, axis=-1)[ok_e]
+        worst = max(worst, float(d.max()) if d.size else 0.0)
+        n += d.size
+    return worst, n
+
+
+def test_interpolated_ephemeris_matches_sgp4_on_a_snapshot_sample_over_a_day() -> None:
+    # 1 object in 40 of the snapshot plus the study's worst (STARLINK-3096 and -1790) and
+    # three just-launched objects whose drag-decayed eccentricity meets SGP4's floor of 1e-6
+    # during the day (STARLINK-37637, -37635, -37611: interpolated through the floor they would
+    # be off by 2 m), 24 h at 7-s steps (every phase of a node interval), against SGP4.
+    cons = _snapshot_every(40, extra_norad=(49131, 46691, 69026, 69029, 69034))
+    worst, n = _interp_vs_exact(cons, np.arange(0.0, 86_400.0, PHASE_STEP_S))
+    assert n > 250 * 12_000
+    assert worst < EPHEMERIS_MAX_ERROR_M, worst
+    # Interpolated, not silently exact: the error is there, at the level of the study.
+    assert worst > EPHEMERIS_MAX_ERROR_M / 100, worst
+
+
+@pytest.mark.slow
+def test_interpolated_ephemeris_matches_sgp4_on_the_whole_snapshot_every_second() -> None:
+    # All 10,361 objects, every 1-s step of 24 h (the study of the docstring, ~10 min).
+    cons = _snapshot_every(1)
+    worst, _n = _interp_vs_exact(cons, np.arange(0.0, 86_400.0), block=3600)
+    assert worst < EPHEMERIS_MAX_ERROR_M, worst
+
+
+def test_interpolated_positions_do_not_depend_on_the_window() -> None:
+    cons = _snapshot_every(500)
+    t_all = np.arange(0.0, 400.0)
+    ref_r, ref_ok = Propagator(cons, EPOCH_2026, node_spacing_s=60.0).positions_ecef_m(t_all)
+    assert ref_ok.all()
+    reused = Propagator(cons, EPOCH_2026, node_spacing_s=60.0)
+    windows = [np.array([k]) for k in (0, 59, 60, 61, 119, 120, 121, 299, 399)] + [
+        np.arange(a, b) for a, b in ((55, 125), (0, 45), (30, 75), (170, 400), (1, 2))
+    ]
+    windows += [np.array([300, 7, 61, 60, 250]), np.arange(399, 100, -13)]
+    for idx in windows:
+        for prop in (reused, Propagator(cons, EPOCH_2026, node_spacing_s=60.0)):
+            r, ok = prop.positions_ecef_m(t_all[idx])
+            np.testing.assert_array_equal(r, ref_r[idx])
+            np.testing.assert_array_equal(ok, ref_ok[idx])
+            r_teme, _ = prop.positions_teme_m(t_all[idx])
+            np.testing.assert_array_equal(
+                r_teme,
+                Propagator(cons, EPOCH_2026, node_spacing_s=60.0).positions_teme_m(t_all[idx])[0],
+            )
+    # Steps on a node are SGP4 itself, bit for bit (node k is at k h after the epoch).
+    exact_r, _ = Propagator(cons, EPOCH_2026).positions_teme_m(t_all[::60])
+    interp_r, _ = Propagator(cons, EPOCH_2026, node_spacing_s=60.0).positions_teme_m(t_all)
+    np.testing.assert_array_equal(interp_r[::60], exact_r)
+    assert not np.array_equal(
+        interp_r[30::60], Propagator(cons, EPOCH_2026).positions_teme_m(t_all[30::60])[0]
+    )
+
+
+def test_eccentricity_model_is_sgp4s_own() -> None:
+    # The mean eccentricity that decides where SGP4's floor acts, against the compiled SGP4's
+    # own (Satrec.em after a call, which holds it after the floor): equal to 1e-12 where above
+    # the floor, at or below the floor where SGP4 clamps. Objects: the three that meet the floor
+    # on 2026-05-13 and 1 in 500 of the snapshot.
+    from starmesh.propagation import SGP4_ECC_FLOOR, _EccentricityModel
+
+    cons = _snapshot_every(500, extra_norad=(69026, 69029, 69034))
+    assert cons.elements is not None
+    sats = [Satrec.twoline2rv(r.line1, r.line2, WGS72) for r in cons.elements.records]
+    model = _EccentricityModel(sats)
+    t_s = np.arange(0.0, 86_400.0, 97.0)
+    jd0, fr0 = jday(2026, 5, 13, 0, 0, 0.0)
+    jd, fr = np.full(t_s.size, jd0), fr0 + t_s / 86_400.0
+    ours = model.ecc(jd, fr)
+    theirs = np.empty_like(ours)
+    for j, sat in enumerate(sats):
+        for i in range(t_s.size):
+            sat.sgp4(jd[i], fr[i])
+            theirs[i, j] = sat.em
+    clamped = theirs == SGP4_ECC_FLOOR
+    assert clamped.any() and (~clamped).any()
+    assert np.abs(ours - theirs)[~clamped].max() < 1e-12
+    assert (ours[clamped] < SGP4_ECC_FLOOR + 1e-12).all()
+
+
+def test_lagrange_weights_reproduce_polynomials_of_the_stencil_degree() -> None:
+    # Lagrange interpolation on p nodes is exact for polynomials of degree < p (closed form):
+    # the weights of the nodes j = -(p/2 - 1) .. p/2 reproduce s^d for d < p, and not s^p.
+    s = np.linspace(0.0, 0.999, 37)
+    for p in (2, 4, 8):
+        w = lagrange_weights(s, p)
+        j = np.arange(p) - (p // 2 - 1)
+        for d in range(p):
+            np.testing.assert_allclose(w @ j.astype(float) ** d, s**d, atol=1e-9 * 4.0**d)
+        assert np.abs(w @ j.astype(float) ** p - s**p).max() > 1e-3
+    with pytest.raises(StarmeshError, match="n_points"):
+        lagrange_weights(s, 5)
+
+
+def test_interpolated_ephemeris_falls_back_to_sgp4_where_a_node_fails() -> None:
+    # Vallado's 29141 decays (SGP4 error 6) just after 420 min (tcppver.out ends there); with
+    # two healthy near-Earth records, 1-s steps from 400 to 440 min: ok and NaN exactly SGP4's,
+    # the steps whose stencil holds a failed node are SGP4 itself, the others within the bound.
+    text, _ = _vallado_cases()
+    elements = parse_tle_text(text, source="SGP4-VER.TLE", skip_bad=True)
+    ids = list(elements.norad_ids)
+    es = elements.select([ids.index(29141), ids.index(6251), ids.index(28057)])
+    cons = Constellation.from_elements("decay", es)
+    epoch = es.records[0].epoch
+    t = np.arange(400 * 60.0, 440 * 60.0)
+    exact = Propagator(cons, epoch)
+    interp = Propagator(cons, epoch, node_spacing_s=EPHEMERIS_NODE_S)
+    r_e, ok_e = exact.positions_teme_m(t)
+    r_i, ok_i = interp.positions_teme_m(t)
+    assert ok_e[:, 0].any() and not ok_e[:, 0].all() and ok_e[:, 1:].all()
+    np.testing.assert_array_equal(ok_i, ok_e)
+    np.testing.assert_array_equal(np.isnan(r_i), np.isnan(r_e))
+    # Steps of the decaying satellite whose stencil (nodes floor(t / h) - (p/2 - 1) ..
+    # floor(t / h) + p/2) reaches its first failed node.
+    h, half = EPHEMERIS_NODE_S, EPHEMERIS_POINTS // 2
+    k = np.arange(t[0] // h - half, t[-1] // h + half + 1)
+    k_fail = k[~exact.positions_teme_m(k * h)[1][:, 0]][0]
+    near = ok_e[:, 0] & (t // h + half >= k_fail)
+    assert near.sum() > 60
+    np.testing.assert_array_equal(r_i[near, 0], r_e[near, 0])
+    far = ok_e[:, 0] & ~near
+    assert far.sum() > 60
+    assert np.linalg.norm(r_i[far, 0] - r_e[far, 0], axis=-1).max() < EPHEMERIS_MAX_ERROR_M
+    assert np.linalg.norm(r_i[:, 1:] - r_e[:, 1:], axis=-1).max() < EPHEMERIS_MAX_ERROR_M
+
+
+def test_interpolated_ephemeris_passes_vallado_near_earth_vectors() -> None:
+    # tcppver.out's near-Earth records the interpolation applies to (period < 225 min,
+    # e <= EPHEMERIS_MAX_ECC), through the interpolated path with the epoch moved 29.5 s so
+    # that the reference times sit mid-interval, within 1 mm as the exact path.
+    text, ref = _vallado_cases()
+    elements = parse_tle_text(text, source="SGP4-VER.TLE", skip_bad=True)
+    n_checked = 0
+    for k, rec in enumerate(elements.records):
+        assert rec.line1 is not None and rec.line2 is not None
+        sat = Satrec.twoline2rv(rec.line1, rec.line2, WGS72)
+        if sat.method != "n" or sat.ecco > EPHEMERIS_MAX_ECC:
+            continue
+        jd_e, fr_e = jday(
+            rec.epoch.year,
+            rec.epoch.month,
+            rec.epoch.day,
+            rec.epoch.hour,
+            rec.epoch.minute,
+            rec.epoch.second + rec.epoch.microsecond * 1e-6,
+        )
+        remainder_s = ((sat.jdsatepoch - jd_e) + (sat.jdsatepochF - fr_e)) * 86400.0
+        shift = timedelta(seconds=29.5)
+        prop = Propagator(
+            Constellation.from_elements("v", elements.select([k])),
+            rec.epoch - shift,
+            node_spacing_s=EPHEMERIS_NODE_S,
+        )
+        tsince_min = np.array([r[0] for r in ref[rec.norad_id]])
+        want_km = np.stack([r[1] for r in ref[rec.norad_id]])
+        r_m, ok = prop.positions_teme_m(tsince_min * 60.0 + remainder_s + 29.5)
+        assert ok.all(), rec.norad_id
+        assert np.abs(r_m[:, 0] - want_km * 1e3).max() < ONE_MM, rec.norad_id
+        n_checked += 1
+    assert n_checked == 5
+
+
+def test_interpolation_is_refused_where_it_does_not_apply() -> None:
+    with pytest.raises(StarmeshError, match="node_spacing_s"):
+        Propagator(_walker(), EPOCH_2026, node_spacing_s=60.0)
+    cons = _snapshot_every(5000)
+    with pytest.raises(StarmeshError, match="node_spacing_s"):
+        Propagator(cons, EPOCH_2026, earth_model="pyephem", node_spacing_s=60.0)
+    with pytest.raises(StarmeshError, match="node_spacing_s must be > 0"):
+        Propagator(cons, EPOCH_2026, node_spacing_s=0.0)
+
+
+def test_ephemeris_policy_of_a_scenario() -> None:
+    from starmesh.plan import ephemeris_node_spacing_s
+
+    real = _snapshot_every(5000)
+    assert ephemeris_node_spacing_s("auto", "wgs84", real, 1.0) == EPHEMERIS_NODE_S
+    assert ephemeris_node_spacing_s("auto", "wgs84", real, 59.0) == EPHEMERIS_NODE_S
+    assert ephemeris_node_spacing_s("auto", "wgs84", real, 60.0) is None
+    assert ephemeris_node_spacing_s("exact", "wgs84", real, 1.0) is None
+    assert ephemeris_node_spacing_s("auto", "pyephem", real, 1.0) is None
+    assert ephemeris_node_spacing_s("auto", "wgs84", _walker(), 1.0) is None
+
+
+def test_bad_ephemeris_value_is_one_line() -> None:
+    from pydantic import ValidationError
+
+    from starmesh.scenario import Scenario
+    from starmesh.scenario.model import format_validation_error
+
+    with pytest.raises(ValidationError) as exc:
+        Scenario.model_validate(
+            {
+                "name": "x",
+                "constellation": {"preset": "starlink-2026", "ephemeris": "fast"},
+                "ground": {"terminals": ["Kyiv"]},
+            }
+        )
+    (line,) = format_validation_error(exc.value)
+    assert line.startswith("constellation.ephemeris:") and "'fast'" in line and "'exact'" in line
+
+
+def test_a_run_states_its_ephemeris_and_its_readers_use_it(tmp_path) -> None:
+    # A real-constellation run interpolates (1-s steps), says so in summary.json, and a reader
+    # of its folder (read_geometry, from scenario.toml) gets the run's positions bit for bit;
+    # "exact" is kept in the resolved scenario and gives SGP4 at every step.
+    import json
+
+    import starmesh
+    from starmesh.io.runfolder import read_geometry
+    from starmesh.plan import build_plan
+    from starmesh.scenario import Scenario, load_scenario
+
+    data = {
+        "name": "eph",
+        "time": {"start_utc": "2026-05-13T00:00:30Z", "duration_s": 3.0, "step_s": 1.0},
+        "constellation": {"preset": "starlink-2026"},
+        "ground": {"terminals": ["Kyiv", "Frankfurt"]},
+        "routing": {"pairs": [["Kyiv", "Frankfurt"]]},
+        "service": {"model": "geometric"},
+    }
+    out = tmp_path / "run"
+    run = starmesh.run(Scenario.model_validate(data), out=out, report=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ephemeris"]["mode"] == "sgp4-interpolated"
+    assert summary["ephemeris"]["node_s"] == EPHEMERIS_NODE_S
+    geo = read_geometry(out)
+    assert geo.propagator.node_spacing_s == EPHEMERIS_NODE_S
+    plan = build_plan(load_scenario(out / "scenario.toml"))
+    assert plan.ephemeris_node_s == EPHEMERIS_NODE_S
+    t = plan.grid.t_s()
+    np.testing.assert_array_equal(
+        geo.propagator.positions_ecef_m(t)[0], plan.propagator().positions_ecef_m(t)[0]
+    )
+    assert run is not None
+    data["constellation"] = {"preset": "starlink-2026", "ephemeris": "exact"}
+    sc = Scenario.model_validate(data)
+    exact_plan = build_plan(sc)
+    assert exact_plan.ephemeris_node_s is None
+    assert exact_plan.resolved["constellation"]["ephemeris"] == "exact"
+    r_x, _ = exact_plan.propagator().positions_ecef_m(t)
+    r_e, _ = Propagator(exact_plan.constellation, exact_plan.grid.epoch).positions_ecef_m(t)
+    np.testing.assert_array_equal(r_x, r_e)
+
+
+def test_tle_override_keeps_the_ephemeris_setting() -> None:
+    from starmesh.api import to_scenario
+    from starmesh.scenario import Scenario
+
+    sc = Scenario.model_validate(
+        {
+            "name": "x",
+            "constellation": {"preset": "starlink-2026", "ephemeris": "exact"},
+            "ground": {"terminals": ["Kyiv"]},
+        }
+    )
+    snapshot = str(files("starmesh") / "data" / "starlink-2026-05-12.tle")
+    assert to_scenario(sc, tle=snapshot).constellation.ephemeris == "exact"
+
+
+def test_interpolated_runs_do_not_depend_on_chunks_or_executor() -> None:
+    # A real-constellation run with the service model (its 15-s slots widen every chunk's
+    # window), 150 steps across node boundaries: one chunk in this process, and 7-step chunks
+    # in two worker processes, give the same RTTs and summary.
+    import dataclasses
+
+    from starmesh.plan import build_plan
+    from starmesh.runner import run_plan_in_memory
+    from starmesh.scenario import Scenario
+
+    sc = Scenario.model_validate(
+        {
+            "name": "eph-chunks",
+            "time": {"start_utc": "2026-05-13T00:00:50Z", "duration_s": 150.0, "step_s": 1.0},
+            "constellation": {"preset": "starlink-2026"},
+            "ground": {"terminals": ["Kyiv", "Lviv"], "pops": ["Warsaw"]},
+            "routing": {"modes": ["isl"]},
+        }
+    )
+    plan = build_plan(sc)
+    assert plan.ephemeris_node_s == EPHEMERIS_NODE_S
+    whole = run_plan_in_memory(dataclasses.replace(plan, chunk_steps=150), executor="serial")
+    parts = run_plan_in_memory(
+        dataclasses.replace(plan, chunk_steps=7, workers=2), executor="processes"
+    )
+    assert whole.summary.to_dict() == parts.summary.to_dict()
+    np.testing.assert_array_equal(whole.rtt.values, parts.rtt.values)

@@ -107,8 +107,8 @@ def to_scenario(
         data["constellation"] = {
             "tle_file": str(Path(tle).resolve()),
             "skip_bad_tle": skip_bad_tle,
-            # The scenario's operational filter settings apply to the file.
-            **{k: old[k] for k in ("operational_filter", "filter") if k in old},
+            # The scenario's operational filter and ephemeris settings apply to the file.
+            **{k: old[k] for k in ("operational_filter", "filter", "ephemeris") if k in old},
         }
     return parse_scenario(data)
 

@@ -58,7 +58,7 @@ from .ground import (
     top_cities,
 )
 from .linkbudget import LinkProfile, starlink_ka_feeder, starlink_ku_user
-from .propagation import Propagator
+from .propagation import EPHEMERIS_NODE_S, Propagator
 from .realset import (
     FilterReport,
     OperationalCriteria,
@@ -143,6 +143,9 @@ class RunPlan:
     earth_model: str = "wgs84"
     #: UT1 - UTC [s] applied to Earth rotation.
     dut1_s: float = 0.0
+    #: Node spacing of the interpolated SGP4 ephemeris [s], or None for SGP4 at every step
+    #: (:func:`ephemeris_node_spacing_s`).
+    ephemeris_node_s: float | None = None
     #: Write every node's next hop towards every pair endpoint (``fstate.parquet``).
     forwarding_state: bool = False
     #: Worker processes or routing threads (None: every core); never changes results.
@@ -165,7 +168,13 @@ class RunPlan:
 
     def propagator(self) -> Propagator:
         """The plan's propagator (Earth model and UT1 applied); the one place that makes it."""
-        return make_propagator(self.constellation, self.grid.epoch, self.earth_model, self.dut1_s)
+        return make_propagator(
+            self.constellation,
+            self.grid.epoch,
+            self.earth_model,
+            self.dut1_s,
+            node_spacing_s=self.ephemeris_node_s,
+        )
 
     @property
     def chunks(self) -> list[tuple[int, int]]:
@@ -265,12 +274,18 @@ def _sites_of(scenario: Scenario, sites: list[Site]) -> Sites:
 
 
 def make_propagator(
-    constellation: Constellation, epoch: datetime, earth_model: str, dut1_s: float
+    constellation: Constellation,
+    epoch: datetime,
+    earth_model: str,
+    dut1_s: float,
+    *,
+    node_spacing_s: float | None = None,
 ) -> Propagator:
     """A propagator with an Earth model and UT1 applied.
 
     ``earth_model = "pyephem"`` scales SGP4's WGS72 positions to pyephem's 6378.16 km Earth, as
-    satgenpy measures with it (:mod:`starmesh.io.hypatia`).
+    satgenpy measures with it (:mod:`starmesh.io.hypatia`). ``node_spacing_s`` (from
+    :func:`ephemeris_node_spacing_s`) interpolates SGP4 between nodes that far apart.
     """
     scale = 1.0
     if earth_model == "pyephem":
@@ -281,6 +296,44 @@ def make_propagator(
         dut1_s=dut1_s,
         scale=scale,
         earth_model="pyephem" if earth_model == "pyephem" else "wgs84",
+        node_spacing_s=node_spacing_s,
+    )
+
+
+def ephemeris_node_spacing_s(
+    ephemeris: str, earth_model: str, constellation: Constellation, step_s: float
+) -> float | None:
+    """Node spacing of the interpolated SGP4 ephemeris a run uses [s], or None for SGP4 at
+    every step.
+
+    ``constellation.ephemeris = "auto"`` interpolates (:class:`~starmesh.propagation.Propagator`,
+    nodes every :data:`~starmesh.propagation.EPHEMERIS_NODE_S`) SGP4 element sets (real
+    constellations, TLE/OMM files, ``layout = "hypatia"`` shells) on the WGS84 Earth model when
+    the step is shorter than the node spacing. It stays off for ``earth_model = "pyephem"``
+    (satgenpy's results, kept byte for byte), for Walker shells (closed form, already cheap) and
+    for ``ephemeris = "exact"``.
+    """
+    if ephemeris == "exact" or earth_model == "pyephem" or constellation.kepler is not None:
+        return None
+    if constellation.elements is None or not step_s < EPHEMERIS_NODE_S:
+        return None
+    return EPHEMERIS_NODE_S
+
+
+def scenario_propagator(scenario: Scenario, constellation: Constellation) -> Propagator:
+    """The propagator of a scenario's run (its Earth model, UT1 and ephemeris mode): what the
+    run and the readers of its folder (from the saved ``scenario.toml``) both use."""
+    return make_propagator(
+        constellation,
+        parse_utc(scenario.time.start_utc),
+        scenario.earth_model,
+        scenario.run.dut1_s,
+        node_spacing_s=ephemeris_node_spacing_s(
+            scenario.constellation.ephemeris,
+            scenario.earth_model,
+            constellation,
+            scenario.time.step_s,
+        ),
     )
 
 
@@ -949,9 +1002,7 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         site_list, home_pairs = _home_pops(site_list, notes)
         sites = _sites_of(scenario, site_list)
     links = scenario.links
-    propagator = make_propagator(
-        constellation, grid.epoch, scenario.earth_model, scenario.run.dut1_s
-    )
+    propagator = scenario_propagator(scenario, constellation)
     if not constellation.shells:
         # An element set none of whose satellites SGP4 can propagate at the start (decayed,
         # corrupt mean elements) gives a run with no network at all: refuse it in one line.
@@ -1052,6 +1103,7 @@ def _build(scenario: Scenario) -> tuple[RunPlan, dict[str, Any]]:
         name=scenario.name,
         earth_model=scenario.earth_model,
         dut1_s=scenario.run.dut1_s,
+        ephemeris_node_s=propagator.node_spacing_s,
         forwarding_state=scenario.routing.forwarding_state,
         workers=scenario.run.workers,
         seed=scenario.seed,
@@ -1120,6 +1172,8 @@ def resolved_scenario(
         c["skip_bad_tle"] = sc.constellation.skip_bad_tle
         c["tle_sha256"] = tle_sha256
         c["max_epoch_age_days"] = sc.constellation.max_epoch_age_days
+    if sc.constellation.ephemeris != "auto":
+        c["ephemeris"] = sc.constellation.ephemeris
     if not cons.shells:
         c["operational_filter"] = sc.constellation.operational_filter
         c["filter"] = sc.constellation.filter.model_dump(mode="json")

@@ -4,7 +4,50 @@ Two propagators:
 
 * analytic circular Kepler orbits with the J2 secular drift of the node and of the argument of
   latitude, for Walker shells (exact for the model, fast: a few array operations per chunk);
-* SGP4 through the ``sgp4`` package's vectorized ``SatrecArray`` for TLE/OMM records.
+* SGP4 through the ``sgp4`` package's vectorized ``SatrecArray`` for TLE/OMM records, either
+  at every step or, for dense runs, as an interpolated ephemeris (below).
+
+Interpolated SGP4 ephemeris (``Propagator(..., node_spacing_s=60)``; runs choose it through
+``[constellation] ephemeris``, :func:`starmesh.plan.ephemeris_node_spacing_s`): as orbit tools
+do for dense ephemerides (Orekit's and STK's ephemeris interpolation), SGP4 is evaluated in TEME
+only at nodes ``k h`` seconds after the scenario's epoch (an absolute grid: a step's position
+never depends on which chunk or window asked for it) and positions in between come from
+Lagrange interpolation over ``p`` nodes centred on the step's node interval; the rotation to
+ECEF is per step, as with SGP4 at every step. Nodes are cached between calls, so a 1-s run
+evaluates SGP4 once a minute instead of every second.
+
+Error study (``scripts/ephemeris_error.py``): every object of the shipped snapshot (10,361:
+the operational filter's 8,596 and the direct-to-cell, low, decaying and manoeuvring objects it
+drops), 24 h from 2026-05-13T00:00Z, against SGP4 at the same instants, largest position error
+[m] at 5 phases of every node interval (0.125 ... 0.875):
+
+======  ==========  ==========  ==========  ==========  ==========
+h [s]   p = 4       p = 6       p = 8       p = 10      p = 12
+======  ==========  ==========  ==========  ==========  ==========
+30      2.5e-1      7.3e-5      6.8e-6      6.8e-6      6.8e-6
+60      4.1         4.7e-3      1.1e-5      7.1e-6      7.2e-6
+90      2.1e1       5.3e-2      2.4e-4      8.0e-6      7.1e-6
+120     6.5e1       3.0e-1      2.3e-3      5.3e-5      8.7e-6
+180     3.3e2       3.4         5.8e-2      2.9e-3      2.4e-4
+240     1.0e3       1.9e1       5.6e-1      4.7e-2      6.5e-3
+======  ==========  ==========  ==========  ==========  ==========
+
+The floor near 7 um is SGP4's own numerical roughness (its positions at consecutive seconds
+jump by micrometres: high-order differences grow like noise, not like a smooth orbit), which no
+interpolant follows. Chosen: h = 60 s, p = 8 (:data:`EPHEMERIS_NODE_S`,
+:data:`EPHEMERIS_POINTS`): at that floor (every 1-s step of the day through the production path:
+the figure in ``docs/ephemeris.md``), with the shortest stencil reach (4 nodes, 240 s, each side)
+of the configurations at the floor. On W4 (8,596 satellites, 1-s steps, 30-step chunks with
+~45-step windows) ``positions_ecef_m`` went from 4.7 to 0.63 ms of CPU per routed step, of which
+~0.5 ms is now the rotation to ECEF. :data:`EPHEMERIS_MAX_ERROR_M` (30 um) is the documented
+bound, 1/30 of a millimetre; the satgenpy agreement is 200 m and SGP4's own accuracy km.
+
+Where the orbit SGP4 computes is not smooth, steps fall back to SGP4 itself: where a node of
+the step's stencil failed (SGP4 error code: same ``ok`` and NaN as without nodes), and where
+SGP4's eccentricity floor (:data:`SGP4_ECC_FLOOR`) may act within the stencil. Without the
+latter, three just-launched objects of the snapshot whose drag-decayed eccentricity crosses
+1e-6 during the day were off by up to 2 m. Deep-space and eccentric (e > 0.01) records are never
+interpolated.
 
 This is the only module that imports ``sgp4``. Its split Julian dates ``(jd, fr)`` and its
 ``(S, T, 3)`` kilometre output stay in here: everything leaving this module is ECEF metres of
@@ -13,6 +56,8 @@ shape ``(T, S, 3)``.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Literal
 
@@ -20,6 +65,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sgp4 import omm as sgp4_omm
 from sgp4.api import WGS72, Satrec, SatrecArray, jday
+from sgp4.model import Satrec as PySatrec
 
 from .constants import (
     J2,
@@ -260,6 +306,182 @@ def propagate_sgp4_teme_m(
     return r_teme_m, error
 
 
+# --- Interpolated SGP4 ephemeris -------------------------------------------------------------
+
+#: Node spacing of the interpolated SGP4 ephemeris [s]: SGP4 is evaluated at ``k h`` seconds
+#: after the scenario's epoch only (see :class:`Propagator` for the error study).
+EPHEMERIS_NODE_S = 60.0
+#: Points of the Lagrange stencil: ``p / 2`` nodes on each side of a step's node interval.
+EPHEMERIS_POINTS = 8
+#: Satellites whose ephemeris is interpolated: near-Earth SGP4 (period below 225 min, no
+#: deep-space terms) with a mean eccentricity at most this; the others get SGP4 at every step.
+EPHEMERIS_MAX_ECC = 0.01
+#: Node positions a propagator keeps between calls (consecutive chunks share nodes).
+EPHEMERIS_CACHED_NODES = 64
+
+#: Documented bound on the position error of the interpolated ephemeris (h = 60 s, p = 8)
+#: against SGP4 [m]: the study (module docstring) measured 11 um at most over every object of
+#: the shipped snapshot for 24 h; the tests hold every result to this bound.
+EPHEMERIS_MAX_ERROR_M = 3e-5
+
+
+def ephemeris_summary(node_s: float) -> dict[str, object]:
+    """How a run's positions were computed, for its summary: SGP4 at nodes ``node_s`` apart
+    and Lagrange interpolation between them, with the error bound of the study (for the
+    default spacing and stencil only)."""
+    out: dict[str, object] = {
+        "mode": "sgp4-interpolated",
+        "node_s": node_s,
+        "points": EPHEMERIS_POINTS,
+    }
+    if node_s == EPHEMERIS_NODE_S:
+        out["max_error_m"] = EPHEMERIS_MAX_ERROR_M
+    return out
+
+
+def lagrange_weights(s: NDArray[np.float64], n_points: int) -> NDArray[np.float64]:
+    """Lagrange basis weights of ``p`` equally spaced nodes, at a fraction of the central interval.
+
+    The nodes sit at offsets ``j = -(p/2 - 1) .. p/2`` (in node spacings) from the start of the
+    interval that holds the step; the weight of node ``j`` is
+    ``prod_{m != j} (s - m) / (j - m)``. Each weight is computed element by element in a fixed
+    order, so a step's weights do not depend on the other steps asked with it; at ``s = 0``
+    they are exactly 1 for ``j = 0`` and 0 elsewhere (a step on a node is that node).
+
+    Parameters
+    ----------
+    s : ndarray, shape (T,)
+        Fraction of the node interval, in ``[0, 1)``.
+    n_points : int
+        Stencil points ``p`` (even, >= 2).
+
+    Returns
+    -------
+    ndarray, shape (T, p)
+        Weights of the nodes ``j = -(p/2 - 1) .. p/2``.
+    """
+    if n_points < 2 or n_points % 2:
+        raise StarmeshError(f"n_points must be even and >= 2, got {n_points}")
+    s = np.asarray(s, dtype=np.float64)
+    offsets = np.arange(n_points) - (n_points // 2 - 1)
+    diff = s[:, None] - offsets.astype(np.float64)
+    w = np.empty((s.size, n_points))
+    for j in range(n_points):
+        num = np.ones(s.size)
+        den = 1.0
+        for m in range(n_points):
+            if m != j:
+                num = num * diff[:, m]
+                den *= float(offsets[j] - offsets[m])
+        w[:, j] = num / den
+    return w
+
+
+def node_stencil(
+    t_s: NDArray[np.float64], node_s: float, n_points: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The nodes and weights that interpolate the steps ``t_s`` on the grid ``k node_s``.
+
+    Parameters
+    ----------
+    t_s : ndarray, shape (T,)
+        Offsets from the scenario's epoch [s].
+    node_s : float
+        Node spacing ``h`` [s].
+    n_points : int
+        Stencil points ``p`` (even).
+
+    Returns
+    -------
+    first : ndarray of int64, shape (T,)
+        Index ``k`` of each step's first stencil node (node ``k`` is at ``k h``): the step at
+        ``t`` uses nodes ``first .. first + p - 1`` with ``first = floor(t / h) - (p/2 - 1)``.
+    weights : ndarray, shape (T, p)
+        Their Lagrange weights (:func:`lagrange_weights`).
+    """
+    u = np.asarray(t_s, dtype=np.float64) / node_s
+    k0 = np.floor(u)
+    first = k0.astype(np.int64) - (n_points // 2 - 1)
+    return first, lagrange_weights(u - k0, n_points)
+
+
+#: SGP4 raises a mean eccentricity below this to it ("sgp4fix ... avoid a divide by zero",
+#: Vallado's ``sgp4``): where a satellite's drag-decayed eccentricity crosses it, its position is
+#: continuous but not smooth, and no polynomial through nodes on both sides follows it.
+SGP4_ECC_FLOOR = 1.0e-6
+
+
+class _EccentricityModel:
+    """Where SGP4's eccentricity floor acts: the near-Earth mean eccentricity before the floor,
+
+    ``e(t) = e0 - B* C4 t - B* C5 (sin M(t) - sin M0)`` (``B* C5`` term only without SGP4's
+    simplified drag), ``M(t) = M0 + Mdot t + omgcof t + xmcof ((1 + eta cos(M0 + Mdot t))^3 -
+    delmo)``, ``t`` in minutes since the element epoch (Vallado's ``sgp4``, as in
+    python-sgp4's ``propagation.py``). The compiled ``SatrecArray`` neither returns ``e(t)`` nor
+    exposes ``C4``/``C5``, so the coefficients come from sgp4's pure-Python ``sgp4init`` on the
+    same elements and these three lines are evaluated here, vectorized over satellites.
+    """
+
+    def __init__(self, sats: list[Satrec]):
+        cols: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "ecco", "bstar", "cc4", "cc5", "mo", "mdot", "omgcof", "xmcof", "eta", "delmo",
+                "sinmao", "simple", "jd", "rate",
+            )
+        }  # fmt: skip
+        for sat in sats:
+            py = PySatrec()
+            py.sgp4init(
+                WGS72,
+                "i",
+                sat.satnum,
+                sat.jdsatepoch + sat.jdsatepochF - 2433281.5,
+                sat.bstar,
+                sat.ndot,
+                sat.nddot,
+                sat.ecco,
+                sat.argpo,
+                sat.inclo,
+                sat.mo,
+                sat.no_kozai,
+                sat.nodeo,
+            )
+            simple = py.isimp == 1
+            for k in ("ecco", "bstar", "cc4", "mo", "mdot"):
+                cols[k].append(float(getattr(py, k)))
+            for k in ("cc5", "omgcof", "xmcof", "eta", "delmo", "sinmao"):
+                cols[k].append(0.0 if simple else float(getattr(py, k)))
+            cols["simple"].append(float(simple))
+            cols["jd"].append(sat.jdsatepoch + sat.jdsatepochF)
+            # |de/dt| [1/min]: the secular term plus the largest slope of the periodic one,
+            # |dM/dt| <= |Mdot| (1 + 3 |xmcof eta| (1 + |eta|)^2) + |omgcof|.
+            xmcof, eta, cc5 = cols["xmcof"][-1], cols["eta"][-1], cols["cc5"][-1]
+            m_rate = abs(py.mdot) * (1.0 + 3.0 * abs(xmcof * eta) * (1.0 + abs(eta)) ** 2)
+            m_rate += abs(cols["omgcof"][-1])
+            cols["rate"].append(abs(py.bstar * py.cc4) + abs(py.bstar * cc5) * m_rate)
+        self._c = {k: np.asarray(v, dtype=np.float64) for k, v in cols.items()}
+
+    def ecc(self, jd: NDArray[np.float64], fr: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Mean eccentricity before the floor at the split Julian dates ``(jd, fr)`` of shape
+        ``(K,)``: shape ``(K, S)``."""
+        c = self._c
+        t = ((jd[:, None] - c["jd"]) + fr[:, None]) * 1440.0
+        xmdf = c["mo"] + c["mdot"] * t
+        delm = c["xmcof"] * ((1.0 + c["eta"] * np.cos(xmdf)) ** 3 - c["delmo"])
+        mm = xmdf + c["omgcof"] * t + delm
+        tempe = c["bstar"] * c["cc4"] * t + c["bstar"] * c["cc5"] * (np.sin(mm) - c["sinmao"])
+        return np.asarray(c["ecco"] - tempe, dtype=np.float64)
+
+    def near_floor(
+        self, jd: NDArray[np.float64], fr: NDArray[np.float64], span_s: float
+    ) -> NDArray[np.bool_]:
+        """``(K, S)``: True where the eccentricity may reach the floor within ``span_s`` of the
+        dates (twice the largest rate, so a stencil whose nodes are all False is smooth)."""
+        guard = SGP4_ECC_FLOOR + 2.0 * self._c["rate"] * (span_s / 60.0)
+        return self.ecc(jd, fr) < guard
+
+
 class Propagator:
     """Positions of one constellation in ECEF, chunk by chunk.
 
@@ -281,6 +503,19 @@ class Propagator:
         of GMST82, and TLE elements rounded to float32 as libastro stores them
         (:func:`libastro_satrec`). Default: ``"pyephem"`` when ``scale`` is pyephem's
         (:data:`PYEPHEM_SCALE`), else ``"wgs84"``.
+    node_spacing_s : float, optional
+        Interpolated SGP4 ephemeris (module docstring): SGP4 at ``k node_spacing_s`` seconds
+        after ``epoch`` only, Lagrange interpolation in TEME between. None (default): SGP4 at
+        every requested time. SGP4 element sets on ``earth_model = "wgs84"`` only.
+    node_points : int
+        Points of the Lagrange stencil (even); the study's choice by default.
+
+    Notes
+    -----
+    With ``node_spacing_s``, a step's position depends only on its time: the nodes are on an
+    absolute grid, each is SGP4 of one instant, and the interpolation sums the same products in
+    the same order whichever steps are asked together (no BLAS), so single steps, windows,
+    chunks, executors and resumed runs get the same bytes; a step on a node is SGP4's value.
     """
 
     def __init__(
@@ -291,6 +526,8 @@ class Propagator:
         dut1_s: float = 0.0,
         scale: float = 1.0,
         earth_model: Literal["wgs84", "pyephem"] | None = None,
+        node_spacing_s: float | None = None,
+        node_points: int = EPHEMERIS_POINTS,
     ):
         self.constellation = constellation
         self.epoch = epoch
@@ -299,9 +536,16 @@ class Propagator:
         if earth_model is None:
             earth_model = "pyephem" if scale == PYEPHEM_SCALE else "wgs84"
         self.earth_model = earth_model
+        self.node_spacing_s = node_spacing_s
+        self.node_points = node_points
         self._satrecs: SatrecArray | None = None
         self._satrecs_hi: SatrecArray | None = None
         self._ecc_weight: NDArray[np.float64] | None = None
+        self._sat_list: list[Satrec] = []
+        self._interpolated = np.zeros(constellation.n_sats, dtype=bool)
+        self._nodes: OrderedDict[int, tuple[NDArray[np.float64], NDArray[np.bool_]]] = OrderedDict()
+        self._nodes_lock = threading.Lock()
+        self._ecc_model: _EccentricityModel | None = None
         if constellation.kepler is None:
             if constellation.elements is None:
                 raise StarmeshError(f"constellation {constellation.name!r} has no elements")
@@ -311,7 +555,37 @@ class Propagator:
                 if w.any():
                     self._satrecs_hi, self._ecc_weight = hi, w
             else:
-                self._satrecs = satrecs_from_elements(constellation.elements)
+                self._sat_list = _satrec_list(constellation.elements)
+                self._satrecs = SatrecArray(self._sat_list)
+        if node_spacing_s is not None:
+            if not node_spacing_s > 0.0:
+                raise StarmeshError(f"node_spacing_s must be > 0 s, got {node_spacing_s!r}")
+            if node_points < 2 or node_points % 2:
+                raise StarmeshError(f"node_points must be even and >= 2, got {node_points!r}")
+            if not self._sat_list:
+                raise StarmeshError(
+                    "node_spacing_s (the interpolated ephemeris) applies to SGP4 element sets "
+                    f"with earth_model 'wgs84'; {constellation.name!r} is "
+                    + (
+                        "a closed-form Kepler set"
+                        if constellation.kepler is not None
+                        else "on pyephem's Earth model"
+                    )
+                    + ": leave node_spacing_s = None"
+                )
+            # Near-Earth SGP4 only ("n": period below 225 min): the deep-space integrator is
+            # piecewise, and very eccentric orbits were not part of the error study.
+            self._interpolated = np.array(
+                [sat.method == "n" and sat.ecco <= EPHEMERIS_MAX_ECC for sat in self._sat_list],
+                dtype=bool,
+            )
+            # Shared by every propagator of this constellation in the process (and shipped
+            # with a pickled plan): sgp4's pure-Python initialisation takes ~20 us a satellite.
+            model = constellation._cache.get("sgp4_eccentricity")
+            if not isinstance(model, _EccentricityModel):
+                model = _EccentricityModel(self._sat_list)
+                constellation._cache["sgp4_eccentricity"] = model
+            self._ecc_model = model
 
     def gmst_rad(self, t_s: NDArray[np.float64]) -> NDArray[np.float64]:
         """Earth rotation angle at the offsets ``t_s``, shape ``(T,)`` [rad]: GMST82, or
@@ -321,6 +595,40 @@ class Propagator:
         if self.earth_model == "pyephem":
             return libastro_sidereal_rad(days)
         return gmst82_rad(days)
+
+    def positions_teme_m(
+        self, t_s: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Inertial positions at offsets ``t_s``: SGP4's TEME (Kepler sets: the equatorial
+        frame of their elements), before Earth rotation and ``scale``.
+
+        Parameters
+        ----------
+        t_s : ndarray, shape (T,)
+            Seconds since the scenario epoch.
+
+        Returns
+        -------
+        r_teme_m : ndarray, shape (T, S, 3)
+            Positions [m]; NaN for satellites SGP4 could not propagate.
+        ok : ndarray of bool, shape (T, S)
+            False where propagation failed.
+        """
+        t_s = np.asarray(t_s, dtype=np.float64)
+        kep = self.constellation.kepler
+        if kep is not None:
+            dt = t_s + (self.epoch - kep.epoch).total_seconds()
+            r_eci = propagate_kepler_eci_m(kep, dt)
+            return r_eci, np.ones(r_eci.shape[:2], dtype=bool)
+        if self.node_spacing_s is not None:
+            return self._interpolated_teme_m(t_s, self.node_spacing_s)
+        assert self._satrecs is not None
+        r_eci, err = propagate_sgp4_teme_m(self._satrecs, self.epoch, t_s)
+        if self._satrecs_hi is not None and self._ecc_weight is not None:
+            r_hi, err_hi = propagate_sgp4_teme_m(self._satrecs_hi, self.epoch, t_s)
+            r_eci += self._ecc_weight[:, None] * (r_hi - r_eci)
+            err = np.maximum(err, err_hi)
+        return r_eci, err == 0
 
     def positions_ecef_m(
         self, t_s: NDArray[np.float64]
@@ -340,22 +648,94 @@ class Propagator:
             False where propagation failed.
         """
         t_s = np.asarray(t_s, dtype=np.float64)
-        kep = self.constellation.kepler
-        if kep is not None:
-            dt = t_s + (self.epoch - kep.epoch).total_seconds()
-            r_eci = propagate_kepler_eci_m(kep, dt)
-            ok = np.ones(r_eci.shape[:2], dtype=bool)
-        else:
-            assert self._satrecs is not None
-            r_eci, err = propagate_sgp4_teme_m(self._satrecs, self.epoch, t_s)
-            if self._satrecs_hi is not None and self._ecc_weight is not None:
-                r_hi, err_hi = propagate_sgp4_teme_m(self._satrecs_hi, self.epoch, t_s)
-                r_eci += self._ecc_weight[:, None] * (r_hi - r_eci)
-                err = np.maximum(err, err_hi)
-            ok = err == 0
+        r_eci, ok = self.positions_teme_m(t_s)
         r = teme_to_ecef(r_eci, self.gmst_rad(t_s))
         if self.scale != 1.0:
             r *= self.scale
+        return r, ok
+
+    def _node_teme_m(
+        self, ks: NDArray[np.int64], node_s: float
+    ) -> dict[int, tuple[NDArray[np.float64], NDArray[np.bool_]]]:
+        """SGP4 at the nodes ``ks`` (node ``k`` at ``k node_s``): positions ``(S, 3)`` [m] and
+        unusable flags ``(S,)`` (SGP4 failed, or the eccentricity floor is near) per node, from
+        the cache or computed in one batch."""
+        out: dict[int, tuple[NDArray[np.float64], NDArray[np.bool_]]] = {}
+        with self._nodes_lock:
+            for k in ks.tolist():
+                hit = self._nodes.get(k)
+                if hit is not None:
+                    self._nodes.move_to_end(k)
+                    out[k] = hit
+        missing = np.array([k for k in ks.tolist() if k not in out], dtype=np.int64)
+        if missing.size:
+            assert self._satrecs is not None
+            # k * h is exact for integer k and h, and each (node, satellite) is evaluated alone
+            # by sgp4, so a node's value never depends on the batch that computed it.
+            t_nodes = missing.astype(np.float64) * node_s
+            r, err = propagate_sgp4_teme_m(self._satrecs, self.epoch, t_nodes)
+            # A node is unusable where SGP4 failed, or where the eccentricity floor may act
+            # within a node spacing (the orbit is not smooth there).
+            assert self._ecc_model is not None
+            bad = (err != 0) | self._ecc_model.near_floor(*_split_jd(self.epoch, t_nodes), node_s)
+            with self._nodes_lock:
+                for i, k in enumerate(missing.tolist()):
+                    out[k] = (r[i].copy(), bad[i])
+                    self._nodes[k] = out[k]
+                    self._nodes.move_to_end(k)
+                while len(self._nodes) > EPHEMERIS_CACHED_NODES:
+                    self._nodes.popitem(last=False)
+        return out
+
+    def _interpolated_teme_m(
+        self, t_s: NDArray[np.float64], node_s: float
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """TEME positions [m] ``(T, S, 3)`` and ``ok`` ``(T, S)`` from SGP4 at the nodes
+        ``k node_s`` and Lagrange interpolation between them; direct SGP4 for satellites
+        outside the interpolated set and at steps whose stencil holds a failed node."""
+        n_t, n_s, p = t_s.size, self.constellation.n_sats, self.node_points
+        r = np.empty((n_t, n_s, 3))
+        direct = np.broadcast_to(~self._interpolated, (n_t, n_s)).copy()
+        if n_t and self._interpolated.any():
+            first, w = node_stencil(t_s, node_s, p)
+            starts = np.unique(first)
+            nodes = self._node_teme_m(
+                np.unique(starts[:, None] + np.arange(p, dtype=np.int64)), node_s
+            )
+            tmp = np.empty((n_t, n_s, 3))
+            for b in starts.tolist():
+                idx = np.flatnonzero(first == b)
+                rows: slice | NDArray[np.int64] = idx
+                if idx[-1] - idx[0] + 1 == idx.size:
+                    rows = slice(int(idx[0]), int(idx[-1]) + 1)
+                # Each element is ((w0 r0 + w1 r1) + w2 r2) + ..., in this order whichever
+                # steps are asked together: no BLAS, no reordered sums (bit-identical windows).
+                wb = w[rows]
+                # Sum in place in the output where the steps are contiguous (the usual case).
+                acc = r[rows] if isinstance(rows, slice) else np.empty((idx.size, n_s, 3))
+                np.multiply(wb[:, 0, None, None], nodes[b][0], out=acc)
+                bad = nodes[b][1].copy()
+                for j in range(1, p):
+                    node_r, node_bad = nodes[b + j]
+                    prod = tmp[: acc.shape[0]]
+                    np.multiply(wb[:, j, None, None], node_r, out=prod)
+                    acc += prod
+                    bad |= node_bad
+                if not isinstance(rows, slice):
+                    r[rows] = acc
+                direct[rows] |= bad
+        cols = np.flatnonzero(direct.any(axis=0))
+        ok = np.ones((n_t, n_s), dtype=bool)
+        if cols.size:
+            # Satellites outside the interpolated set, and those with a failed node in some
+            # step's stencil: SGP4 itself at those steps (same NaN and ok as without nodes).
+            sub = SatrecArray([self._sat_list[i] for i in cols.tolist()])
+            r_d, err_d = propagate_sgp4_teme_m(sub, self.epoch, t_s)
+            use = direct[:, cols]
+            r_cols = r[:, cols]
+            r_cols[use] = r_d[use]
+            r[:, cols] = r_cols
+            ok[:, cols] = ~use | (err_d == 0)
         return r, ok
 
 

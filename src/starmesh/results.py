@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from . import __version__
 from .capacity import jain_index
+from .propagation import ephemeris_summary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -558,13 +559,16 @@ def summarize(plan: RunPlan, store: SeriesStore) -> Summary:
 
 
 def _constellation_extra(plan: RunPlan) -> dict[str, Any]:
-    """Summary keys of a real constellation: what its operational filter dropped and why, and
-    that its ISLs are re-paired (``n_isl`` then counts the first step's)."""
+    """Summary keys of a real constellation: what its operational filter dropped and why, that
+    its ISLs are re-paired (``n_isl`` then counts the first step's), and its interpolated SGP4
+    ephemeris when the run used one."""
     extra: dict[str, Any] = {}
     if plan.constellation_filter is not None:
         extra["constellation_filter"] = plan.constellation_filter.to_dict()
     if plan.isl is not None:
         extra["isl_repaired"] = True
+    if plan.ephemeris_node_s is not None:
+        extra["ephemeris"] = ephemeris_summary(plan.ephemeris_node_s)
     return extra
 
 

@@ -139,6 +139,14 @@ class ConstellationSpec(_Model):
     #: Drop what is not an operational relay (real presets and element files).
     operational_filter: bool = True
     filter: FilterSpec = Field(default_factory=FilterSpec)
+    #: SGP4 element sets: "auto" evaluates SGP4 on a 60-s node grid and interpolates between
+    #: nodes (within 0.03 mm of SGP4, see starmesh.propagation) when earth_model = "wgs84" and
+    #: the step is shorter than the nodes; "exact" evaluates SGP4 at every step.
+    ephemeris: Literal["auto", "exact"] = Field(
+        "auto",
+        description="'auto' (SGP4 sets on WGS84: SGP4 every 60 s, interpolated between) or "
+        "'exact' (SGP4 at every step)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ConstellationSpec:

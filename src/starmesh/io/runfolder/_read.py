@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from ...errors import StarmeshError
-from ...plan import build_constellation, build_sites, make_propagator
+from ...plan import build_constellation, build_sites, scenario_propagator
 from ...propagation import Propagator
 from ...results import RunSeries, ServiceSeries, Summary, TrafficSeries, quantile_name
 from ...scenario import load_scenario
@@ -791,7 +791,7 @@ def read_geometry(run_dir: Path | str) -> RunGeometry:
         parse_utc(sc.time.start_utc), duration_s=sc.time.duration_s, step_s=sc.time.step_s
     )
     cons = build_constellation(sc)
-    prop = make_propagator(cons, grid.epoch, sc.earth_model, sc.run.dut1_s)
+    prop = scenario_propagator(sc, cons)
     edges = np.zeros((0, 2), np.int64)
     path = run_dir / ISLS
     if path.is_file():
