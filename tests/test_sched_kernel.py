@@ -28,6 +28,7 @@ from starmesh.service.scheduler import (
     schedule_sparse,
     slot_index,
 )
+from starmesh.topology import in_link_order
 
 # --- references: the numpy formulations ------------------------------------------------------
 
@@ -407,8 +408,9 @@ def test_take_links_equals_a_table_selection(seed: int, n_sites: int, n_sub: int
     i0, i1 = (int(x) for x in np.searchsorted(ti, [4, 15]))
     eligible = rng.random((11, 7)) < 0.7
     for elig in (np.zeros((0, 0), bool), eligible):
-        out = [np.empty(i1 - i0 + 3, np.int32) for _ in range(3)] + [np.empty(i1 - i0 + 3)]
-        n = K.take_links(ti, gi, si, el, i0, i1, 4, column, elig, *out, 3)
+        out = [np.zeros(i1 - i0 + 3, np.int32) for _ in range(3)] + [np.zeros(i1 - i0 + 3)]
+        out[2][:3] = [0, 1, 2]  # rows written before: links (0, 0, 0), (0, 0, 1), (0, 0, 2)
+        n, ordered = K.take_links(ti, gi, si, el, i0, i1, 4, column, elig, *out, 3)
         # numpy: the steps by slice, the sites through the position table, the satellites
         # through the eligibility mask.
         sl = slice(i0, i1)
@@ -419,6 +421,11 @@ def test_take_links_equals_a_table_selection(seed: int, n_sites: int, n_sub: int
         want = ((ti[sl] - 4)[keep], new[keep], si[sl][keep], el[sl][keep])
         for got_x, want_x in zip(out, want, strict=True):
             np.testing.assert_array_equal(got_x[3:n], want_x)
+        assert ordered == in_link_order(out[0][:n], out[1][:n], out[2][:n])
+        # Reversed input: out of order as soon as two links are kept.
+        rev = [x[sl][::-1].copy() for x in (ti, gi, si, el)]
+        n_r, ordered_r = K.take_links(*rev, 0, i1 - i0, 4, column, elig, *out, 0)
+        assert n_r == n - 3 and ordered_r == (n_r < 2)
         # The positions match ChunkWindow.gsl's (searchsorted over the window's sites).
         hit = np.isin(sites, subset)
         np.testing.assert_array_equal(column >= 0, hit)

@@ -1053,19 +1053,37 @@ def _visibility_steps(
         best_el[:] = np.nan
         held_ok[:] = False
         held_el[:] = np.nan
-        for i in range(bounds[k], bounds[k + 1]):
+        # A step's links come grouped by terminal (both orders sort by step, then terminal):
+        # each group is read into locals and stored once, so that no store waits on the
+        # previous link's store to the same terminal.
+        i = bounds[k]
+        end = bounds[k + 1]
+        while i < end:
             gi = g[i]
-            n_in_view[k, gi] += 1
-            if given:
-                if is_best[i]:
-                    best[gi] = s[i]
-                    best_el[gi] = e[i]
-            elif best[gi] < 0 or e[i] > best_el[gi]:
-                best[gi] = s[i]
-                best_el[gi] = e[i]
-            if s[i] == held[gi]:
-                held_ok[gi] = True
-                held_el[gi] = e[i]
+            hg = held[gi]
+            n = 0
+            b_s = best[gi]
+            b_e = best_el[gi]
+            h_ok = held_ok[gi]
+            h_e = held_el[gi]
+            while i < end and g[i] == gi:
+                n += 1
+                if given:
+                    if is_best[i]:
+                        b_s = s[i]
+                        b_e = e[i]
+                elif b_s < 0 or e[i] > b_e:
+                    b_s = s[i]
+                    b_e = e[i]
+                if s[i] == hg:
+                    h_ok = True
+                    h_e = e[i]
+                i += 1
+            n_in_view[k, gi] += n
+            best[gi] = b_s
+            best_el[gi] = b_e
+            held_ok[gi] = h_ok
+            held_el[gi] = h_e
         for gi in range(n_sites):
             keep = held_ok[gi] and not new_slot[k]
             new = held[gi] if keep else best[gi]

@@ -1001,7 +1001,6 @@ def service_schedule(
     """
     from .service import sched_kernel as K
     from .service.scheduler import north_of_site, schedule_bounds, slot_index
-    from .topology import in_link_order
 
     sv = plan.service
     assert sv is not None
@@ -1038,7 +1037,7 @@ def service_schedule(
     gi = np.empty(n_max, np.int32)
     si = np.empty(n_max, np.int32)
     el = np.empty(n_max, np.float64)
-    n = K.take_links(
+    n, ordered = K.take_links(
         lk.t_idx,
         lk.site_idx,
         lk.sat_idx,
@@ -1061,7 +1060,7 @@ def service_schedule(
         offset_s=sv.slot_offset_s,
         epoch_second_of_minute=sv.epoch_second_of_minute,
     )
-    if not in_link_order(ti, gi, si):
+    if not ordered:
         # find_gsls gives links by (step, site, satellite), which the scheduler's merges and
         # tie-breaks rely on; anything else is put in that order first.
         order = np.lexsort((si, gi, ti))
@@ -1453,7 +1452,7 @@ def chunk_visibility(
     el = np.empty(n_max, np.float64)
     n = 0
     for part, t_off in parts:
-        n = take_links(
+        n, _ = take_links(
             part.t_idx,
             part.site_idx,
             part.sat_idx,

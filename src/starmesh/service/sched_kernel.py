@@ -43,7 +43,7 @@ def take_links(
     out_s: NDArray[np.int32],
     out_e: NDArray[np.float64],
     n: int,
-) -> int:
+) -> tuple[int, bool]:
     """Append the links ``i0 .. i1 - 1`` of the sites that ``column`` names to ``out_*``.
 
     Parameters
@@ -61,31 +61,51 @@ def take_links(
         renumbering keeps links in :class:`~starmesh.topology.GslCandidates` order.
     eligible : ndarray of bool, shape (T, S) or (0, 0)
         Keep only links whose satellite is eligible at the (shifted) step; ``(0, 0)``: all.
-    out_t, out_g, out_s : ndarray of int32, shape (>= n + kept,)
-    out_e : ndarray of float64, shape (>= n + kept,)
+    out_t, out_g, out_s : ndarray of int32, shape (>= n + i1 - i0,)
+    out_e : ndarray of float64, shape (>= n + i1 - i0,)
         Output buffers; links are written from row ``n``.
     n : int
         First free row.
 
     Returns
     -------
-    int
+    n : int
         The next free row.
+    ordered : bool
+        Whether the links written, after row ``n - 1`` of the output on entry, are strictly
+        increasing by (step, site, satellite) (the check ``in_link_order`` makes, in the same
+        pass).
     """
     check = eligible.size > 0
+    ordered = True
+    pt = -1
+    pg = -1
+    ps = -1
+    if n > 0:
+        pt = out_t[n - 1]
+        pg = out_g[n - 1]
+        ps = out_s[n - 1]
+    # A branch per link: sites come in long runs of links, so it is predicted (a branch-free
+    # compaction, as gsl_kernel.gsl_block's, was slower here).
     for i in range(i0, i1):
         c = column[site_idx[i]]
         if c < 0:
             continue
         t = t_idx[i] - t_shift
-        if check and not eligible[t, sat_idx[i]]:
+        s = sat_idx[i]
+        if check and not eligible[t, s]:
             continue
+        if not (t > pt or (t == pt and (c > pg or (c == pg and s > ps)))):
+            ordered = False
+        pt = t
+        pg = c
+        ps = s
         out_t[n] = t
         out_g[n] = c
-        out_s[n] = sat_idx[i]
+        out_s[n] = s
         out_e[n] = elevation_rad[i]
         n += 1
-    return n
+    return n, ordered
 
 
 @nb.njit(cache=True, nogil=True)
@@ -256,8 +276,12 @@ def schedule_slots(
                             i = rank[sat_idx[k]]
                             if i >= 0:
                                 count[i] += 1
-                                if elevation_rad[k] < emin[i]:
-                                    emin[i] = elevation_rad[k]
+                                # A select, not a branch: half the satellites in view are
+                                # setting, in no order along the run, so a branch on this
+                                # comparison mispredicts (the same rule: x < y replaces y).
+                                x = elevation_rad[k]
+                                y = emin[i]
+                                emin[i] = x if x < y else y
                     for i in range(n):
                         rank[sat_idx[f0 + i]] = -1
                         if count[i] == m:
