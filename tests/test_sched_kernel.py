@@ -521,3 +521,19 @@ def test_engine_passes_equal_the_numpy_engine(policy: str, extra: dict) -> None:
         got_v = (vis.n_in_view, vis.serving, vis.serving_elevation_rad, vis.handover)
         _same(got_v, want_v, f"visibility {start}")
     assert checked > 100  # terminals were served: the comparison was not of empty arrays
+
+
+def test_links_out_of_range_are_refused_in_one_line() -> None:
+    # The compiled pass reads without bounds checks: schedule_sparse checks first.
+    from starmesh.errors import ScenarioError
+
+    t_s = np.array([12.0, 13.0])
+    msg = r"site_idx must be in \[0, 2\) and sat_idx >= 0, got site_idx in \[0, 2\]"
+    with pytest.raises(ScenarioError, match=msg):
+        schedule_sparse(t_s, 2, [0, 1], [0, 2], [3, 3], [0.5, 0.6])
+    with pytest.raises(ScenarioError, match="sat_idx >= 0"):
+        schedule_sparse(t_s, 2, [0, 1], [0, 1], [3, -1], [0.5, 0.6])
+    with pytest.raises(ScenarioError, match="one flag per link"):
+        schedule_sparse(t_s, 2, [0, 1], [0, 1], [3, 3], [0.5, 0.6], policy="north", north=[True])
+    with pytest.raises(ScenarioError, match="1-D of one length"):
+        schedule_sparse(t_s, 2, [0, 1], [0, 1], [3, 3], [0.5])

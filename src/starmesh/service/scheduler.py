@@ -210,6 +210,23 @@ def schedule_sparse(
     ti, gi, si = (_int_array(x) for x in (t_idx, site_idx, sat_idx))
     el = np.asarray(elevation_rad, dtype=np.float64)
     nb = np.zeros(0, dtype=bool) if north is None else np.asarray(north, dtype=bool)
+    # The compiled pass indexes by these without bounds checks: check them here.
+    if not (ti.shape == gi.shape == si.shape == el.shape and ti.ndim == 1):
+        raise ScenarioError(
+            "service.gsl",
+            f"t_idx {ti.shape}, site_idx {gi.shape}, sat_idx {si.shape} and elevation_rad "
+            f"{el.shape} must be 1-D of one length",
+        )
+    if policy == "north" and nb.shape != ti.shape:
+        raise ScenarioError(
+            "service.gsl", f"north has shape {nb.shape}, the links {ti.shape}: one flag per link"
+        )
+    if ti.size and (gi.min() < 0 or gi.max() >= n_sites or si.min() < 0):
+        raise ScenarioError(
+            "service.gsl",
+            f"site_idx must be in [0, {n_sites}) and sat_idx >= 0, got site_idx in "
+            f"[{gi.min()}, {gi.max()}] and sat_idx from {si.min()}",
+        )
     if not in_link_order(ti, gi, si):
         if ti.size and np.any(np.diff(ti) < 0):
             raise ScenarioError("service.gsl", "candidate links must be sorted by t_idx")
@@ -276,7 +293,8 @@ def schedule_bounds(
     bounds : ndarray of int64, shape (T + 1,)
         Links of step ``k`` are ``bounds[k] .. bounds[k + 1] - 1``.
     site_idx, sat_idx : ndarray of int, shape (L,)
-        Within each step ascending by site, then satellite, each pair once.
+        Within each step ascending by site, then satellite, each pair once; sites in
+        ``0 .. n_sites - 1`` and satellites in ``0 .. n_sats - 1`` (not checked).
     elevation_rad : ndarray of float64, shape (L,)
     policy, rng, seed, previous
         As for :func:`schedule_sparse` (``policy`` already checked).
@@ -329,6 +347,8 @@ def schedule_bounds(
     code = {"hold": K.HOLD, "highest": K.HIGHEST, "north": K.NORTH, "random": K.RANDOM}[policy]
     if n_sats is None:
         n_sats = int(np.max(sat_idx, initial=-1)) + 1
+    if policy == "north" and (north is None or north.size != sat_idx.size):
+        raise ScenarioError("service.scheduler_policy", "policy 'north' needs a flag per link")
     if sat_capacity_bps is None:
         sat_capacity_bps = np.zeros(n_sats)
     return K.schedule_slots(
