@@ -1340,7 +1340,7 @@ def service_step(
         rho_u = np.broadcast_to(ru, (n_m, n_t, n_p)).copy()
         rho_f = np.broadcast_to(rf, (n_m, n_t, n_p)).copy()
     # Links on the path that are not ISLs: two GSLs, and the fibre to a PoP.
-    to_pop = np.array([plan.sites.kinds[j] == "pop" for j in plan.problem.pair_dst])
+    to_pop = np.asarray(plan.sites.kinds)[plan.problem.pair_dst] == "pop"
     n_isl = np.maximum(hops.astype(np.float64) - 2.0 - to_pop[None, None, :], 0.0)
     p = sv.params
     far_access = np.where(has_f[None, :], 2.0 * far_prop + (p.grant_frames + 3.0) * p.frame_s, 0.0)

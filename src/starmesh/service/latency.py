@@ -525,7 +525,9 @@ def rtt_quantiles_s(
     for k, key in enumerate(keys):
         a, b = divmod(int(key), top + 1)
         table[k] = _random_part_quantiles(a, b, uf, ff, params.queue_delay_max_s, tuple(q), seed)
-    quant = det[None] + np.moveaxis(table[inv.reshape(shape)], -1, 0)
-    quant = np.where(np.isfinite(prop)[None], quant, np.inf)
+    # The table gathered quantile-major (contiguous rows, not a strided moveaxis view), and
+    # the unreachable steps set in place.
+    quant = det[None] + table.T[:, inv].reshape((len(q), *shape))
+    quant[:, ~np.isfinite(prop)] = np.inf
     mean = _component_means(prop, up, proc, ru, rf, net, params)
     return quant, mean
