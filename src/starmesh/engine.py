@@ -1061,8 +1061,8 @@ def service_schedule(
         epoch_second_of_minute=sv.epoch_second_of_minute,
     )
     if not ordered:
-        # find_gsls gives links by (step, site, satellite), which the scheduler's merges and
-        # tie-breaks rely on; anything else is put in that order first.
+        # find_gsls gives links by (step, site, satellite), which the scheduler's runs per
+        # terminal and tie-breaks rely on; anything else is put in that order first.
         order = np.lexsort((si, gi, ti))
         ti, gi, si, el = ti[order], gi[order], si[order], el[order]
     bounds = np.searchsorted(ti, np.arange(tw.size + 1, dtype=ti.dtype)).astype(np.int64)
