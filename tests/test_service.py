@@ -742,26 +742,3 @@ def test_random_policy_with_seed_is_independent_of_chunking():
     )
     assert np.array_equal(np.vstack([a.serving, b.serving]), one.serving)
     assert len({tuple(one.serving[k]) for k in (0, 15, 30)}) > 1  # it does change per slot
-
-
-def test_seen_over_slot_merge_equals_counting_every_occurrence():
-    """The compiled merge of the 'hold' policy against counting with numpy's unique, on random
-    per-step key lists (sorted within each step, as links are)."""
-    from starmesh.service._merge import seen_over_slot
-
-    rng = np.random.default_rng(5)
-    for _ in range(40):
-        n_t = int(rng.integers(1, 8))
-        steps = [np.unique(rng.integers(0, 30, int(rng.integers(0, 20)))) for _ in range(n_t)]
-        key = np.concatenate(steps).astype(np.int64)
-        el = rng.uniform(0.4, 1.5, key.size)
-        bounds = np.r_[0, np.cumsum([s.size for s in steps])].astype(np.int64)
-        a, b = 0, n_t
-        count, emin = seen_over_slot(key, el, bounds, a, b)
-        k0 = key[bounds[a] : bounds[a + 1]]
-        ks, inv = np.unique(key[bounds[a] : bounds[b]], return_inverse=True)
-        want_min = np.full(ks.size, np.inf)
-        np.minimum.at(want_min, inv, el[bounds[a] : bounds[b]])
-        pos = np.searchsorted(ks, k0)
-        np.testing.assert_array_equal(count, np.bincount(inv, minlength=ks.size)[pos])
-        np.testing.assert_array_equal(emin, want_min[pos])

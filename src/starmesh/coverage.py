@@ -60,7 +60,6 @@ from .frames import geodetic_to_ecef, up_vectors
 from .propagation import Propagator
 from .regions import MAX_CELLS_DEFAULT, CellGrid, Region, region_cells
 from .timegrid import TimeGrid
-from .topology import in_link_order
 
 #: Starlink's terminal-satellite reassignment period [s] (SpaceX FCC filings; measured by
 #: Tanveer et al., "Making sense of constellations", IMC 2023: 15 s, to within milliseconds).
@@ -909,25 +908,37 @@ def terminal_visibility(
     return TerminalVisibility(n_in_view, serving, serving_el, handover, float(step_s))
 
 
-def _highest_per_step_and_site(
-    t: NDArray[np.int64], g: NDArray[np.int64], s: NDArray[np.int64], e: NDArray[np.float64]
-) -> NDArray[np.bool_] | None:
-    """For links sorted by (step, site, satellite), as ``GslCandidates`` are: the link of each
-    (step, site) with the highest elevation, ties to the lower satellite; None if the links
-    are not in that order or an elevation is NaN (the caller sorts them instead)."""
-    if not in_link_order(t, g, s) or np.isnan(e).any():
-        return None
-    new = np.ones(t.size, np.bool_)
-    new[1:] = (t[1:] != t[:-1]) | (g[1:] != g[:-1])
-    starts = np.flatnonzero(new)
-    group = np.cumsum(new) - 1
-    top = np.flatnonzero(e == np.maximum.reduceat(e, starts)[group])
-    # The first of each group's maxima: the lowest satellite among equal elevations.
-    first = np.ones(top.size, np.bool_)
-    first[1:] = group[top[1:]] != group[top[:-1]]
-    out = np.zeros(t.size, np.bool_)
-    out[top[first]] = True
-    return out
+def _int_links(x: ArrayLike) -> NDArray[np.integer]:
+    a = np.asarray(x)
+    return a if a.dtype.kind in "iu" else a.astype(np.int64)
+
+
+@nb.njit(cache=True, nogil=True)
+def _check_links(
+    t: NDArray[np.integer],
+    g: NDArray[np.integer],
+    s: NDArray[np.integer],
+    e: NDArray[np.float64],
+    n_steps: int,
+    n_sites: int,
+) -> tuple[bool, bool]:
+    """Whether every link's step and site are in range, and whether the links are in
+    :class:`~starmesh.topology.GslCandidates` order (strictly by step, site, satellite) with
+    no NaN elevation: one pass, where numpy made a dozen."""
+    ordered = True
+    for i in range(t.size):
+        if t[i] < 0 or t[i] >= n_steps or g[i] < 0 or g[i] >= n_sites:
+            return False, False
+        if math.isnan(e[i]):
+            ordered = False
+        elif i > 0 and ordered:
+            if t[i] != t[i - 1]:
+                ordered = t[i] > t[i - 1]
+            elif g[i] != g[i - 1]:
+                ordered = g[i] > g[i - 1]
+            else:
+                ordered = s[i] > s[i - 1]
+    return True, ordered
 
 
 def terminal_visibility_links(
@@ -966,9 +977,9 @@ def terminal_visibility_links(
     TerminalVisibility
         Identical to :func:`terminal_visibility` on the equivalent dense arrays.
     """
-    t = np.asarray(t_idx, dtype=np.int64)
-    g = np.asarray(site_idx, dtype=np.int64)
-    s = np.asarray(sat_idx, dtype=np.int64)
+    # Integer arrays are read as they come (a run's are int32): the compiled passes are
+    # specialised to their type, so no int64 copy of every link is made.
+    t, g, s = (_int_links(x) for x in (t_idx, site_idx, sat_idx))
     e = np.asarray(elevation_rad, dtype=np.float64)
     if not (t.shape == g.shape == s.shape == e.shape and t.ndim == 1):
         raise ScenarioError(
@@ -976,14 +987,14 @@ def terminal_visibility_links(
             f"t_idx {t.shape}, site_idx {g.shape}, sat_idx {s.shape} and elevation_rad "
             f"{e.shape} must be 1-D of one length",
         )
-    if t.size and (t.min() < 0 or t.max() >= n_steps or g.min() < 0 or g.max() >= n_sites):
+    in_range, ordered = _check_links(t, g, s, e, n_steps, n_sites)
+    if not in_range:
         raise ScenarioError(
             "links",
             f"t_idx must be in [0, {n_steps}) and site_idx in [0, {n_sites}), got t_idx in "
             f"[{t.min()}, {t.max()}] and site_idx in [{g.min()}, {g.max()}]",
         )
-    is_best = _highest_per_step_and_site(t, g, s, e)
-    if is_best is None:
+    if not ordered:
         # By step, then terminal, then elevation descending, then satellite: the first link of
         # each (step, terminal) is the highest, ties to the lower satellite index as argmax
         # does.
@@ -991,7 +1002,11 @@ def terminal_visibility_links(
         t, g, s, e = t[order], g[order], s[order], e[order]
         is_best = np.ones(t.size, np.bool_)
         is_best[1:] = (t[1:] != t[:-1]) | (g[1:] != g[:-1])
-    bounds = np.searchsorted(t, np.arange(n_steps + 1))
+    else:
+        # In GslCandidates order without NaN: the highest link of each (step, terminal) is
+        # found in the pass over the links (its first maximum: the lowest satellite).
+        is_best = np.zeros(0, np.bool_)
+    bounds = np.searchsorted(t, np.arange(n_steps + 1, dtype=t.dtype)).astype(np.int64)
     slot_idx = np.floor((t0_s + np.arange(n_steps) * step_s) / slot_s + 1e-9).astype(np.int64)
     held = _serving0(serving0, n_sites)
     prev_slot = math.floor((t0_s - step_s) / slot_s + 1e-9) if serving0 is not None else None
@@ -1000,15 +1015,15 @@ def terminal_visibility_links(
         new_slot[1:] = slot_idx[1:] != slot_idx[:-1]
         new_slot[0] = prev_slot is None or slot_idx[0] != prev_slot
     n_in_view, serving, serving_el, handover = _visibility_steps(
-        g, s, e, is_best, bounds.astype(np.int64), new_slot, held, n_sites
+        g, s, e, is_best, bounds, new_slot, held, n_sites
     )
     return TerminalVisibility(n_in_view, serving, serving_el, handover, float(step_s))
 
 
 @nb.njit(cache=True, nogil=True)
 def _visibility_steps(
-    g: NDArray[np.int64],
-    s: NDArray[np.int64],
+    g: NDArray[np.integer],
+    s: NDArray[np.integer],
     e: NDArray[np.float64],
     is_best: NDArray[np.bool_],
     bounds: NDArray[np.int64],
@@ -1019,7 +1034,9 @@ def _visibility_steps(
     # The policy of terminal_visibility_links, step by step (it is sequential in time): count
     # the links, note each terminal's highest satellite and whether its held one is still in
     # view, then keep the held one within a slot and take the highest at a slot's start. One
-    # pass over the links per step, where numpy made a dozen (W4: 2 ms per step).
+    # pass over the links per step, where numpy made a dozen (W4: 2 ms per step). With
+    # ``is_best`` empty the links are in GslCandidates order without NaN, and each terminal's
+    # highest link is its first maximum in that order (ties to the lower satellite).
     n_steps = bounds.size - 1
     n_in_view = np.zeros((n_steps, n_sites), np.int32)
     serving = np.full((n_steps, n_sites), -1, np.int32)
@@ -1030,20 +1047,43 @@ def _visibility_steps(
     best_el = np.empty(n_sites)
     held_ok = np.empty(n_sites, np.bool_)
     held_el = np.empty(n_sites)
+    given = is_best.size > 0
     for k in range(n_steps):
         best[:] = -1
         best_el[:] = np.nan
         held_ok[:] = False
         held_el[:] = np.nan
-        for i in range(bounds[k], bounds[k + 1]):
+        # A step's links come grouped by terminal (both orders sort by step, then terminal):
+        # each group is read into locals and stored once, so that no store waits on the
+        # previous link's store to the same terminal.
+        i = bounds[k]
+        end = bounds[k + 1]
+        while i < end:
             gi = g[i]
-            n_in_view[k, gi] += 1
-            if is_best[i]:
-                best[gi] = s[i]
-                best_el[gi] = e[i]
-            if s[i] == held[gi]:
-                held_ok[gi] = True
-                held_el[gi] = e[i]
+            hg = held[gi]
+            n = 0
+            b_s = best[gi]
+            b_e = best_el[gi]
+            h_ok = held_ok[gi]
+            h_e = held_el[gi]
+            while i < end and g[i] == gi:
+                n += 1
+                if given:
+                    if is_best[i]:
+                        b_s = s[i]
+                        b_e = e[i]
+                elif b_s < 0 or e[i] > b_e:
+                    b_s = s[i]
+                    b_e = e[i]
+                if s[i] == hg:
+                    h_ok = True
+                    h_e = e[i]
+                i += 1
+            n_in_view[k, gi] += n
+            best[gi] = b_s
+            best_el[gi] = b_e
+            held_ok[gi] = h_ok
+            held_el[gi] = h_e
         for gi in range(n_sites):
             keep = held_ok[gi] and not new_slot[k]
             new = held[gi] if keep else best[gi]

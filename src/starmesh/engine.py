@@ -1011,7 +1011,8 @@ def service_schedule(
     lo, stop : int
         Steps of the chunk (``lo`` is the recomputed step before it, if any).
     """
-    from .service.scheduler import north_of_site, schedule_sparse
+    from .service import sched_kernel as K
+    from .service.scheduler import north_of_site, schedule_bounds, slot_index
 
     sv = plan.service
     assert sv is not None
@@ -1020,85 +1021,132 @@ def service_schedule(
     tw = window.t_s[window.steps(a, b)]
     term = np.asarray(sv.terminals, dtype=np.int64)
     site_r = plan.sites.r_ecef_m[term]
-    gsl = window.gsl(a, b, term)
+    lk = window.links
+    # The window's links of steps a .. b - 1 (its t_idx is sorted), terminals only, numbered
+    # as in ``term``: one compiled pass, where ChunkWindow.gsl and int64 copies made a dozen.
+    i0, i1 = (int(x) for x in np.searchsorted(lk.t_idx, [a - window.w0, b - window.w0]))
+    eligible = np.zeros((0, 0), bool)
     if via_gateway:
         gw = plan.sites.of_kind("gateway")
         if plan.failures is not None:
             gw_up = ~plan.failures.site_failed(tw)[:, gw]
         else:
             gw_up = np.ones((tw.size, gw.size), bool)
-        ggsl = window.gsl(a, b, gw)
-        seen = np.zeros((tw.size, rw.shape[1]), bool)
-        live = gw_up[ggsl.t_idx, ggsl.site_idx]
-        seen[ggsl.t_idx[live], ggsl.sat_idx[live]] = True
-        keep = seen[gsl.t_idx, gsl.sat_idx]
-        gsl = gsl.select(keep)
-    ti, gi, si = (x.astype(np.int64) for x in (gsl.t_idx, gsl.site_idx, gsl.sat_idx))
-    el = gsl.elevation_rad
+        # Satellites that see a live gateway at each step.
+        eligible = K.seen_by_sites(
+            lk.t_idx,
+            lk.site_idx,
+            lk.sat_idx,
+            i0,
+            i1,
+            a - window.w0,
+            _site_column(window.sites, gw),
+            gw_up,
+            rw.shape[1],
+        )
+    n_max = i1 - i0
+    ti = np.empty(n_max, np.int32)
+    gi = np.empty(n_max, np.int32)
+    si = np.empty(n_max, np.int32)
+    el = np.empty(n_max, np.float64)
+    n, ordered = K.take_links(
+        lk.t_idx,
+        lk.site_idx,
+        lk.sat_idx,
+        lk.elevation_rad,
+        i0,
+        i1,
+        a - window.w0,
+        _site_column(window.sites, term),
+        eligible,
+        ti,
+        gi,
+        si,
+        el,
+        0,
+    )
+    ti, gi, si, el = ti[:n], gi[:n], si[:n], el[:n]
+    slot = slot_index(
+        tw,
+        slot_s=sv.slot_s,
+        offset_s=sv.slot_offset_s,
+        epoch_second_of_minute=sv.epoch_second_of_minute,
+    )
+    if not ordered:
+        # find_gsls gives links by (step, site, satellite), which the scheduler's runs per
+        # terminal and tie-breaks rely on; anything else is put in that order first.
+        order = np.lexsort((si, gi, ti))
+        ti, gi, si, el = ti[order], gi[order], si[order], el[order]
+    bounds = np.searchsorted(ti, np.arange(tw.size + 1, dtype=ti.dtype)).astype(np.int64)
     north = None
     if sv.policy == "north":
-        d = rw[ti, si] - site_r[gi]
-        lat = plan.sites.lat_rad[term][gi]
-        lon = plan.sites.lon_rad[term][gi]
+        ti64, gi64, si64 = (x.astype(np.int64) for x in (ti, gi, si))
+        d = rw[ti64, si64] - site_r[gi64]
+        lat = plan.sites.lat_rad[term][gi64]
+        lon = plan.sites.lon_rad[term][gi64]
         north_vec = np.stack(
             [-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)], axis=-1
         )
         cos_az = np.einsum("ij,ij->i", d, north_vec)
         north = north_of_site(np.where(cos_az >= 0.0, 0.0, np.pi), np.degrees(lat))
-    sch = schedule_sparse(
-        tw,
+    # The slots' choices, and the satellites in view of each terminal at the chunk's steps
+    # with their summed capacity (added in link order, as np.bincount with weights did).
+    sch_serving, _, n_vis, cap_view = schedule_bounds(
+        slot,
         term.size,
-        ti,
+        bounds,
         gi,
         si,
         el,
         policy=sv.policy,  # type: ignore[arg-type]
         seed=plan.seed,
         north=north,
-        slot_s=sv.slot_s,
-        offset_s=sv.slot_offset_s,
-        epoch_second_of_minute=sv.epoch_second_of_minute,
+        n_sats=rw.shape[1],
+        count_steps=(lo - a, stop - a),
+        sat_capacity_bps=sv.sat_capacity_bps,
     )
-    serving = sch.serving[lo - a : stop - a]
+    serving = sch_serving[lo - a : stop - a]
     handover = np.zeros(serving.shape, bool)
     handover[1:] = (serving[1:] != serving[:-1]) & (serving[1:] >= 0) & (serving[:-1] >= 0)
-    in_chunk = (ti >= lo - a) & (ti < stop - a)
-    # Per (step, terminal) sums by bincount on the flat index: it adds in input order, as
-    # np.add.at does, at a fraction of its cost (2 M links per W4 chunk).
-    flat = (ti[in_chunk] - (lo - a)) * serving.shape[1] + gi[in_chunk]
-    n_vis = np.bincount(flat, minlength=serving.size).reshape(serving.shape).astype(np.int64)
-    cap_view = np.asarray(
-        np.bincount(flat, weights=sv.sat_capacity_bps[si[in_chunk]], minlength=serving.size),
-        dtype=np.float64,
-    ).reshape(serving.shape)
     return Scheduled(
         serving=serving, handover=handover, n_visible=n_vis, capacity_in_view_bps=cap_view
     )
+
+
+def _site_column(sites: NDArray[np.int64], subset: NDArray[np.int64]) -> NDArray[np.int32]:
+    """Position in ``subset`` (ascending) of each of ``sites`` (ascending), -1 where absent,
+    shape ``(len(sites),)``: the table :meth:`ChunkWindow.gsl` builds."""
+    table = np.full(sites.size, -1, np.int32)
+    if subset.size:
+        pos = np.minimum(np.searchsorted(subset, sites), subset.size - 1)
+        hit = subset[pos] == sites
+        table[hit] = pos[hit]
+    return table
 
 
 def restrict_to_schedule(
     plan: RunPlan, links: ChunkLinks, serving: NDArray[np.int32]
 ) -> ChunkLinks:
     """The chunk's links with each terminal's GSLs cut to its scheduled satellite."""
-    from .service.chunk import serving_gsl_mask
+    from .service.sched_kernel import renumber_used, scheduled_links
 
     sv = plan.service
     assert sv is not None
     gsl = links.gsl
-    keep = serving_gsl_mask(
-        gsl.t_idx, links.gsl_sites[gsl.site_idx], gsl.sat_idx, serving, sv.terminals
-    )
-    if keep.all():
+    # Terminal column (of ``serving``) of each GSL site, -1 for gateways and PoPs; one compiled
+    # pass then finds the links to keep (serving_gsl_mask's rule, without its int64 copies and
+    # gathers).
+    term = np.asarray(sv.terminals, dtype=np.int64)
+    col = np.full(int(max(links.gsl_sites.max(initial=-1), term.max(initial=-1))) + 1, -1, np.int64)
+    col[term] = np.arange(term.size)
+    keep = scheduled_links(gsl.t_idx, gsl.site_idx, gsl.sat_idx, col[links.gsl_sites], serving)
+    if keep.size == gsl.t_idx.size:
         return links
     kept = gsl.select(keep)
     # The chunk graph holds only the links used at some step: a terminal's other satellites in
     # view (tens each) would be edges that every tree checks at every step, always infinite.
-    # (A mark per link and a running count: np.unique's sort gives the same numbering.)
-    kept_of = links.link_of[keep]
-    mark = np.zeros(links.links.size, bool)
-    mark[kept_of] = True
-    used = np.flatnonzero(mark)
-    link_of = (np.cumsum(mark) - 1)[kept_of]
+    # (Renumbered in key order: np.unique's numbering.)
+    used, link_of = renumber_used(links.link_of[keep], links.links.size)
     return ChunkLinks(
         isl_edges=links.isl_edges,
         isl_delay_s=links.isl_delay_s,
@@ -1106,9 +1154,9 @@ def restrict_to_schedule(
         gsl_cap_down=links.gsl_cap_down[keep],
         gsl_cap_up=links.gsl_cap_up[keep],
         gsl_sites=links.gsl_sites,
-        bounds=np.searchsorted(kept.t_idx, np.arange(links.bounds.size)),
+        bounds=np.searchsorted(kept.t_idx, np.arange(links.bounds.size, dtype=kept.t_idx.dtype)),
         links=links.links[used],
-        link_of=link_of.astype(np.int64),
+        link_of=link_of,
         gsl_delay_s=links.gsl_delay_s[keep],
         site_failed=links.site_failed,
     )
@@ -1304,7 +1352,7 @@ def service_step(
         rho_u = np.broadcast_to(ru, (n_m, n_t, n_p)).copy()
         rho_f = np.broadcast_to(rf, (n_m, n_t, n_p)).copy()
     # Links on the path that are not ISLs: two GSLs, and the fibre to a PoP.
-    to_pop = np.array([plan.sites.kinds[j] == "pop" for j in plan.problem.pair_dst])
+    to_pop = np.asarray(plan.sites.kinds)[plan.problem.pair_dst] == "pop"
     n_isl = np.maximum(hops.astype(np.float64) - 2.0 - to_pop[None, None, :], 0.0)
     p = sv.params
     far_access = np.where(has_f[None, :], 2.0 * far_prop + (p.grant_frames + 3.0) * p.frame_s, 0.0)
@@ -1355,22 +1403,6 @@ def _slot_of(
     return np.floor((steps * step_s + shift_s) / slot_s + 1e-9).astype(np.int64)
 
 
-def _terminal_links(
-    plan: RunPlan,
-    links: ChunkLinks,
-    terminals: NDArray[np.int64],
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """(step, terminal, satellite, elevation [rad]) of every usable terminal GSL of a chunk."""
-    site = links.gsl_sites[links.gsl.site_idx]
-    term_of = np.full(len(plan.sites), -1, np.int64)
-    term_of[terminals] = np.arange(terminals.size)
-    g = term_of[site]
-    keep = g >= 0
-    t = links.gsl.t_idx[keep].astype(np.int64)
-    s = links.gsl.sat_idx[keep].astype(np.int64)
-    return t, g[keep], s, links.gsl.elevation_rad[keep]
-
-
 def chunk_visibility(
     plan: RunPlan, start: int, links: ChunkLinks, window: ChunkWindow
 ) -> TerminalVisibility | None:
@@ -1399,6 +1431,8 @@ def chunk_visibility(
         The chunk's steps from ``start`` (from 0 when ``start == 0``); None when the run has
         no terminal.
     """
+    from .service.sched_kernel import take_links
+
     terminals = visibility_terminals(plan)
     if terminals.size == 0:
         return None
@@ -1406,24 +1440,47 @@ def chunk_visibility(
     shift = slot_shift_s(plan.grid.epoch)
     lo = max(start - 1, 0)
     s0 = _visibility_start(plan, lo)
-    t, g, s, el = _terminal_links(plan, links, terminals)
+    # The usable terminal GSLs of steps s0 .. stop - 1 (those before lo found here, with the
+    # rules chunk_links applies to GSLs), terminals numbered 0 .. G - 1, written by one compiled
+    # pass per part into one set of arrays (no int64 copies, no concatenation).
+    gsl_sites = links.gsl_sites
+    col = np.full(len(plan.sites), -1, np.int32)
+    col[terminals] = np.arange(terminals.size, dtype=np.int32)
+    column = col[gsl_sites]
+    parts = []
     if s0 < lo:
         rows = window.steps(s0, lo)
-        links_h = chunk_links(
-            plan,
-            window.t_s[rows],
-            window.r[rows],
-            window.ok[rows],
-            gsl=window.gsl(s0, lo, np.flatnonzero(plan.problem.gsl_site)),
-            with_isl=False,
+        t_h = window.t_s[rows]
+        site_failed = plan.failures.site_failed(t_h) if plan.failures is not None else None
+        gsl_h, _, _ = _usable_gsls(
+            plan, window.gsl(s0, lo, gsl_sites), gsl_sites, window.r[rows], t_h, site_failed
         )
-        th, gh, sh, eh = _terminal_links(plan, links_h, terminals)
-        t, g, s, el = (
-            np.concatenate([th, t + (lo - s0)]),
-            np.concatenate([gh, g]),
-            np.concatenate([sh, s]),
-            np.concatenate([eh, el]),
+        parts.append((gsl_h, 0))
+    parts.append((links.gsl, lo - s0))
+    n_max = sum(x.t_idx.size for x, _ in parts)
+    t = np.empty(n_max, np.int32)
+    g = np.empty(n_max, np.int32)
+    s = np.empty(n_max, np.int32)
+    el = np.empty(n_max, np.float64)
+    n = 0
+    for part, t_off in parts:
+        n, _ = take_links(
+            part.t_idx,
+            part.site_idx,
+            part.sat_idx,
+            part.elevation_rad,
+            0,
+            part.t_idx.size,
+            -t_off,
+            column,
+            np.zeros((0, 0), bool),
+            t,
+            g,
+            s,
+            el,
+            n,
         )
+    t, g, s, el = t[:n], g[:n], s[:n], el[:n]
     n_steps_chunk = links.bounds.size - 1
     n_t = n_steps_chunk + (lo - s0)
     vis = terminal_visibility_links(

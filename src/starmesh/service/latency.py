@@ -283,10 +283,24 @@ def _bounded_mean(rho_milli: int, service_s: float, bound_s: float) -> float:
 def md1_bounded_mean_s(rho: ArrayLike, service_s: float, bound_s: float) -> FloatArray:
     """Mean of :func:`md1_wait_bounded_s` [s]: ``int_0^B (1 - F(x) / F(B)) dx``."""
     ri = _rho_milli(rho)
-    out = np.zeros(ri.shape)
-    for lv in np.unique(ri):
-        out[ri == lv] = _bounded_mean(int(lv), float(service_s), float(bound_s))
-    return out
+    levels, inv = _levels(ri, round(RHO_SATURATED / _RHO_STEP) + 1)
+    means = np.array(
+        [_bounded_mean(int(lv), float(service_s), float(bound_s)) for lv in levels], np.float64
+    )
+    return means[inv].reshape(ri.shape)
+
+
+def _levels(x: NDArray[np.int64], n: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``np.unique(x, return_inverse=True)`` (flat inverse) for integers in ``0 .. n - 1``.
+
+    A mark per level instead of a sort: the RTT tables run this on every (step, pair) of a
+    chunk (W4: 180,000 values of at most 1,000 levels each step)."""
+    flat = x.reshape(-1)
+    seen = np.zeros(n, bool)
+    seen[flat] = True
+    levels = np.flatnonzero(seen)
+    rank = np.cumsum(seen) - 1
+    return levels.astype(np.int64), rank[flat].astype(np.int64)
 
 
 def great_circle_m(
@@ -527,14 +541,16 @@ def rtt_quantiles_s(
     iu = np.clip(np.rint(ru / _RHO_TABLE_STEP), 0, top).astype(np.int64)
     jf = np.clip(np.rint(rf / _RHO_TABLE_STEP), 0, top).astype(np.int64)
     pair = iu * (top + 1) + jf
-    keys, inv = np.unique(pair, return_inverse=True)
+    keys, inv = _levels(pair, (top + 1) ** 2)
     table = np.full((keys.size, len(q)), np.inf)
     for k, key in enumerate(keys):
         a, b = divmod(int(key), top + 1)
         table[k] = _random_part_quantiles(
             a, b, uf, ff, params.queue_delay_max_s, tuple(q), seed, params.pre2024_excess_median_s
         )
-    quant = det[None] + np.moveaxis(table[inv.reshape(shape)], -1, 0)
-    quant = np.where(np.isfinite(prop)[None], quant, np.inf)
+    # The table gathered quantile-major (contiguous rows, not a strided moveaxis view), and
+    # the unreachable steps set in place.
+    quant = det[None] + table.T[:, inv].reshape((len(q), *shape))
+    quant[:, ~np.isfinite(prop)] = np.inf
     mean = _component_means(prop, up, proc, ru, rf, net, params)
     return quant, mean

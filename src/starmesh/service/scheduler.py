@@ -192,7 +192,6 @@ def schedule_sparse(
     policy, rng, slot_s, offset_s, epoch_second_of_minute, previous
         As for :func:`schedule`.
     """
-    from starmesh.service._merge import seen_over_slot
     from starmesh.topology import in_link_order
 
     if policy not in POLICIES:
@@ -206,70 +205,170 @@ def schedule_sparse(
         )
     if policy == "north" and north is None:
         raise ScenarioError("service.scheduler_policy", "policy 'north' needs north flags")
-    ti = np.asarray(t_idx, dtype=np.int64)
-    gi = np.asarray(site_idx, dtype=np.int64)
-    si = np.asarray(sat_idx, dtype=np.int64)
+    # Integer arrays are used as they come (the engine's are int32): the compiled passes are
+    # specialised to their type, so no int64 copy of every link is made.
+    ti, gi, si = (_int_array(x) for x in (t_idx, site_idx, sat_idx))
     el = np.asarray(elevation_rad, dtype=np.float64)
-    nb = np.zeros(ti.shape, dtype=bool) if north is None else np.asarray(north, dtype=bool)
-    if ti.size and np.any(np.diff(ti) < 0):
-        raise ScenarioError("service.gsl", "candidate links must be sorted by t_idx")
+    nb = np.zeros(0, dtype=bool) if north is None else np.asarray(north, dtype=bool)
+    # The compiled pass indexes by these without bounds checks: check them here.
+    if not (ti.shape == gi.shape == si.shape == el.shape and ti.ndim == 1):
+        raise ScenarioError(
+            "service.gsl",
+            f"t_idx {ti.shape}, site_idx {gi.shape}, sat_idx {si.shape} and elevation_rad "
+            f"{el.shape} must be 1-D of one length",
+        )
+    if policy == "north" and nb.shape != ti.shape:
+        raise ScenarioError(
+            "service.gsl", f"north has shape {nb.shape}, the links {ti.shape}: one flag per link"
+        )
+    if ti.size and (gi.min() < 0 or gi.max() >= n_sites or si.min() < 0):
+        raise ScenarioError(
+            "service.gsl",
+            f"site_idx must be in [0, {n_sites}) and sat_idx >= 0, got site_idx in "
+            f"[{gi.min()}, {gi.max()}] and sat_idx from {si.min()}",
+        )
     if not in_link_order(ti, gi, si):
+        if ti.size and np.any(np.diff(ti) < 0):
+            raise ScenarioError("service.gsl", "candidate links must be sorted by t_idx")
         # Within a step, by site then satellite (the order GslCandidates have).
         order = np.lexsort((si, gi, ti))
-        ti, gi, si, el, nb = ti[order], gi[order], si[order], el[order], nb[order]
+        ti, gi, si, el = ti[order], gi[order], si[order], el[order]
+        if nb.size:
+            nb = nb[order]
     slot = slot_index(
         t_s, slot_s=slot_s, offset_s=offset_s, epoch_second_of_minute=epoch_second_of_minute
     )
+    bounds = np.searchsorted(ti, np.arange(slot.size + 1, dtype=ti.dtype)).astype(np.int64)
+    serving, pick, _, _ = schedule_bounds(
+        slot,
+        n_sites,
+        bounds,
+        gi,
+        si,
+        el,
+        policy=policy,
+        rng=rng,
+        seed=seed,
+        north=nb,
+        previous=previous,
+    )
     n_t = slot.size
-    n_key = int(si.max(initial=-1)) + 1
-    key = gi * n_key + si
-    bounds = np.searchsorted(ti, np.arange(n_t + 1))
-    serving = np.full((n_t, n_sites), -1, dtype=np.int32)
-    starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]]) if n_t else np.zeros(0, int)
-    ends = np.r_[starts[1:], n_t]
-    pick = np.full(n_sites, -1, dtype=np.int64)
-    for a, b in zip(starts, ends, strict=True):
-        if a == 0 and previous is not None and previous[0] == slot[0]:
-            pick = np.asarray(previous[1], dtype=np.int64).copy()
-        else:
-            c0 = slice(bounds[a], bounds[a + 1])  # candidates at the slot's first step
-            k0, e0, g0, s0 = key[c0], el[c0], gi[c0], si[c0]
-            if policy == "hold":
-                # Each step's keys are sorted: one merge per step (sorting the slot's keys,
-                # as np.unique does, cost more than the rest of the scheduler).
-                count, emin = seen_over_slot(key, el, bounds, int(a), int(b))
-                whole = count == (b - a)
-                # Satellites visible all slot rank first, by their minimum elevation.
-                score = np.where(whole, 10.0 + emin, e0)
-            elif policy == "highest":
-                score = e0
-            elif policy == "north":
-                score = np.where(nb[c0], 10.0 + e0, e0)
-            else:
-                # With ``seed``, one Generator per global slot: the draw does not depend on how
-                # the run is cut into chunks (parallel chunks give the same bytes).
-                g_rng = (
-                    np.random.default_rng([seed, int(slot[a]) % 2**63]) if seed is not None else rng
-                )
-                assert g_rng is not None
-                score = g_rng.random(k0.size)
-            pick = np.full(n_sites, -1, dtype=np.int64)
-            if k0.size:
-                order = np.lexsort((-score, g0))
-                first = np.r_[True, g0[order][1:] != g0[order][:-1]]
-                pick[g0[order][first]] = s0[order][first]
-        ok = pick >= 0
-        want = np.flatnonzero(ok) * n_key + pick[ok]
-        for k in range(a, b):
-            # A step's keys are sorted (links by site, then satellite): a binary search
-            # finds which picks are still visible.
-            kk = key[bounds[k] : bounds[k + 1]]
-            pos = np.minimum(np.searchsorted(kk, want), max(kk.size - 1, 0))
-            here = (kk[pos] == want) if kk.size else np.zeros(want.size, bool)
-            serving[k, np.flatnonzero(ok)[here]] = pick[ok][here]
     carry = (int(slot[-1]) if n_t else -(2**62), pick.astype(np.int32))
     return Schedule(
         serving=serving, handovers=count_handovers(serving, previous), slot=slot, carry=carry
+    )
+
+
+def _int_array(x: ArrayLike) -> NDArray[np.integer]:
+    a = np.asarray(x)
+    return a if a.dtype.kind in "iu" else a.astype(np.int64)
+
+
+def schedule_bounds(
+    slot: NDArray[np.int64],
+    n_sites: int,
+    bounds: NDArray[np.int64],
+    site_idx: NDArray[np.integer],
+    sat_idx: NDArray[np.integer],
+    elevation_rad: NDArray[np.float64],
+    *,
+    policy: Policy = "hold",
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    north: NDArray[np.bool_] | None = None,
+    previous: tuple[int, NDArray[np.int32]] | None = None,
+    n_sats: int | None = None,
+    count_steps: tuple[int, int] = (0, 0),
+    sat_capacity_bps: NDArray[np.float64] | None = None,
+) -> tuple[NDArray[np.int32], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """:func:`schedule_sparse`'s assignments from links grouped by step (no checks), and the
+    satellites in view of each terminal at some of the steps.
+
+    Parameters
+    ----------
+    slot : ndarray of int64, shape (T,)
+        Slot number of each step (:func:`slot_index`), non-decreasing.
+    n_sites : int
+        ``G``.
+    bounds : ndarray of int64, shape (T + 1,)
+        Links of step ``k`` are ``bounds[k] .. bounds[k + 1] - 1``.
+    site_idx, sat_idx : ndarray of int, shape (L,)
+        Within each step ascending by site, then satellite, each pair once; sites in
+        ``0 .. n_sites - 1`` and satellites in ``0 .. n_sats - 1`` (not checked).
+    elevation_rad : ndarray of float64, shape (L,)
+    policy, rng, seed, previous
+        As for :func:`schedule_sparse` (``policy`` already checked).
+    north : ndarray of bool, shape (L,), optional
+        Required for ``"north"``.
+    n_sats : int, optional
+        More than the largest satellite index (default: found from ``sat_idx``).
+    count_steps : (int, int)
+        Steps ``k0 .. k1 - 1`` at which to count each terminal's links.
+    sat_capacity_bps : ndarray of float64, shape (S,), optional
+        Each satellite's capacity [bit/s], summed over those links (zeros if not given).
+
+    Returns
+    -------
+    serving : ndarray of int32, shape (T, G)
+    pick : ndarray of int64, shape (G,)
+        The last slot's assignment.
+    n_visible : ndarray of int64, shape (k1 - k0, G)
+        Links of each terminal at the counted steps.
+    capacity_bps : ndarray of float64, shape (k1 - k0, G)
+        Sum of their satellites' ``sat_capacity_bps``, added in link order.
+    """
+    from starmesh.service import sched_kernel as K
+
+    n_t = slot.size
+    starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]]) if n_t else np.zeros(0, int)
+    ends = np.r_[starts[1:], n_t].astype(np.int64)
+    starts = starts.astype(np.int64)
+    carried = previous is not None and n_t > 0 and previous[0] == slot[0]
+    draw_off = np.zeros(starts.size + 1, np.int64)
+    draws = np.zeros(0)
+    if policy == "random":
+        parts = []
+        for j, a in enumerate(starts):
+            if j == 0 and carried:
+                parts.append(np.zeros(0))
+                continue
+            # With ``seed``, one Generator per global slot: the draw does not depend on how
+            # the run is cut into chunks (parallel chunks give the same bytes).
+            g_rng = np.random.default_rng([seed, int(slot[a]) % 2**63]) if seed is not None else rng
+            assert g_rng is not None
+            parts.append(g_rng.random(int(bounds[a + 1] - bounds[a])))
+        draw_off[1:] = np.cumsum([p.size for p in parts])
+        draws = np.concatenate(parts) if parts else draws
+    carry = (
+        np.asarray(previous[1], dtype=np.int64)
+        if carried and previous is not None
+        else np.full(n_sites, -1, np.int64)
+    )
+    code = {"hold": K.HOLD, "highest": K.HIGHEST, "north": K.NORTH, "random": K.RANDOM}[policy]
+    if n_sats is None:
+        n_sats = int(np.max(sat_idx, initial=-1)) + 1
+    if policy == "north" and (north is None or north.size != sat_idx.size):
+        raise ScenarioError("service.scheduler_policy", "policy 'north' needs a flag per link")
+    if sat_capacity_bps is None:
+        sat_capacity_bps = np.zeros(n_sats)
+    return K.schedule_slots(
+        bounds,
+        np.ascontiguousarray(site_idx),
+        np.ascontiguousarray(sat_idx),
+        np.ascontiguousarray(elevation_rad, dtype=np.float64),
+        np.zeros(0, bool) if north is None else np.ascontiguousarray(north, dtype=bool),
+        starts,
+        ends,
+        code,
+        draws,
+        draw_off,
+        n_sites,
+        n_sats,
+        carry,
+        carried,
+        count_steps[0],
+        count_steps[1],
+        np.ascontiguousarray(sat_capacity_bps, dtype=np.float64),
     )
 
 
