@@ -99,6 +99,79 @@ def test_jammer_next_to_a_terminal_takes_it_down(baseline, tmp_path):
     assert _run(tmp_path, weak, "weak")["rtt_ms"].notna().all()
 
 
+def test_service_model_schedules_only_links_that_work(tmp_path):
+    """Under the service model a jammed or geofenced terminal is not scheduled at all (no
+    serving satellite, speed tests 0) where routing finds no link, and every terminal that is
+    scheduled is routed: the scheduler picks among the links chunk_links keeps. Before, the
+    scheduler saw only geometry and reported 220 Mbit/s for a terminal with no route."""
+    ring = [[36.0, 46.5], [38.5, 46.5], [38.5, 48.0], [36.0, 48.0], [36.0, 46.5]]
+    data = {
+        **BASE,
+        "service": {"model": "service"},
+        "routing": {"modes": ["isl"]},
+        "disruptions": {
+            "jammers": [
+                {
+                    "name": "near",
+                    "lat_deg": 46.60,
+                    "lon_deg": 32.66,
+                    "alt_m": 30.0,
+                    "eirp_dbw": 50.0,
+                }
+            ],
+            "denied_areas": [
+                {"name": "south-east", "geojson": {"type": "Polygon", "coordinates": [ring]}}
+            ],
+        },
+    }
+    run_plan(build_plan(parse_scenario(data)), tmp_path / "svc")
+    term = pq.read_table(tmp_path / "svc" / "terminals.parquet").to_pandas()
+    rtt = pq.read_table(tmp_path / "svc" / "rtt.parquet").to_pandas()
+    routed = rtt.set_index(["t_s", "src"])["rtt_ms"].notna()
+    served = term.set_index(["t_s", "terminal"])["serving_sat"].notna()
+    served.index.names = routed.index.names
+    joined = pd.concat([served.rename("served"), routed.rename("routed")], axis=1, join="inner")
+    assert len(joined) == len(term)
+    np.testing.assert_array_equal(joined["served"], joined["routed"])
+    for city in ("Kherson", "Mariupol"):
+        rows = term[term["terminal"] == city]
+        assert rows["serving_sat"].isna().all(), city
+        assert (rows["download_mbps"] == 0).all() and (rows["upload_mbps"] == 0).all(), city
+    others = term[~term["terminal"].isin(["Kherson", "Mariupol"])]
+    assert others["serving_sat"].notna().all() and (others["download_mbps"] > 0).all()
+
+
+def test_service_speed_test_keeps_what_jamming_leaves_of_the_link():
+    """A 30 dBW jammer next to Kherson degrades its link without closing it: the terminal is
+    served at every step, its speed tests fall below the unjammed 220 Mbit/s (the beam keeps
+    the link budget's share with the jammer), and no other terminal changes."""
+    from starmesh.engine import compute_chunk
+
+    base = {**BASE, "service": {"model": "service"}, "routing": {"modes": ["isl"]}}
+    jam = {
+        **base,
+        "disruptions": {
+            "jammers": [
+                {"name": "j", "lat_deg": 46.60, "lon_deg": 32.66, "alt_m": 30.0, "eirp_dbw": 30.0}
+            ]
+        },
+    }
+    p0, p1 = build_plan(parse_scenario(base)), build_plan(parse_scenario(jam))
+    r0, r1 = compute_chunk(p0, 0, p0.grid.n_steps), compute_chunk(p1, 0, p1.grid.n_steps)
+    assert r0.service is not None and r1.service is not None
+    g = list(p0.service.terminals).index(list(p0.sites.names).index("Kherson"))
+    assert (r1.service.serving[:, g] >= 0).all()
+    assert (r0.service.download_bps[:, g] == 220e6).all()
+    assert (r1.service.download_bps[:, g] < 200e6).all() and (
+        r1.service.download_bps[:, g] > 0
+    ).all()
+    assert (r1.service.upload_bps[:, g] <= r0.service.upload_bps[:, g]).all()
+    rest = np.arange(r0.service.serving.shape[1]) != g
+    np.testing.assert_array_equal(
+        r1.service.download_bps[:, rest], r0.service.download_bps[:, rest]
+    )
+
+
 def test_failed_satellites_never_forward(tmp_path):
     failed = [10, 11, 12, 500, 1000, 1500]
     data = {

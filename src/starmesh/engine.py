@@ -204,20 +204,48 @@ def _usable_gsls(
     that jamming leaves (link-budget capacity with the jammers over that without them; 1
     without jammers).
     """
-    site = gsl_sites[gsl.site_idx]
+    keep, down, up = _link_usability(
+        plan, gsl.t_idx, gsl_sites[gsl.site_idx], gsl.sat_idx, r, t_s, site_failed
+    )
+    if keep.all():
+        return gsl, down, up
+    return gsl.select(keep), down[keep], up[keep]
+
+
+def _link_usability(
+    plan: RunPlan,
+    t_idx: NDArray[np.integer],
+    site: NDArray[np.int64],
+    sat: NDArray[np.integer],
+    r: NDArray[np.float64],
+    t_s: NDArray[np.float64],
+    site_failed: NDArray[np.bool_] | None,
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]:
+    """Which ground-satellite links are usable (site not denied or failed, link budget closes
+    with the jammers), and the share of each link's down- and uplink capacity that jamming
+    leaves, each shape (L,).
+
+    Parameters
+    ----------
+    t_idx, site, sat : ndarray, shape (L,)
+        Step (row of ``r`` and ``t_s``), site index and satellite of each link.
+    r : ndarray, shape (T, S, 3)
+    t_s : ndarray, shape (T,)
+    site_failed : ndarray of bool, shape (T, G), or None
+    """
     keep = np.ones(site.size, bool)
     if plan.denied is not None:
         keep &= ~plan.denied[site]
     if site_failed is not None:
-        keep &= ~site_failed[gsl.t_idx, site]
+        keep &= ~site_failed[t_idx, site]
     down = np.ones(site.size)
     up = np.ones(site.size)
     if plan.profiles is not None and keep.any():
         idx = np.flatnonzero(keep)
         q = gsl_quality(
-            gsl.t_idx[idx],
+            t_idx[idx],
             site[idx],
-            gsl.sat_idx[idx],
+            sat[idx],
             r,
             plan.sites.r_ecef_m,
             plan.sites.up,
@@ -228,9 +256,9 @@ def _usable_gsls(
         keep[idx[~q.up]] = False
         if plan.jammers:
             clear = gsl_quality(
-                gsl.t_idx[idx],
+                t_idx[idx],
                 site[idx],
-                gsl.sat_idx[idx],
+                sat[idx],
                 r,
                 plan.sites.r_ecef_m,
                 plan.sites.up,
@@ -239,9 +267,7 @@ def _usable_gsls(
             with np.errstate(invalid="ignore", divide="ignore"):
                 down[idx] = np.nan_to_num(q.downlink.capacity_bps / clear.downlink.capacity_bps)
                 up[idx] = np.nan_to_num(q.uplink.capacity_bps / clear.uplink.capacity_bps)
-    if keep.all():
-        return gsl, down, up
-    return gsl.select(keep), down[keep], up[keep]
+    return keep, down, up
 
 
 def _site_capacity(
@@ -926,12 +952,17 @@ class Scheduled:
         that see a gateway).
     capacity_in_view_bps : ndarray, shape (T, Gt)
         Sum of those satellites' user-downlink capacities [bit/s] (``plan.service``).
+    down_share, up_share : ndarray, shape (T, Gt), or None
+        Share of the serving link's down- and uplink capacity that jamming leaves (None: no
+        jammer, every share is 1).
     """
 
     serving: NDArray[np.int32]
     handover: NDArray[np.bool_]
     n_visible: NDArray[np.int64]
     capacity_in_view_bps: NDArray[np.float64]
+    down_share: NDArray[np.float64] | None = None
+    up_share: NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True)
@@ -1077,6 +1108,18 @@ def service_schedule(
         # terminal and tie-breaks rely on; anything else is put in that order first.
         order = np.lexsort((si, gi, ti))
         ti, gi, si, el = ti[order], gi[order], si[order], el[order]
+    # Only links that work can be scheduled (chunk_links drops the others from routing): a
+    # denied or failed terminal gets none, and a satellite whose link a jammer or the link
+    # budget closes is passed over for one that works, if any; else the terminal would hold a
+    # dead link for the whole slot. ASSUMED: Starlink's controller does not publish this.
+    shares = None
+    if plan.denied is not None or plan.failures is not None or plan.profiles is not None:
+        failed = None if plan.failures is None else plan.failures.site_failed(tw)
+        usable, down, up = _link_usability(plan, ti, term[gi], si, rw, tw, failed)
+        if plan.jammers:
+            shares = (down[usable], up[usable])
+        if not usable.all():
+            ti, gi, si, el = ti[usable], gi[usable], si[usable], el[usable]
     bounds = np.searchsorted(ti, np.arange(tw.size + 1, dtype=ti.dtype)).astype(np.int64)
     north = None
     if sv.policy == "north":
@@ -1108,8 +1151,26 @@ def service_schedule(
     serving = sch_serving[lo - a : stop - a]
     handover = np.zeros(serving.shape, bool)
     handover[1:] = (serving[1:] != serving[:-1]) & (serving[1:] >= 0) & (serving[:-1] >= 0)
+    down_share = up_share = None
+    if shares is not None:
+        # Each serving link's shares, looked up by (step, terminal, satellite): the links are
+        # in that order, so their keys are sorted.
+        n_s = rw.shape[1]
+        key = (ti.astype(np.int64) * term.size + gi) * n_s + si
+        t, g = np.nonzero(serving >= 0)
+        want = ((t + (lo - a)) * term.size + g) * n_s + serving[t, g]
+        pos = np.minimum(np.searchsorted(key, want), max(key.size - 1, 0))
+        down_share = np.ones(serving.shape)
+        up_share = np.ones(serving.shape)
+        down_share[t, g] = shares[0][pos]
+        up_share[t, g] = shares[1][pos]
     return Scheduled(
-        serving=serving, handover=handover, n_visible=n_vis, capacity_in_view_bps=cap_view
+        serving=serving,
+        handover=handover,
+        n_visible=n_vis,
+        capacity_in_view_bps=cap_view,
+        down_share=down_share,
+        up_share=up_share,
     )
 
 
@@ -1260,6 +1321,11 @@ def service_step(
         beam_up[tt, gg] = beam_capacity_bps(
             dist, elev[tt, gg], rain_db=sv.rain_up_db[gg], direction="up"
         )
+        if sched.down_share is not None and sched.up_share is not None:
+            # A jammed link keeps only part of its capacity (link budget with the jammers
+            # over that without them, as routing's GSL capacities).
+            beam[tt, gg] *= sched.down_share[tt, gg]
+            beam_up[tt, gg] *= sched.up_share[tt, gg]
     # The serving satellite's own capacity (its generation's); unserved steps keep the fleet
     # mean only so that the arrays stay finite (their download is 0).
     sat_cap = np.full(serving.shape, float(np.mean(sv.sat_capacity_bps)))
