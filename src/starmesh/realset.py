@@ -917,8 +917,11 @@ class PlusGridIsl:
         def key(target: NDArray[np.int64]) -> NDArray[np.float64]:
             # First order in the node difference dO: the nearest satellite of a plane dO
             # further east is at du = -dO cos i (as in _pair_step).
+            # The node difference wrapped to [-pi, pi) by a remainder: _pair_step's complex
+            # exponential and angle cost three transcendental passes over the satellites and
+            # agree to an ulp, far inside the one-slot bracket the partner search looks at.
             d = centre[np.maximum(target, 0)] - raan
-            d_node = np.where(target >= 0, np.angle(np.exp(1j * d)), 0.0)
+            d_node = np.where(target >= 0, np.remainder(d + np.pi, _TWO_PI) - np.pi, 0.0)
             tu = np.mod(u + (-d_node * cos_i), _TWO_PI)
             return np.maximum(target, 0) * 8.0 + tu
 
