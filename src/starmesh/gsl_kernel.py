@@ -154,7 +154,12 @@ def gsl_blocks(
     widest = 0
     for k in range(n_b):
         widest = max(widest, block_p[k + 1] - block_p[k])
-    sub = np.empty(widest, np.int64)
+    sub_sat = np.empty(widest, np.int64)
+    sub_site = np.empty(widest, np.int64)
+    sub_r = np.empty((widest, 3))
+    sub_up = np.empty((widest, 3))
+    sub_dist = np.empty(widest)
+    sub_x = np.empty(widest)
     # 1e-9 below the mask's sine is far outside rounding; the mask test follows in numpy.
     sin_min = math.sin(min_elevation_rad) - 1e-9
     bound = max_range_m if not use_elevation else radius_m
@@ -179,6 +184,8 @@ def gsl_blocks(
                             dz = r[t, s, 2] - r[mid, s, 2]
                             drift2 = max(drift2, dx * dx + dy * dy + dz * dz)
             drift = math.sqrt(drift2) + 1.0
+            # The pairs kept, with their site's position and vertical side by side: the steps'
+            # loop then reads them in order.
             n_sub = 0
             for p in range(p0, p1):
                 s = pair_sat[p]
@@ -191,28 +198,38 @@ def gsl_blocks(
                 keep = dist - drift <= lim
                 if use_elevation:
                     keep = keep & (dot + drift * sin_abs1 >= sin_min * dist)
+                sub_sat[n_sub] = s
+                sub_site[n_sub] = g
+                for j in range(3):
+                    sub_r[n_sub, j] = site_r[g, j]
+                    sub_up[n_sub, j] = site_up[g, j]
                 # Without a position at the middle step (NaN or not), a pair is never dropped.
-                sub[n_sub] = p
                 n_sub += keep | (not ok[mid, s])
-            # Branch-free compaction: every pair is written at the next free row and the row
-            # is kept only if the pair passes (the test is too close to call for a branch).
             for t in range(u, v):
+                rt = r[t]
+                okt = ok[t]
+                # Range and sine of every kept pair, then the test and a branch-free
+                # compaction: every pair is written at the next free row and the row is kept
+                # only if the pair passes (the test is too close to call for a branch).
                 for q in range(n_sub):
-                    p = sub[q]
-                    s = pair_sat[p]
-                    g = pair_site[p]
-                    dx = r[t, s, 0] - site_r[g, 0]
-                    dy = r[t, s, 1] - site_r[g, 1]
-                    dz = r[t, s, 2] - site_r[g, 2]
+                    s = sub_sat[q]
+                    dx = rt[s, 0] - sub_r[q, 0]
+                    dy = rt[s, 1] - sub_r[q, 1]
+                    dz = rt[s, 2] - sub_r[q, 2]
                     dist = math.sqrt(dx * dx + dy * dy + dz * dz)
-                    x = (dx * site_up[g, 0] + dy * site_up[g, 1] + dz * site_up[g, 2]) / dist
+                    sub_dist[q] = dist
+                    sub_x[q] = (dx * sub_up[q, 0] + dy * sub_up[q, 1] + dz * sub_up[q, 2]) / dist
+                for q in range(n_sub):
+                    s = sub_sat[q]
+                    dist = sub_dist[q]
+                    x = sub_x[q]
                     t_idx[n] = t
-                    site_idx[n] = g
+                    site_idx[n] = sub_site[q]
                     sat_idx[n] = s
                     length_m[n] = dist
                     sine[n] = 1.0 if x > 1.0 else (-1.0 if x < -1.0 else x)
                     # A satellite without a position has NaN coordinates and fails every test.
-                    keep = ok[t, s] & (dist <= radius_m) & (dist <= bound)
+                    keep = okt[s] & (dist <= radius_m) & (dist <= bound)
                     if use_elevation:
                         keep = keep & (x >= sin_min)
                     n += keep
