@@ -5,6 +5,7 @@ Fixed structure (``isl_edges (E, 2)``) is kept apart from per-step state (``isl_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -261,6 +262,10 @@ DENSE_GSL_MAX_PAIRS = 2_000_000
 #: candidate radius is widened by that distance, so the fraction bounds the extra candidates).
 WINDOW_MAX_DRIFT = 0.15
 
+#: Within a block, the compiled test drops, every this many steps, the candidate pairs that
+#: cannot pass at any of them (a bound on the satellites' moves around the middle step).
+WINDOW_SUB_STEPS = 6
+
 
 def find_gsls(
     r_ecef_m: NDArray[np.float64],
@@ -281,8 +286,9 @@ def find_gsls(
     and Starlink Gen1) one BLAS product of positions per block of steps is faster than building
     the tree. The ``"window"`` method (the default for many sites) uses the steps' coherence:
     one KD-tree of the satellites per block of consecutive steps, queried with the radius widened
-    by how far any satellite moves in the block, then the exact rule for every candidate pair at
-    every step in one compiled pass (:mod:`starmesh.gsl_kernel`). All give the same links.
+    by how far any satellite moves in the block, then, in one compiled pass
+    (:mod:`starmesh.gsl_kernel`), the exact rule at each step for the candidate pairs that can
+    pass within a few steps of it (:data:`WINDOW_SUB_STEPS`). All give the same links.
 
     Parameters
     ----------
@@ -359,27 +365,24 @@ def _window_blocks(
 ) -> list[tuple[int, int, NDArray[np.int64], NDArray[np.float64], float]]:
     """Blocks ``[a, b)`` of steps, each with its satellites, their reference positions and the
     largest distance [m] any of them moves from its reference within the block."""
+    from .gsl_kernel import block_reference
+
+    r = np.ascontiguousarray(r_ecef_m, dtype=np.float64)
+    okc = np.ascontiguousarray(ok, dtype=np.bool_)
     out = []
-    todo = [(0, r_ecef_m.shape[0])]
+    todo = [(0, r.shape[0])]
     while todo:
         a, b = todo.pop()
-        okb = ok[a:b]
-        seen = okb.any(axis=0)
-        sats = np.flatnonzero(seen)
+        # Reference: the middle step where the satellite has a position, else its first one.
+        sats, ref_t, drift2 = block_reference(r, okc, a, b)
         if sats.size == 0:
             continue
-        # Reference: the middle step where the satellite has a position, else its first one.
-        mid = (a + b - 1) // 2
-        ref_t = np.where(ok[mid, sats], mid, a + np.argmax(okb[:, sats], axis=0))
-        ref = r_ecef_m[ref_t, sats]
-        disp = r_ecef_m[a:b, sats] - ref[None]
-        d2 = np.where(okb[:, sats], np.einsum("tsk,tsk->ts", disp, disp), 0.0)
-        drift = float(np.sqrt(d2.max()))
+        drift = math.sqrt(drift2)
         if drift > WINDOW_MAX_DRIFT * radius_m and b - a > 1:
             c = (a + b) // 2
             todo += [(c, b), (a, c)]
             continue
-        out.append((a, b, sats, ref, drift))
+        out.append((a, b, sats, r[ref_t, sats], drift))
     out.sort(key=lambda x: x[0])
     return out
 
@@ -393,45 +396,62 @@ def _find_gsls_window(
     radius_m: float,
 ) -> GslCandidates:
     """:func:`find_gsls` by blocks of coherent steps (see its ``"window"`` method)."""
-    from .gsl_kernel import gsl_block
+    from .gsl_kernel import gsl_blocks
 
     r = np.ascontiguousarray(r_ecef_m, dtype=np.float64)
     okc = np.ascontiguousarray(ok, dtype=np.bool_)
     site_r = np.ascontiguousarray(site_r_m, dtype=np.float64)
     up = np.ascontiguousarray(site_up, dtype=np.float64)
+    n_s = r.shape[1]
     use_el = rule.min_elevation_rad is not None
     site_tree = cKDTree(site_r)
-    parts = []
+    steps, keys = [], []
     for a, b, sats, ref, drift in _window_blocks(r, okc, radius_m):
         # Triangle inequality: |r_t - site| <= radius implies |ref - site| <= radius + drift;
         # 1 m of slack covers the rounding of both distances. The exact test follows.
         coo = site_tree.sparse_distance_matrix(
             cKDTree(ref), radius_m + drift + 1.0, output_type="ndarray"
         )
-        g = coo["i"].astype(np.int64)
-        s = sats[coo["j"]]
-        order = np.lexsort((s, g))
-        parts.append(
-            gsl_block(
-                r,
-                okc,
-                a,
-                b,
-                g[order],
-                s[order],
-                site_r,
-                up,
-                radius_m,
-                use_el,
-                rule.min_elevation_rad or 0.0,
-                rule.max_range_m or 0.0,
-            )
-        )
-    if not parts:
+        # (site, satellite) order by one sort of the keys site x S + satellite, an order of
+        # magnitude faster than a lexsort of the two columns.
+        key = coo["i"].astype(np.int64) * n_s + sats[coo["j"]]
+        key.sort()
+        steps.append((a, b))
+        keys.append(key)
+    if not keys:
         return GslCandidates.empty()
-    t, g32, s32, length, sine = (np.concatenate(x) for x in zip(*parts, strict=True))
-    # The elevation and its test in numpy, exactly as the other methods take them.
-    el = np.arcsin(np.clip(sine, -1.0, 1.0))
+    block_p = np.zeros(len(keys) + 1, np.int64)
+    block_p[1:] = np.cumsum([k.size for k in keys])
+    pair_site, pair_sat = np.divmod(np.concatenate(keys), n_s)
+    # Room for every pair at every step; numpy's large allocations are mapped lazily (in huge
+    # pages where the system allows), so only the rows written are ever touched.
+    cap = sum(k.size * (b - a) for k, (a, b) in zip(keys, steps, strict=True))
+    t, g32, s32 = (np.empty(cap, np.int32) for _ in range(3))
+    length, sine = np.empty(cap), np.empty(cap)
+    n = gsl_blocks(
+        r,
+        okc,
+        np.array(steps, np.int64).reshape(-1, 2),
+        block_p,
+        pair_site,
+        pair_sat,
+        site_r,
+        up,
+        radius_m,
+        use_el,
+        rule.min_elevation_rad or 0.0,
+        rule.max_range_m or 0.0,
+        WINDOW_SUB_STEPS,
+        t,
+        g32,
+        s32,
+        length,
+        sine,
+    )
+    t, g32, s32, length, sine = t[:n], g32[:n], s32[:n], length[:n], sine[:n]
+    # The elevation and its test in numpy, exactly as the other methods take them (the kernel
+    # clipped the sine as np.clip does), in place of the kernel's sine.
+    el = np.arcsin(sine, out=sine)
     if use_el:
         keep = el >= rule.min_elevation_rad
         if not keep.all():
