@@ -86,7 +86,7 @@ def take_links(
         pg = out_g[n - 1]
         ps = out_s[n - 1]
     # A branch per link: sites come in long runs of links, so it is predicted (a branch-free
-    # compaction, as gsl_kernel.gsl_block's, was slower here).
+    # compaction, as gsl_kernel.gsl_blocks's, was slower here).
     for i in range(i0, i1):
         c = column[site_idx[i]]
         if c < 0:
