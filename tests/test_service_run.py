@@ -236,6 +236,34 @@ def test_run_folder_service_files_and_chunking_bytes(tmp_path: Path) -> None:
     assert all("upload_mbps_median" in t for t in sa["terminals"])
 
 
+def test_speed_test_medians_stream_by_blocks_of_terminals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary reads each terminal's speed tests back a block of terminals at a time (a
+    day of W4 would need 1.5 GB at once): blocks of one terminal give the same summary, and
+    the medians are those of terminals.parquet's served rows."""
+    import json
+
+    import starmesh.results as R
+    from starmesh.runner import run_scenario
+
+    # US terminals under the density load model: their speed tests differ from each other.
+    sc = load_scenario(VALIDATION / "us-2025q1.toml")
+    sc = sc.model_copy(update={"time": sc.time.model_copy(update={"duration_s": 30.0})})
+    run_scenario(sc, tmp_path / "whole")
+    monkeypatch.setattr(R, "_SUMMARY_BLOCK_BYTES", 8 * 30 * 3)  # three terminals a block
+    run_scenario(sc, tmp_path / "blocks")
+    a = json.loads((tmp_path / "whole" / "summary.json").read_text())["service"]
+    b = json.loads((tmp_path / "blocks" / "summary.json").read_text())["service"]
+    assert a == b
+    assert len({x["download_mbps_median"] for x in a["terminals"]}) > 3
+    t = pq.read_table(tmp_path / "whole" / "terminals.parquet").to_pandas()
+    for entry in a["terminals"]:
+        rows = t[(t["terminal"] == entry["site"]) & (t["download_mbps"] > 0)]
+        assert entry["download_mbps_median"] == pytest.approx(rows["download_mbps"].median())
+        assert entry["upload_mbps_median"] == pytest.approx(rows["upload_mbps"].median())
+
+
 def test_run_folder_without_upload_column_still_opens(tmp_path: Path) -> None:
     """A run folder written before the upload test (no ``upload_mbps`` column) opens: its
     dataset has the download and no upload variable."""

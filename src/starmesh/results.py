@@ -16,6 +16,7 @@ xarray and pandas are imported only when labelled results are asked for.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -252,18 +253,29 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
 
     sv = plan.service
     assert sv is not None
-    ex = [store.extra(i) for i in range(len(store.chunks))]
-    q = np.concatenate([e["svc_q"] for e in ex], axis=-1)  # (M, Q, P, T)
-    mean_sum = np.sum([e["svc_mean_ps"] for e in ex], axis=0).astype(np.float64) * 1e-12
-    n = np.sum([e["svc_n"] for e in ex], axis=0)  # (M, P)
-    hand: NDArray[np.int64] = np.sum([e["svc_handovers"] for e in ex], axis=0)
-    served: NDArray[np.int64] = np.sum([e["svc_served"] for e in ex], axis=0)
-    dl = np.concatenate([e["svc_dl"] for e in ex], axis=-1)  # (Gt, T)
-    ul = (
-        np.concatenate([e["svc_ul"] for e in ex], axis=-1)
-        if all("svc_ul" in e for e in ex)
-        else None
-    )
+    n_t = plan.grid.n_steps
+    # One chunk's counters at a time: a day of W4 holds 2,980 chunks, whose per-pair component
+    # sums alone are 1 GB together. Integer sums in any order are the same sums.
+    q: NDArray[np.float64] | None = None  # (M, Q, P, T), the series pairs
+    mean_ps: NDArray[np.int64] | None = None  # (M, P, C)
+    n: Any = 0
+    hand: Any = 0
+    served: Any = 0
+    for i, (a, b) in enumerate(store.chunks):
+        e = store.extra(i, ("svc_q", "svc_mean_ps", "svc_n", "svc_handovers", "svc_served"))
+        if q is None:
+            q = np.empty((*e["svc_q"].shape[:-1], n_t))
+            mean_ps = np.zeros_like(e["svc_mean_ps"])
+        assert mean_ps is not None
+        q[..., a:b] = e["svc_q"]
+        mean_ps += e["svc_mean_ps"]
+        n = n + e["svc_n"]
+        hand = hand + e["svc_handovers"]
+        served = served + e["svc_served"]
+    assert q is not None and mean_ps is not None
+    mean_sum = mean_ps.astype(np.float64) * 1e-12
+    dl_median = _terminal_medians(store, "svc_dl", len(sv.terminals), n_t)
+    ul_median = _terminal_medians(store, "svc_ul", len(sv.terminals), n_t)
     src, dst = plan.pair_names
     names = plan.sites.names
     n_t = plan.grid.n_steps
@@ -274,11 +286,14 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
         tot = mean_sum[m].sum(axis=0)  # (C,)
         cnt = max(int(n[m].sum()), 1)
         whole = float(tot.sum())
-        x = np.where(np.isfinite(q[m]), q[m], np.nan)
+        x = q[m]
+        x[~np.isfinite(x)] = np.nan
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(x, axis=-1)  # (Q, P)
-            pooled = np.nanmedian(x.reshape(x.shape[0], -1), axis=-1)  # (Q,)
+            # The pooled one last, in place (numpy's in-place nanmedian overwrites the NaNs
+            # with other values, so nothing may read x after it).
+            pooled = np.nanmedian(x.reshape(x.shape[0], -1), axis=-1, overwrite_input=True)
         modes[mode] = {
             "share": {
                 c: (float(tot[i] / whole) if whole > 0 else 0.0) for i, c in enumerate(COMPONENTS)
@@ -293,16 +308,14 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
             )
     terminals = []
     for g, site in enumerate(sv.terminals):
-        d = dl[g][dl[g] > 0]
         entry: dict[str, Any] = {
             "site": names[int(site)],
             "handovers": int(hand[g]),
             "served_fraction": float(served[g] / n_t),
-            "download_mbps_median": float(np.median(d) / 1e6) if d.size else None,
+            "download_mbps_median": None if dl_median is None else dl_median[g],
         }
-        if ul is not None:
-            u = ul[g][ul[g] > 0]
-            entry["upload_mbps_median"] = float(np.median(u) / 1e6) if u.size else None
+        if ul_median is not None:
+            entry["upload_mbps_median"] = ul_median[g]
         terminals.append(entry)
     return {
         "model": "service",
@@ -317,6 +330,33 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
         "pairs": pairs,
         "terminals": terminals,
     }
+
+
+#: Memory for one block of per-step series while the summary reads them back [bytes].
+_SUMMARY_BLOCK_BYTES = 64 * 2**20
+
+
+def _terminal_medians(
+    store: SeriesStore, key: str, n_g: int, n_t: int
+) -> list[float | None] | None:
+    """Each terminal's median speed test [Mbit/s] over the steps it was served (None if
+    never), from the chunks' ``key`` counters ``(G, Tc)`` [bit/s]: a block of terminals at a
+    time (64 MB of a day's steps), so that memory does not grow with the run. None when a
+    chunk lacks the counter (run folders written before the upload test)."""
+    block = max(1, _SUMMARY_BLOCK_BYTES // (8 * max(n_t, 1)))
+    out: list[float | None] = []
+    for g0 in range(0, n_g, block):
+        g1 = min(g0 + block, n_g)
+        x = np.empty((g1 - g0, n_t))
+        for i, (a, b) in enumerate(store.chunks):
+            e = store.extra(i, (key,))
+            if key not in e:
+                return None
+            x[:, a:b] = e[key][g0:g1]
+        for row in x:
+            d = row[row > 0]
+            out.append(float(np.median(d) / 1e6) if d.size else None)
+    return out
 
 
 def _finite_ms(x: float) -> float | None:
@@ -418,7 +458,7 @@ class SeriesStore(Protocol):
 
     chunks: list[tuple[int, int]]
 
-    def extra(self, index: int) -> dict[str, NDArray[Any]]: ...
+    def extra(self, index: int, keys: Sequence[str] | None = None) -> dict[str, NDArray[Any]]: ...
 
     def rows(self, m: int, p0: int, p1: int, n_t: int) -> NDArray[np.float64]: ...
 
@@ -439,8 +479,9 @@ class MemoryStore:
         self._series[index] = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)))
         self._extra[index] = chunk_counters(res, self.series_idx)
 
-    def extra(self, index: int) -> dict[str, NDArray[Any]]:
-        return self._extra[index]
+    def extra(self, index: int, keys: Sequence[str] | None = None) -> dict[str, NDArray[Any]]:
+        e = self._extra[index]
+        return e if keys is None else {k: e[k] for k in keys if k in e}
 
     def rows(self, m: int, p0: int, p1: int, n_t: int) -> NDArray[np.float64]:
         out = np.empty((p1 - p0, n_t))

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,10 +176,12 @@ class ChunkStore:
             raise
         return [self.series_path(index), self.extra_path(index)]
 
-    def extra(self, index: int) -> dict[str, NDArray[Any]]:
-        """Counters and states of one chunk."""
+    def extra(self, index: int, keys: Sequence[str] | None = None) -> dict[str, NDArray[Any]]:
+        """Counters and states of one chunk: all of them, or those of ``keys`` it has (only
+        those are read)."""
         with np.load(self.extra_path(index)) as z:
-            return {k: z[k] for k in z.files}
+            names = z.files if keys is None else [k for k in keys if k in z.files]
+            return {k: z[k] for k in names}
 
     def rows(self, m: int, p0: int, p1: int, n_t: int) -> NDArray[np.float64]:
         """Series of pairs ``p0 .. p1 - 1`` of mode ``m`` over the whole run, ``(p1-p0, T)``."""
