@@ -30,6 +30,20 @@ from starmesh.propagation import (
 ONE_MM = 1e-3
 
 
+def _epoch_remainder_s(rec, sat) -> float:
+    """The TLE epoch sgp4 keeps minus the record's epoch (a datetime, microsecond
+    resolution) [s]: what SGP4's time since epoch must be shifted by."""
+    jd_e, fr_e = jday(
+        rec.epoch.year,
+        rec.epoch.month,
+        rec.epoch.day,
+        rec.epoch.hour,
+        rec.epoch.minute,
+        rec.epoch.second + rec.epoch.microsecond * 1e-6,
+    )
+    return ((sat.jdsatepoch - jd_e) + (sat.jdsatepochF - fr_e)) * 86400.0
+
+
 def _vallado_cases() -> tuple[str, dict[int, list[tuple[float, np.ndarray]]]]:
     """SGP4-VER.TLE cut to standard 69-column lines, and tcppver.out's positions by satnum."""
     tle = (files("sgp4") / "SGP4-VER.TLE").read_text(encoding="ascii")
@@ -61,15 +75,7 @@ def test_sgp4_plumbing_matches_vallado_verification_vectors():
         one = satrecs_from_elements(elements.select([k]))
         sat = Satrec.twoline2rv(rec.line1, rec.line2, WGS72)
         # The record's epoch as our datetime (microsecond resolution) plus the exact remainder.
-        jd_e, fr_e = jday(
-            rec.epoch.year,
-            rec.epoch.month,
-            rec.epoch.day,
-            rec.epoch.hour,
-            rec.epoch.minute,
-            rec.epoch.second + rec.epoch.microsecond * 1e-6,
-        )
-        remainder_s = ((sat.jdsatepoch - jd_e) + (sat.jdsatepochF - fr_e)) * 86400.0
+        remainder_s = _epoch_remainder_s(rec, sat)
         assert abs(remainder_s) < 1e-6
         tsince_min = np.array([r[0] for r in rows])
         want_km = np.stack([r[1] for r in rows])
@@ -512,15 +518,7 @@ def test_interpolated_ephemeris_passes_vallado_near_earth_vectors() -> None:
         sat = Satrec.twoline2rv(rec.line1, rec.line2, WGS72)
         if sat.method != "n" or sat.ecco > EPHEMERIS_MAX_ECC:
             continue
-        jd_e, fr_e = jday(
-            rec.epoch.year,
-            rec.epoch.month,
-            rec.epoch.day,
-            rec.epoch.hour,
-            rec.epoch.minute,
-            rec.epoch.second + rec.epoch.microsecond * 1e-6,
-        )
-        remainder_s = ((sat.jdsatepoch - jd_e) + (sat.jdsatepochF - fr_e)) * 86400.0
+        remainder_s = _epoch_remainder_s(rec, sat)
         shift = timedelta(seconds=29.5)
         prop = Propagator(
             Constellation.from_elements("v", elements.select([k])),
