@@ -26,6 +26,9 @@ def nearest_in_plane(
 ) -> NDArray[np.int64]:
     """For each query, the nearest of the four satellites around its slot in a target plane.
 
+    The partner rule of :func:`nearest_pairing` (both call :func:`_nearest_one`) for given
+    queries: its tests check the rule against scipy's ``cdist`` over the candidates.
+
     Parameters
     ----------
     rs : ndarray, shape (N, 3)

@@ -813,12 +813,16 @@ class PlusGridIsl:
             return np.zeros(0, np.int64)
         u: NDArray[np.float64] = np.mod(u0 + udot * tau_s, _TWO_PI)
         flat = pid * 8.0 + u  # planes 8 rad apart: keys never interleave
-        if self.cross_plane == "nearest" and not self.cross_shell:
-            return self._nearest_pairing(r, sat, pid, u, flat, raan0, raandot, cos_i, tau_s)
+        if self.cross_plane == "nearest":
+            parts = [self._nearest_pairing(r, sat, pid, u, flat, raan0, raandot, cos_i, tau_s)]
+            if self.cross_shell:
+                a_x, b_x = _mutual_nearest_across_groups(r[sat], inf.shell_idx[sat])
+                a_x, b_x = sat[a_x], sat[b_x]
+                parts.append(np.minimum(a_x, b_x) * n_s + np.maximum(a_x, b_x))
+            return _distinct_keys(np.concatenate(parts), n_s)
+        # Lattice partners: Walker's same slot, dp F / P of a slot ahead in the next plane.
         order = np.argsort(flat, kind="stable")
         sat, pid, u, flat = sat[order], pid[order], u[order], flat[order]
-        raan0, raandot, cos_i = raan0[order], raandot[order], cos_i[order]
-        rs = r[sat]  # positions in the sorted order, gathered once
         counts = np.bincount(pid, minlength=self._n_planes)
         start = np.concatenate([[0], np.cumsum(counts)[:-1]])
         end = start + counts
@@ -841,38 +845,15 @@ class PlusGridIsl:
             pos = np.searchsorted(flat, tp * 8.0 + tu)
             hi = np.where(pos < end[tp], pos, start[tp])
             lo = np.where(pos - 1 >= start[tp], pos - 1, end[tp] - 1)
-            if self.cross_plane == "nearest":
-                # The bracket and one more on each side (cyclic within the plane), by 3-D
-                # distance: second-order terms can move the nearest one slot off the bracket.
-                from .grid_kernel import nearest_in_plane
-
-                pick = nearest_in_plane(rs, np.flatnonzero(valid), start[tp], counts[tp], pos)
-            else:
-                e_hi = np.abs(np.angle(np.exp(1j * (u[hi] - tu))))
-                e_lo = np.abs(np.angle(np.exp(1j * (u[lo] - tu))))
-                pick = np.where(e_lo < e_hi, lo, hi)
-            res[valid] = pick
+            e_hi = np.abs(np.angle(np.exp(1j * (u[hi] - tu))))
+            e_lo = np.abs(np.angle(np.exp(1j * (u[lo] - tu))))
+            res[valid] = np.where(e_lo < e_hi, lo, hi)
             return res
 
         nxt_plane = inf.plane_next.astype(np.int64)[pid]
         prv_plane = self._prev[pid]
-        if self.cross_plane == "lattice":
-            # Walker's same slot: the next plane is dp F / P of a slot ahead.
-            off_r = np.where(nxt_plane >= 0, self._next_off[pid], 0.0)
-            off_l = -np.where(prv_plane >= 0, self._next_off[np.maximum(prv_plane, 0)], 0.0)
-        else:
-            # To first order in the node difference dO, a satellite at u + du in a plane dO
-            # further east sits (du + dO cos i) ahead along track (and dO sin i cos u across),
-            # so the nearest one has du = -dO cos i.
-            raan = raan0 + raandot * tau_s
-            centre = self._plane_raan + self._plane_raan_dot * tau_s
-
-            def d_node(target: NDArray[np.int64]) -> NDArray[np.float64]:
-                d = centre[np.maximum(target, 0)] - raan
-                return np.where(target >= 0, np.angle(np.exp(1j * d)), 0.0)
-
-            off_r = -d_node(nxt_plane) * cos_i
-            off_l = -d_node(prv_plane) * cos_i
+        off_r = np.where(nxt_plane >= 0, self._next_off[pid], 0.0)
+        off_l = -np.where(prv_plane >= 0, self._next_off[np.maximum(prv_plane, 0)], 0.0)
         right = partner(nxt_plane, u + off_r)
         left = partner(prv_plane, u + off_l)
         has = right >= 0
@@ -881,15 +862,12 @@ class PlusGridIsl:
         a_list.append(sat[mutual])
         b_list.append(sat[right[mutual]])
         if self.cross_shell:
-            a_x, b_x = _mutual_nearest_across_groups(rs, inf.shell_idx[sat])
+            a_x, b_x = _mutual_nearest_across_groups(r[sat], inf.shell_idx[sat])
             a_list.append(sat[a_x])
             b_list.append(sat[b_x])
-        a = np.concatenate(a_list)
-        b = np.concatenate(b_list)
-        lo_ab, hi_ab = np.minimum(a, b), np.maximum(a, b)
-        keys = np.sort(lo_ab.astype(np.int64) * n_s + hi_ab)
-        # Sorted and deduplicated (np.unique hashes, which is slower here).
-        return keys[np.r_[True, keys[1:] != keys[:-1]] & (keys % n_s != keys // n_s)]
+        a = np.concatenate(a_list).astype(np.int64)
+        b = np.concatenate(b_list).astype(np.int64)
+        return _distinct_keys(np.minimum(a, b) * n_s + np.maximum(a, b), n_s)
 
     def _nearest_pairing(
         self,
@@ -903,9 +881,10 @@ class PlusGridIsl:
         cos_i: NDArray[np.float64],
         tau_s: float,
     ) -> NDArray[np.int64]:
-        """:meth:`_pair_step` for nearest partners within shells: the projected slots in
-        numpy (elementwise, so in the satellites' own order), the sorts, searches and choices
-        in one compiled pass (:func:`starmesh.grid_kernel.nearest_pairing`); same edges."""
+        """The within-shell links of :meth:`_pair_step` with nearest partners, as unsorted
+        keys ``a * S + b`` (repeats and self-links possible): the projected slots in numpy
+        (elementwise, so in the satellites' own order), the sorts, searches and choices in one
+        compiled pass (:func:`starmesh.grid_kernel.nearest_pairing`)."""
         from .grid_kernel import nearest_pairing
 
         inf = self.inference
@@ -915,18 +894,18 @@ class PlusGridIsl:
         centre = self._plane_raan + self._plane_raan_dot * tau_s
 
         def key(target: NDArray[np.int64]) -> NDArray[np.float64]:
-            # First order in the node difference dO: the nearest satellite of a plane dO
-            # further east is at du = -dO cos i (as in _pair_step).
-            # The node difference wrapped to [-pi, pi) by a remainder: _pair_step's complex
-            # exponential and angle cost three transcendental passes over the satellites and
-            # agree to an ulp, far inside the one-slot bracket the partner search looks at.
+            # To first order in the node difference dO, a satellite at u + du in a plane dO
+            # further east sits (du + dO cos i) ahead along track (and dO sin i cos u across),
+            # so the nearest one has du = -dO cos i. The node difference is wrapped to
+            # [-pi, pi) by a remainder (a complex exponential and its angle agree to an ulp at
+            # three transcendental passes' cost), far inside the one-slot bracket the partner
+            # search looks at.
             d = centre[np.maximum(target, 0)] - raan
             d_node = np.where(target >= 0, np.remainder(d + np.pi, _TWO_PI) - np.pi, 0.0)
             tu = np.mod(u + (-d_node * cos_i), _TWO_PI)
             return np.maximum(target, 0) * 8.0 + tu
 
-        n_s = inf.shell_idx.size
-        keys = nearest_pairing(
+        return nearest_pairing(
             r,
             np.argsort(flat, kind="stable"),
             sat,
@@ -937,10 +916,8 @@ class PlusGridIsl:
             prv_plane,
             key(prv_plane),
             self._n_planes,
-            n_s,
+            inf.shell_idx.size,
         )
-        keys.sort()
-        return keys[np.r_[True, keys[1:] != keys[:-1]] & (keys % n_s != keys // n_s)]
 
     def links(
         self,
@@ -993,6 +970,13 @@ class PlusGridIsl:
                 with np.errstate(invalid="ignore"):
                     up[t] &= np.einsum("ei,ei->e", d, d) <= r2
         return edges, up
+
+
+def _distinct_keys(keys: NDArray[np.int64], n_s: int) -> NDArray[np.int64]:
+    """Edge keys ``a * n_s + b`` sorted, without repeats and self-links (``a == b``); a sort
+    and a neighbour comparison, as np.unique hashes, which is slower here."""
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]] & (keys % n_s != keys // n_s)]
 
 
 def _mutual_nearest_across_groups(
