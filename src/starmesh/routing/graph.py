@@ -238,6 +238,8 @@ class ChunkGraph:
         The satellite at each satellite node when the graph numbers them in another order
         than the problem (``sat_order`` of :func:`build_chunk_graph`); None: the same order.
         Node ids the kernels return are the graph's; :meth:`to_problem` maps them back.
+    node_of_sat : ndarray of int64, shape (S,), or None
+        The inverse: the node of each satellite (:meth:`from_problem`).
     """
 
     indptr: NDArray[np.int64]
@@ -248,29 +250,16 @@ class ChunkGraph:
     pos_fibre: NDArray[np.int64]
     base_w: NDArray[np.float64]
     sat_of_node: NDArray[np.int64] | None = None
+    node_of_sat: NDArray[np.int64] | None = None
 
     def to_problem(self, nodes: NDArray[np.integer]) -> NDArray[np.int64]:
         """Graph node ids -> the problem's (satellites renumbered back; sites and -1 as
         they are). Any shape."""
-        out = np.asarray(nodes, dtype=np.int64)
-        if self.sat_of_node is None:
-            return out
-        sat = (out >= 0) & (out < self.sat_of_node.size)
-        out = out.copy()
-        out[sat] = self.sat_of_node[out[sat]]
-        return out
+        return _renumber_sats(nodes, self.sat_of_node)
 
     def from_problem(self, nodes: NDArray[np.integer]) -> NDArray[np.int64]:
         """The problem's node ids -> the graph's (inverse of :meth:`to_problem`)."""
-        out = np.asarray(nodes, dtype=np.int64)
-        if self.sat_of_node is None:
-            return out
-        node_of_sat = np.empty_like(self.sat_of_node)
-        node_of_sat[self.sat_of_node] = np.arange(self.sat_of_node.size)
-        sat = (out >= 0) & (out < self.sat_of_node.size)
-        out = out.copy()
-        out[sat] = node_of_sat[out[sat]]
-        return out
+        return _renumber_sats(nodes, self.node_of_sat)
 
     def weights(
         self,
@@ -328,7 +317,8 @@ def build_chunk_graph(
     sat_order : ndarray of int64, shape (S,), optional
         Number the satellite nodes in this order (node ``i`` is satellite ``sat_order[i]``),
         e.g. by shell and plane, so that a tree confined to one shell's mesh touches one block
-        of nodes; kept as :attr:`ChunkGraph.sat_of_node`. Default: the problem's order.
+        of nodes; kept as :attr:`ChunkGraph.sat_of_node` (and its inverse,
+        :attr:`ChunkGraph.node_of_sat`). Default: the problem's order.
     """
     parts_src: list[NDArray[np.int64]] = []
     parts_dst: list[NDArray[np.int64]] = []
@@ -376,4 +366,19 @@ def build_chunk_graph(
         pos_fibre=np.stack([pos[off : off + n_f], pos[off + n_f : off + 2 * n_f]], axis=1),
         base_w=base_w,
         sat_of_node=None if sat_order is None else np.asarray(sat_order, dtype=np.int64),
+        node_of_sat=node_of_sat,
     )
+
+
+def _renumber_sats(
+    nodes: NDArray[np.integer], table: NDArray[np.int64] | None
+) -> NDArray[np.int64]:
+    """Node ids with the satellites' (ids below ``table.size``) mapped through ``table``;
+    sites and -1 as they are, ``nodes`` itself without a table."""
+    out = np.asarray(nodes, dtype=np.int64)
+    if table is None:
+        return out
+    sat = (out >= 0) & (out < table.size)
+    out = out.copy()
+    out[sat] = table[out[sat]]
+    return out
