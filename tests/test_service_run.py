@@ -251,7 +251,7 @@ def test_speed_test_medians_stream_by_blocks_of_terminals(
     sc = load_scenario(VALIDATION / "us-2025q1.toml")
     sc = sc.model_copy(update={"time": sc.time.model_copy(update={"duration_s": 30.0})})
     run_scenario(sc, tmp_path / "whole")
-    monkeypatch.setattr(R, "_SUMMARY_BLOCK_BYTES", 8 * 30 * 3)  # three terminals a block
+    monkeypatch.setattr(R, "_SUMMARY_BLOCK_BYTES", 8 * 2 * 30 * 3)  # 3 terminals a block (2 keys)
     run_scenario(sc, tmp_path / "blocks")
     a = json.loads((tmp_path / "whole" / "summary.json").read_text())["service"]
     b = json.loads((tmp_path / "blocks" / "summary.json").read_text())["service"]

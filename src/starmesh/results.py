@@ -274,11 +274,10 @@ def _service_summary(plan: RunPlan, store: SeriesStore) -> dict[str, Any]:
         served = served + e["svc_served"]
     assert q is not None and mean_ps is not None
     mean_sum = mean_ps.astype(np.float64) * 1e-12
-    dl_median = _terminal_medians(store, "svc_dl", len(sv.terminals), n_t)
-    ul_median = _terminal_medians(store, "svc_ul", len(sv.terminals), n_t)
+    speed = _terminal_medians(store, ("svc_dl", "svc_ul"), len(sv.terminals), n_t)
+    dl_median, ul_median = speed["svc_dl"], speed["svc_ul"]
     src, dst = plan.pair_names
     names = plan.sites.names
-    n_t = plan.grid.n_steps
     modes: dict[str, Any] = {}
     pairs: list[dict[str, Any]] = []
     qn = [quantile_name(x) for x in sv.quantiles]
@@ -337,25 +336,32 @@ _SUMMARY_BLOCK_BYTES = 64 * 2**20
 
 
 def _terminal_medians(
-    store: SeriesStore, key: str, n_g: int, n_t: int
-) -> list[float | None] | None:
+    store: SeriesStore, keys: tuple[str, ...], n_g: int, n_t: int
+) -> dict[str, list[float | None] | None]:
     """Each terminal's median speed test [Mbit/s] over the steps it was served (None if
-    never), from the chunks' ``key`` counters ``(G, Tc)`` [bit/s]: a block of terminals at a
-    time (64 MB of a day's steps), so that memory does not grow with the run. None when a
-    chunk lacks the counter (run folders written before the upload test)."""
-    block = max(1, _SUMMARY_BLOCK_BYTES // (8 * max(n_t, 1)))
-    out: list[float | None] = []
+    never), from the chunks' counters ``keys`` ``(G, Tc)`` [bit/s], read in one pass a block
+    of terminals at a time (64 MB of a day's steps), so that memory does not grow with the
+    run. A key's list is None when a chunk lacks it (run folders written before the upload
+    test)."""
+    block = max(1, _SUMMARY_BLOCK_BYTES // (8 * len(keys) * max(n_t, 1)))
+    out: dict[str, list[float | None] | None] = {k: [] for k in keys}
     for g0 in range(0, n_g, block):
         g1 = min(g0 + block, n_g)
-        x = np.empty((g1 - g0, n_t))
+        x = {k: np.empty((g1 - g0, n_t)) for k in keys}
         for i, (a, b) in enumerate(store.chunks):
-            e = store.extra(i, (key,))
-            if key not in e:
-                return None
-            x[:, a:b] = e[key][g0:g1]
-        for row in x:
-            d = row[row > 0]
-            out.append(float(np.median(d) / 1e6) if d.size else None)
+            e = store.extra(i, keys)
+            for k in keys:
+                if k in e:
+                    x[k][:, a:b] = e[k][g0:g1]
+                else:
+                    out[k] = None
+        for k in keys:
+            medians = out[k]
+            if medians is None:
+                continue
+            for row in x[k]:
+                d = row[row > 0]
+                medians.append(float(np.median(d) / 1e6) if d.size else None)
     return out
 
 
