@@ -30,6 +30,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 _INF = np.inf
+#: Nodes per block of a tree's block flags (:attr:`TreeState.blocks`): 2**6.
+_BLOCK_SHIFT = 6
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -88,10 +90,12 @@ def _relax_from_heap(
     cnt: int,
     listed: NDArray[np.int32],
     mark: int,
+    blocks: NDArray[np.uint8],
 ) -> tuple[int, int]:
     # Returns how many times a node's parent edge was replaced, and the new length of the
     # tree's node list ``od``: a node reached for the first time (``listed[v] != mark``) is
-    # appended to it, so the list holds every node the tree reaches.
+    # appended to it, so the list holds every node the tree reaches, and its block of
+    # ``_BLOCK`` nodes is flagged in ``blocks``.
     changes = 0
     while n > 0:
         key = hk[0]
@@ -113,6 +117,7 @@ def _relax_from_heap(
                     listed[v] = mark
                     od[cnt] = v
                     cnt += 1
+                    blocks[v >> _BLOCK_SHIFT] = 1
                 n = _push(hk, hv, n, nd, v)
     return changes, cnt
 
@@ -149,6 +154,10 @@ class TreeState:
     pnode, pin, order : ndarray of int32, shape (K, N)
         ``order[k, :n_order[k]]``: the nodes tree ``k`` lists (the rest is scratch).
     n_order : ndarray of int64, shape (K,)
+    blocks : ndarray of uint8, shape (K, ceil(N / 64))
+        1 where a block of 64 consecutive nodes holds a node the tree lists. The search for
+        violating edges scans only those blocks: a tree spans one shell, whose satellites the
+        routing graph numbers consecutively, so it skips the other shells' nodes whole.
     """
 
     in_order: NDArray[np.int64]
@@ -157,6 +166,7 @@ class TreeState:
     pin: NDArray[np.int32]
     order: NDArray[np.int32]
     n_order: NDArray[np.int64]
+    blocks: NDArray[np.uint8]
     heap_keys: NDArray[np.float64]
     heap_nodes: NDArray[np.int64]
     marks: NDArray[np.int32]
@@ -184,6 +194,7 @@ class TreeState:
             pin=np.full((n_roots, n_nodes), -1, np.int32),
             order=np.tile(np.arange(n_nodes, dtype=np.int32), (n_roots, 1)),
             n_order=np.full(n_roots, n_nodes, np.int64),
+            blocks=np.ones((n_roots, ((n_nodes - 1) >> _BLOCK_SHIFT) + 1), np.uint8),
             heap_keys=np.empty((n_thr, m + n_nodes + 1)),
             heap_nodes=np.empty((n_thr, m + n_nodes + 1), np.int64),
             marks=np.zeros((n_thr, n_nodes + 1), np.int32),
@@ -220,6 +231,7 @@ def _full_trees(
     pin: NDArray[np.int32],
     order: NDArray[np.int32],
     n_order: NDArray[np.int64],
+    blocks: NDArray[np.uint8],
     heap_keys: NDArray[np.float64],
     heap_nodes: NDArray[np.int64],
     marks: NDArray[np.int32],
@@ -240,6 +252,8 @@ def _full_trees(
         d[r] = 0.0
         order[k, 0] = r
         listed[r] = mark
+        blocks[k, :] = 0
+        blocks[k, r >> _BLOCK_SHIFT] = 1
         n = _push(hk, hv, 0, 0.0, r)
         _, n_order[k] = _relax_from_heap(
             indptr,
@@ -257,6 +271,7 @@ def _full_trees(
             1,
             listed,
             mark,
+            blocks[k],
         )
 
 
@@ -301,6 +316,7 @@ def sssp_full(
         state.pin,
         state.order,
         state.n_order,
+        state.blocks,
         state.heap_keys,
         state.heap_nodes,
         state.marks,
@@ -321,6 +337,7 @@ def _update_trees(
     pin: NDArray[np.int32],
     order: NDArray[np.int32],
     n_order: NDArray[np.int64],
+    blocks: NDArray[np.uint8],
     heap_keys: NDArray[np.float64],
     heap_nodes: NDArray[np.int64],
     marks: NDArray[np.int32],
@@ -401,19 +418,24 @@ def _update_trees(
                 seq[cnt] = u
                 cnt += 1
         od[:cnt] = seq[:cnt]
-        # 2. Seed every node with an edge that violates optimality.
+        # 2. Seed every node with an edge that violates optimality, in node order, in the
+        # blocks that hold listed nodes (the others are all unreached: inf).
         n = 0
-        for u in range(n_nodes):
-            du = d[u]
-            if du == _INF:
+        bk = blocks[k]
+        for b in range(bk.size):
+            if bk[b] == 0:
                 continue
-            for e in range(indptr[u], indptr[u + 1]):
-                if du + w[e] < d[indices[e]]:
-                    n = _push(hk, hv, n, du, u)
-                    break
+            for u in range(b << _BLOCK_SHIFT, min((b + 1) << _BLOCK_SHIFT, n_nodes)):
+                du = d[u]
+                if du == _INF:
+                    continue
+                for e in range(indptr[u], indptr[u + 1]):
+                    if du + w[e] < d[indices[e]]:
+                        n = _push(hk, hv, n, du, u)
+                        break
         # 3. Relax from the seeds only; nodes reached for the first time join the list.
         changed, n_order[k] = _relax_from_heap(
-            indptr, indices, in_pos, w, d, p, q, pi, hk, hv, n, od, cnt, done, mark
+            indptr, indices, in_pos, w, d, p, q, pi, hk, hv, n, od, cnt, done, mark, bk
         )
         work[k] += changed
     return work
@@ -467,6 +489,7 @@ def sssp_update(
         state.pin,
         state.order,
         state.n_order,
+        state.blocks,
         state.heap_keys,
         state.heap_nodes,
         state.marks,
