@@ -63,6 +63,35 @@ def _check_tree(indptr, indices, edge_src, w, roots, dist, pedge):
             assert dist[k, v] == dist[k, edge_src[e]] + w[e]
 
 
+def _check_lists(state, edge_src, roots, dist, pedge, parents_first):
+    """The lists the next update re-sums along: each tree's list starts at its root and holds
+    distinct nodes, every node the tree reaches among them (nodes never reached are skipped by
+    the next update, so a missing one would be lost); at each place, the parent's place and the
+    tree edge are the node's; the blocks the scan visits hold every listed node. Parents
+    come before their children (``parents_first``) after a computation from scratch."""
+    n = dist.shape[1]
+    for k, r in enumerate(roots):
+        listed = state.order[k, : state.n_order[k]]
+        assert listed[0] == r
+        assert np.unique(listed).size == listed.size
+        assert np.isin(np.flatnonzero(np.isfinite(dist[k])), listed).all()
+        np.testing.assert_array_equal(state.pos[k, listed], np.arange(listed.size))
+        assert state.blocks[k, listed >> 6].all()
+        e = pedge[k, listed]
+        has = e >= 0
+        par = edge_src[np.maximum(e, 0)]
+        np.testing.assert_array_equal(state.pnode[k, listed[has]], par[has])
+        np.testing.assert_array_equal(
+            state.ppos[k, : listed.size], np.where(has, state.pos[k, par], -1)
+        )
+        np.testing.assert_array_equal(
+            state.wpos[k, : listed.size], np.where(has, state.in_pos[np.maximum(e, 0)], -1)
+        )
+        if parents_first:
+            assert (state.ppos[k, : listed.size][has] < np.flatnonzero(has)).all()
+        assert listed.size <= n
+
+
 @pytest.mark.parametrize("keep_state", [True, False])
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(5, 300))
@@ -81,6 +110,8 @@ def test_full_and_update_equal_dijkstra_over_many_steps(keep_state, seed, n):
     sssp_full(indptr, indices, w, roots, dist, pedge, state)
     np.testing.assert_array_equal(dist, _oracle(indptr, indices, w, roots))
     _check_tree(indptr, indices, edge_src, w, roots, dist, pedge)
+    if state is not None:
+        _check_lists(state, edge_src, roots, dist, pedge, parents_first=True)
     for step in range(8):
         if step == 3:
             # No change at all: every tree must report zero changes.
@@ -101,19 +132,7 @@ def test_full_and_update_equal_dijkstra_over_many_steps(keep_state, seed, n):
         assert (changes[(pedge != before).any(axis=1)] > 0).all()
         _check_tree(indptr, indices, edge_src, w, roots, dist, pedge)
         if state is not None:
-            # Each tree's list holds distinct nodes, every node the tree reaches among them
-            # (nodes never reached are skipped by the next update, so a missing one would be
-            # lost), with every parent before its child where the tree did not change.
-            for k in range(roots.size):
-                listed = state.order[k, : state.n_order[k]]
-                assert np.unique(listed).size == listed.size
-                assert np.isin(np.flatnonzero(np.isfinite(dist[k])), listed).all()
-                rank = np.full(n, n, np.int64)
-                rank[listed] = np.arange(listed.size)
-                kids = np.flatnonzero(pedge[k] >= 0)
-                np.testing.assert_array_equal(state.pnode[k, kids], edge_src[pedge[k, kids]])
-                if changes[k] == 0:
-                    assert (rank[edge_src[pedge[k, kids]]] < rank[kids]).all()
+            _check_lists(state, edge_src, roots, dist, pedge, parents_first=False)
 
 
 def test_update_keeps_the_route_on_exact_ties():

@@ -9,9 +9,10 @@ the next. These kernels (numba, compiled once and cached) therefore
 * update a step's trees to the next step exactly: recompute each node's distance along its old
   tree with the new weights (removed edges cut their subtrees off), seed a heap with every node
   that has an edge violating the shortest-path condition ``d[u] + w(u, v) >= d[v]``, and run the
-  label-correcting relaxation from those seeds only. The re-summing visits nodes in the order
-  the last update settled them, with each node's parent and tree-edge weight kept in arrays
-  read in that order (:class:`TreeState`). Labels are always lengths of real paths and
+  label-correcting relaxation from those seeds only. The re-summing walks a list of each
+  tree's nodes with parents first (the order they were first settled in), reading the
+  parent's place and the tree edge of each place in sequence and keeping the distances in
+  list order (:class:`TreeState`). Labels are always lengths of real paths and
   end with no violating edge anywhere, so they are the exact shortest distances; a node's parent
   changes only when a strictly shorter path appears, so exact ties keep the previous route.
 
@@ -88,14 +89,18 @@ def _relax_from_heap(
     n: int,
     od: NDArray[np.int32],
     cnt: int,
-    listed: NDArray[np.int32],
-    mark: int,
+    pos: NDArray[np.int32],
+    ppos: NDArray[np.int32],
+    wpos: NDArray[np.int32],
     blocks: NDArray[np.uint8],
 ) -> tuple[int, int]:
     # Returns how many times a node's parent edge was replaced, and the new length of the
-    # tree's node list ``od``: a node reached for the first time (``listed[v] != mark``) is
-    # appended to it, so the list holds every node the tree reaches, and its block of
-    # ``_BLOCK`` nodes is flagged in ``blocks``.
+    # tree's node list ``od``. A node settled for the first time is appended to the list (the
+    # root and the seeds are listed already), so that the list holds every node the tree
+    # reaches with parents first, and its block of 2**_BLOCK_SHIFT nodes is flagged in
+    # ``blocks``. A listed node given a new parent keeps its place: its parent's place and
+    # tree edge are updated there (the parent may be listed after it; the next update walks
+    # up to it).
     changes = 0
     while n > 0:
         key = hk[0]
@@ -103,6 +108,15 @@ def _relax_from_heap(
         n = _pop(hk, hv, n)
         if key > dist[u]:
             continue  # stale entry
+        i = pos[u]
+        if i < 0 or i >= cnt or od[i] != u:
+            od[cnt] = u
+            pos[u] = cnt
+            par = pnode[u]
+            ppos[cnt] = pos[par] if par >= 0 else -1
+            wpos[cnt] = pin[u]
+            cnt += 1
+            blocks[u >> _BLOCK_SHIFT] = 1
         for e in range(indptr[u], indptr[u + 1]):
             nd = key + w[e]
             v = indices[e]
@@ -112,12 +126,12 @@ def _relax_from_heap(
                     changes += 1
                     pedge[v] = e
                     pnode[v] = u
-                    pin[v] = in_pos[e]
-                if listed[v] != mark:
-                    listed[v] = mark
-                    od[cnt] = v
-                    cnt += 1
-                    blocks[v >> _BLOCK_SHIFT] = 1
+                    j = in_pos[e]
+                    pin[v] = j
+                    i = pos[v]
+                    if i >= 0 and i < cnt and od[i] == v:
+                        ppos[i] = pos[u]
+                        wpos[i] = j
                 n = _push(hk, hv, n, nd, v)
     return changes, cnt
 
@@ -136,14 +150,18 @@ def _next_mark(marks: NDArray[np.int32], n_nodes: int) -> int:
 class TreeState:
     """What the compiled kernels keep between steps besides distances and tree edges.
 
-    Per tree and node: the parent node and the tree edge's position in the graph's edges
-    sorted by head (``in_order``), and a list of the nodes the tree reaches with every parent
-    before its children (the order in which the last update settled them). Re-summing a tree
-    along that list reads the new weights nearly in sequence (``w[in_order]``); following tree
-    edges through the CSR arrays reads them at random. The list holds only the nodes the tree
-    has reached since it was computed from scratch: the trees of a real constellation each
-    span one shell's laser mesh, about a third of the nodes. Plus per-thread scratch (heaps,
-    marks, stacks), allocated once instead of at every tree and step.
+    Per tree: a list of the nodes it reaches with every parent before its children (the
+    order in which the last update re-summed them), and, at each place of that list, the
+    place of the node's parent and the position of its tree edge among the graph's edges
+    sorted by head (``in_order``). Re-summing a tree walks that list front to back: it reads
+    the list's arrays in sequence and keeps the distances in list order, in a small array that
+    stays in cache, instead of chasing parents through arrays of every node (a tree's arrays
+    do not stay in cache from one step to the next: a W4 step updates 118 trees of 11,232
+    nodes). The list holds only the nodes the tree has reached since it was computed from
+    scratch: the trees of a real constellation each span one shell's laser mesh, about a
+    third of the nodes. Per node, the parent node and tree edge are kept as well, for the
+    path walks. Plus per-thread scratch (heaps, marks, stacks), allocated once instead of at
+    every tree and step.
 
     Attributes
     ----------
@@ -151,8 +169,14 @@ class TreeState:
         CSR positions sorted by (head, tail).
     in_pos : ndarray of int32, shape (M,)
         Inverse of ``in_order``.
-    pnode, pin, order : ndarray of int32, shape (K, N)
-        ``order[k, :n_order[k]]``: the nodes tree ``k`` lists (the rest is scratch).
+    pnode, pin : ndarray of int32, shape (K, N)
+        Per tree and node: the parent node and ``in_pos`` of the tree edge (-1: none).
+    order, ppos, wpos : ndarray of int32, shape (K, N)
+        ``order[k, :n_order[k]]``: the nodes tree ``k`` lists; at each place ``i`` of the list,
+        ``ppos[k, i]`` is the parent's place (-1: none) and ``wpos[k, i]`` the tree edge's
+        ``in_pos`` (beyond ``n_order[k]``: scratch).
+    pos : ndarray of int32, shape (K, N)
+        Place of each listed node in its tree's list (other entries are stale).
     n_order : ndarray of int64, shape (K,)
     blocks : ndarray of uint8, shape (K, ceil(N / 64))
         1 where a block of 64 consecutive nodes holds a node the tree lists. The search for
@@ -165,13 +189,16 @@ class TreeState:
     pnode: NDArray[np.int32]
     pin: NDArray[np.int32]
     order: NDArray[np.int32]
+    ppos: NDArray[np.int32]
+    wpos: NDArray[np.int32]
+    pos: NDArray[np.int32]
     n_order: NDArray[np.int64]
     blocks: NDArray[np.uint8]
     heap_keys: NDArray[np.float64]
     heap_nodes: NDArray[np.int64]
     marks: NDArray[np.int32]
     stack: NDArray[np.int32]
-    settled: NDArray[np.int32]
+    list_dist: NDArray[np.float64]
 
     @classmethod
     def for_graph(
@@ -181,25 +208,30 @@ class TreeState:
         edge_src: NDArray[np.int32],
         n_roots: int,
     ) -> TreeState:
-        """State for ``n_roots`` trees over a CSR graph (``edge_src``: tail of each edge)."""
+        """State for ``n_roots`` trees over a CSR graph (``edge_src``: tail of each edge),
+        listing every node in node order."""
         n_nodes, m = indptr.size - 1, indices.size
         in_order = np.lexsort((edge_src, indices)).astype(np.int64)
         in_pos = np.empty(m, np.int32)
         in_pos[in_order] = np.arange(m, dtype=np.int32)
         n_thr = int(nb.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        nodes = np.tile(np.arange(n_nodes, dtype=np.int32), (n_roots, 1))
         return cls(
             in_order=in_order,
             in_pos=in_pos,
             pnode=np.full((n_roots, n_nodes), -1, np.int32),
             pin=np.full((n_roots, n_nodes), -1, np.int32),
-            order=np.tile(np.arange(n_nodes, dtype=np.int32), (n_roots, 1)),
+            order=nodes,
+            ppos=np.full((n_roots, n_nodes), -1, np.int32),
+            wpos=np.full((n_roots, n_nodes), -1, np.int32),
+            pos=nodes.copy(),
             n_order=np.full(n_roots, n_nodes, np.int64),
             blocks=np.ones((n_roots, ((n_nodes - 1) >> _BLOCK_SHIFT) + 1), np.uint8),
             heap_keys=np.empty((n_thr, m + n_nodes + 1)),
             heap_nodes=np.empty((n_thr, m + n_nodes + 1), np.int64),
             marks=np.zeros((n_thr, n_nodes + 1), np.int32),
             stack=np.empty((n_thr, n_nodes), np.int32),
-            settled=np.empty((n_thr, n_nodes), np.int32),
+            list_dist=np.empty((n_thr, n_nodes)),
         )
 
     @classmethod
@@ -208,13 +240,24 @@ class TreeState:
         indptr: NDArray[np.int64],
         indices: NDArray[np.int32],
         edge_src: NDArray[np.int32],
+        roots: NDArray[np.int64],
         pedge: NDArray[np.int64],
     ) -> TreeState:
-        """State of existing trees (``pedge``, shape (K, N)), for a caller that kept none."""
+        """State of existing trees (``pedge``, shape (K, N)), for a caller that kept none: each
+        list is the root, then every other node in node order; the first update puts parents
+        first."""
         st = cls.for_graph(indptr, indices, edge_src, pedge.shape[0])
         has = pedge >= 0
         st.pnode[has] = edge_src[pedge[has]]
         st.pin[has] = st.in_pos[pedge[has]]
+        n_nodes = indptr.size - 1
+        for k, r in enumerate(roots):
+            od = np.concatenate([[r], np.delete(np.arange(n_nodes), r)]).astype(np.int32)
+            st.order[k] = od
+            st.pos[k, od] = np.arange(n_nodes, dtype=np.int32)
+            par = st.pnode[k, od]
+            st.ppos[k] = np.where(par >= 0, st.pos[k, np.maximum(par, 0)], -1)
+            st.wpos[k] = st.pin[k, od]
         return st
 
 
@@ -230,19 +273,18 @@ def _full_trees(
     pnode: NDArray[np.int32],
     pin: NDArray[np.int32],
     order: NDArray[np.int32],
+    ppos: NDArray[np.int32],
+    wpos: NDArray[np.int32],
+    pos: NDArray[np.int32],
     n_order: NDArray[np.int64],
     blocks: NDArray[np.uint8],
     heap_keys: NDArray[np.float64],
     heap_nodes: NDArray[np.int64],
-    marks: NDArray[np.int32],
 ) -> None:
-    n_nodes = indptr.size - 1
     for k in nb.prange(roots.size):
         tid = nb.get_thread_id()
         hk = heap_keys[tid]
         hv = heap_nodes[tid]
-        listed = marks[tid]
-        mark = _next_mark(listed, n_nodes)
         d = dist[k]
         d[:] = _INF
         pedge[k, :] = -1
@@ -251,7 +293,9 @@ def _full_trees(
         r = roots[k]
         d[r] = 0.0
         order[k, 0] = r
-        listed[r] = mark
+        ppos[k, 0] = -1
+        wpos[k, 0] = -1
+        pos[k, r] = 0
         blocks[k, :] = 0
         blocks[k, r >> _BLOCK_SHIFT] = 1
         n = _push(hk, hv, 0, 0.0, r)
@@ -269,8 +313,9 @@ def _full_trees(
             n,
             order[k],
             1,
-            listed,
-            mark,
+            pos[k],
+            ppos[k],
+            wpos[k],
             blocks[k],
         )
 
@@ -315,12 +360,33 @@ def sssp_full(
         state.pnode,
         state.pin,
         state.order,
+        state.ppos,
+        state.wpos,
+        state.pos,
         state.n_order,
         state.blocks,
         state.heap_keys,
         state.heap_nodes,
-        state.marks,
     )
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _cut(
+    y: int,
+    od: NDArray[np.int32],
+    pp: NDArray[np.int32],
+    wp: NDArray[np.int32],
+    p: NDArray[np.int64],
+    q: NDArray[np.int32],
+    pi: NDArray[np.int32],
+) -> None:
+    # The node at place y loses its parent (its tree edge is gone, or its parent's path).
+    v = od[y]
+    pp[y] = -1
+    wp[y] = -1
+    p[v] = -1
+    q[v] = -1
+    pi[v] = -1
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
@@ -336,13 +402,16 @@ def _update_trees(
     pnode: NDArray[np.int32],
     pin: NDArray[np.int32],
     order: NDArray[np.int32],
+    ppos: NDArray[np.int32],
+    wpos: NDArray[np.int32],
+    pos: NDArray[np.int32],
     n_order: NDArray[np.int64],
     blocks: NDArray[np.uint8],
     heap_keys: NDArray[np.float64],
     heap_nodes: NDArray[np.int64],
     marks: NDArray[np.int32],
     stacks: NDArray[np.int32],
-    settled: NDArray[np.int32],
+    list_dist: NDArray[np.float64],
 ) -> NDArray[np.int64]:
     n_nodes = indptr.size - 1
     work = np.zeros(roots.size, np.int64)
@@ -352,72 +421,67 @@ def _update_trees(
         hv = heap_nodes[tid]
         done = marks[tid]
         stack = stacks[tid]
-        seq = settled[tid]
-        # A node is settled in this pass when its mark is this pass's (_next_mark); the nodes
-        # the tree has never reached are not listed, keep their inf distance and are skipped.
-        mark = _next_mark(done, n_nodes)
+        dl = list_dist[tid]
         d = dist[k]
         p = pedge[k]
         q = pnode[k]
         pi = pin[k]
         od = order[k]
-        r = roots[k]
-        # 1. Distances along the old tree under the new weights, parents first: in the order
-        # the last pass settled nodes, each parent is settled already unless the relaxation
-        # that followed gave the node a new one; then walk up to a settled ancestor.
-        done[r] = mark
-        d[r] = 0.0
-        seq[0] = r
-        cnt = 1
-        for i in range(n_order[k]):
-            v0 = od[i]
-            if done[v0] == mark:
+        pp = ppos[k]
+        wp = wpos[k]
+        ps = pos[k]
+        n_list = n_order[k]
+        # Marks are per place in the list here: a place is re-summed in this pass when its
+        # mark is this pass's (_next_mark).
+        mark = _next_mark(done, n_nodes)
+        # 1. Distances along the old tree under the new weights, in list order (``dl``): a
+        # parent's place comes first unless a relaxation gave the node a parent listed after
+        # it; then walk up to a re-summed ancestor. The list keeps its order (such nodes are
+        # few, a couple per tree and step), and the distances go to their nodes at the end.
+        done[0] = mark
+        dl[0] = 0.0
+        for i in range(1, n_list):
+            if done[i] == mark:
                 continue
-            par = q[v0]
-            if par >= 0 and done[par] == mark:
-                base = d[par]
-                wj = w_in[pi[v0]]
+            par = pp[i]
+            # Every place before i is re-summed already.
+            if par >= 0 and (par < i or done[par] == mark):
+                base = dl[par]
+                wj = w_in[wp[i]]
                 if base == _INF or wj == _INF:
                     work[k] += 1
-                    p[v0] = -1
-                    q[v0] = -1
-                    pi[v0] = -1
-                    d[v0] = _INF
+                    _cut(i, od, pp, wp, p, q, pi)
+                    dl[i] = _INF
                 else:
-                    d[v0] = base + wj
-                done[v0] = mark
-                seq[cnt] = v0
-                cnt += 1
+                    dl[i] = base + wj
+                done[i] = mark
                 continue
             top = 0
-            v = v0
-            while done[v] != mark:
-                stack[top] = v
+            x = i
+            while done[x] != mark:
+                stack[top] = x
                 top += 1
-                v = q[v]
-                if v < 0:
+                x = pp[x]
+                if x < 0:
                     break
             base = _INF
-            if v >= 0:
-                base = d[v]
+            if x >= 0:
+                base = dl[x]
             while top > 0:
                 top -= 1
-                u = stack[top]
-                j = pi[u]
+                y = stack[top]
+                j = wp[y]
                 if j < 0 or base == _INF or w_in[j] == _INF:
                     base = _INF
                     if j >= 0:
                         work[k] += 1
-                    p[u] = -1
-                    q[u] = -1
-                    pi[u] = -1
+                        _cut(y, od, pp, wp, p, q, pi)
                 else:
                     base = base + w_in[j]
-                d[u] = base
-                done[u] = mark
-                seq[cnt] = u
-                cnt += 1
-        od[:cnt] = seq[:cnt]
+                dl[y] = base
+                done[y] = mark
+        for i in range(n_list):
+            d[od[i]] = dl[i]
         # 2. Seed every node with an edge that violates optimality, in node order, in the
         # blocks that hold listed nodes (the others are all unreached: inf).
         n = 0
@@ -435,7 +499,7 @@ def _update_trees(
                         break
         # 3. Relax from the seeds only; nodes reached for the first time join the list.
         changed, n_order[k] = _relax_from_heap(
-            indptr, indices, in_pos, w, d, p, q, pi, hk, hv, n, od, cnt, done, mark, bk
+            indptr, indices, in_pos, w, d, p, q, pi, hk, hv, n, od, n_list, ps, pp, wp, bk
         )
         work[k] += changed
     return work
@@ -475,7 +539,7 @@ def sssp_update(
         the tree, and so every path in it, is the same as before.
     """
     if state is None:
-        state = TreeState.from_trees(indptr, indices, edge_src, pedge)
+        state = TreeState.from_trees(indptr, indices, edge_src, roots, pedge)
     return _update_trees(
         indptr,
         indices,
@@ -488,13 +552,16 @@ def sssp_update(
         state.pnode,
         state.pin,
         state.order,
+        state.ppos,
+        state.wpos,
+        state.pos,
         state.n_order,
         state.blocks,
         state.heap_keys,
         state.heap_nodes,
         state.marks,
         state.stack,
-        state.settled,
+        state.list_dist,
     )
 
 
