@@ -92,13 +92,14 @@ def _check_lists(state, edge_src, roots, dist, pedge, parents_first):
         assert listed.size <= n
 
 
-@pytest.mark.parametrize("keep_state", [True, False])
+@pytest.mark.parametrize("state_kind", ["kept", "reused", "none"])
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(5, 300))
-def test_full_and_update_equal_dijkstra_over_many_steps(keep_state, seed, n):
-    # With the state kept (as runs do), each update re-sums its trees in the order the last
-    # one settled their nodes; without, it starts from node order and walks up to the root.
-    # Graphs of more than 64 nodes span several of the blocks the update scans.
+def test_full_and_update_equal_dijkstra_over_many_steps(state_kind, seed, n):
+    # With the state kept (as runs do), each update re-sums its trees along the lists the
+    # last one left; without, it starts from node order and walks up to the root. A reused
+    # state holds the arrays of trees over another graph (as the next chunk of a run gets
+    # them). Graphs of more than 64 nodes span several of the blocks the update scans.
     rng = np.random.default_rng(seed)
     indptr, indices, edge_src = _random_structure(rng, n, 3 * n)
     m = indices.size
@@ -106,7 +107,25 @@ def test_full_and_update_equal_dijkstra_over_many_steps(keep_state, seed, n):
     w = rng.uniform(0.5, 2.0, m)
     dist = np.empty((roots.size, n))
     pedge = np.empty((roots.size, n), np.int64)
-    state = TreeState.for_graph(indptr, indices, edge_src, roots.size) if keep_state else None
+    state = None
+    if state_kind == "kept":
+        state = TreeState.for_graph(indptr, indices, edge_src, roots.size)
+    elif state_kind == "reused":
+        other = _random_structure(rng, n, 2 * n)
+        old = TreeState.for_full(*other, roots.size)
+        sssp_full(other[0], other[1], rng.uniform(0.5, 2.0, other[1].size), roots, dist, pedge, old)
+        sssp_update(
+            other[0],
+            other[1],
+            other[2],
+            rng.uniform(0.5, 2.0, other[1].size),
+            roots,
+            dist,
+            pedge,
+            old,
+        )
+        state = TreeState.for_full(indptr, indices, edge_src, roots.size, reuse=old)
+        assert state.pnode is old.pnode
     sssp_full(indptr, indices, w, roots, dist, pedge, state)
     np.testing.assert_array_equal(dist, _oracle(indptr, indices, w, roots))
     _check_tree(indptr, indices, edge_src, w, roots, dist, pedge)
