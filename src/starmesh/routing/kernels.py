@@ -253,11 +253,12 @@ class TreeState:
         in_pos[in_order] = np.arange(m, dtype=np.int32)
         n_thr = int(nb.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
         shape = (n_roots, n_nodes)
-        if reuse is None or reuse.pnode.shape != shape or reuse.marks.shape[0] != n_thr:
-            per_tree = [np.empty(shape, np.int32) for _ in range(6)]
+        if reuse is not None and (reuse.pnode.shape != shape or reuse.marks.shape[0] != n_thr):
             reuse = None
-        else:
-            per_tree = [reuse.pnode, reuse.pin, reuse.order, reuse.ppos, reuse.wpos, reuse.pos]
+
+        def per_tree(name: str) -> NDArray[np.int32]:
+            return np.empty(shape, np.int32) if reuse is None else getattr(reuse, name)
+
         heap = m + n_nodes + 1
         if reuse is None or reuse.heap_keys.shape[1] < heap:
             heap_keys = np.empty((n_thr, heap))
@@ -266,9 +267,14 @@ class TreeState:
             heap_keys, heap_nodes = reuse.heap_keys, reuse.heap_nodes
         n_blocks = ((n_nodes - 1) >> _BLOCK_SHIFT) + 1
         return cls(
-            in_order,
-            in_pos,
-            *per_tree,
+            in_order=in_order,
+            in_pos=in_pos,
+            pnode=per_tree("pnode"),
+            pin=per_tree("pin"),
+            order=per_tree("order"),
+            ppos=per_tree("ppos"),
+            wpos=per_tree("wpos"),
+            pos=per_tree("pos"),
             n_order=np.zeros(n_roots, np.int64),
             blocks=np.empty((n_roots, n_blocks), np.uint8) if reuse is None else reuse.blocks,
             heap_keys=heap_keys,
