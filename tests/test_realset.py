@@ -33,6 +33,7 @@ from starmesh.realset import (
     SHELL_TABLE_COLUMNS,
     OperationalCriteria,
     PlusGridIsl,
+    _argsort_with_hint,
     filter_operational,
     infer_shells,
     starlink_2026,
@@ -191,6 +192,15 @@ def test_missing_slots_bridged_and_no_cross_shell_links(walker_set):
     # ... and a bridge is out of use exactly when it is longer than the range.
     length = isl_lengths_m(r, edges)
     np.testing.assert_array_equal(up, length <= 6000e3)
+    # The lengths measured with the pairing are the links' lengths.
+    e2, up2, length2 = PlusGridIsl(inf, 6000e3, cross_plane="lattice").links_and_lengths(
+        r, ok, t, epoch=E0
+    )
+    np.testing.assert_array_equal(e2, edges)
+    np.testing.assert_array_equal(up2, up)
+    np.testing.assert_allclose(
+        length2, np.linalg.norm(r[:, edges[:, 0]] - r[:, edges[:, 1]], axis=-1), rtol=1e-14
+    )
     assert (~up[0] & same_plane).sum() > 0  # this draw has gaps of 3+ slots (> 6,000 km)
     # Walker links between surviving satellites are all kept.
     walker = plus_grid_edges(Constellation.from_shells("w", WALKER_SHELLS, epoch=E0))
@@ -470,3 +480,18 @@ def test_nearest_in_plane_breaks_ties_towards_the_first_candidate() -> None:
     for p in range(5):
         got = nearest_in_plane(rs, np.array([4]), np.array([0]), np.array([4]), np.array([p]))
         assert got[0] == (p - 2) % 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.sampled_from(["near", "random", "none"]))
+def test_argsort_with_hint_is_numpy_stable_argsort(seed, n, hint_kind):
+    # Keys with repeats (ties must stay in index order) and a hint from the keys before a small
+    # move, a random permutation, or none.
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.random(n) * rng.choice([5.0, 1e6]), 1)
+    hint = {
+        "near": np.argsort(x - rng.normal(0, 0.05, n), kind="stable"),
+        "random": rng.permutation(n),
+        "none": None,
+    }[hint_kind]
+    np.testing.assert_array_equal(_argsort_with_hint(x, hint), np.argsort(x, kind="stable"))

@@ -533,14 +533,10 @@ def chunk_links(
         isl_delay = np.full((n_t, 0), np.inf)
     elif plan.isl is not None:
         # Re-paired +Grid: this chunk's links, paired at every step among the satellites up.
-        isl_edges, isl_up = plan.isl.links(r, ok, t_s, epoch=plan.grid.epoch)
+        isl_edges, isl_up, length = plan.isl.links_and_lengths(r, ok, t_s, epoch=plan.grid.epoch)
         if plan.failures is not None:
             isl_up &= ~_isl_failed_by_key(plan, t_s, isl_edges)
-        if isl_edges.size:
-            length = isl_lengths_m(r, isl_edges)
-            isl_delay = np.where(isl_up, space_delay_s(length), np.inf)
-        else:
-            isl_delay = np.full((n_t, 0), np.inf)
+        isl_delay = np.where(isl_up, space_delay_s(length), np.inf)
     elif plan.isl_edges.size:
         if plan.earth_model == "pyephem":
             # satgenpy's lengths: pyephem's float32 ranges and angles (Hypatia compatibility).

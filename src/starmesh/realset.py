@@ -797,9 +797,15 @@ class PlusGridIsl:
         return order
 
     def _pair_step(
-        self, r: NDArray[np.float64], ok: NDArray[np.bool_], tau_s: float
-    ) -> NDArray[np.int64]:
-        """Edge keys ``a * S + b`` (a < b) of the pairing at one step."""
+        self,
+        r: NDArray[np.float64],
+        ok: NDArray[np.bool_],
+        tau_s: float,
+        hint: NDArray[np.int64] | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64] | None]:
+        """Edge keys ``a * S + b`` (a < b) of the pairing at one step, and the order of the
+        satellites by plane and argument of latitude (give it as ``hint`` at the next step:
+        it nearly sorts them again)."""
         inf = self.inference
         n_s = inf.shell_idx.size
         okm = ok[self._sat]
@@ -810,18 +816,21 @@ class PlusGridIsl:
             sat, pid, u0, udot = self._sat[okm], self._pid[okm], self._u0[okm], self._udot[okm]
             raan0, raandot, cos_i = self._raan0[okm], self._raandot[okm], self._cos_i[okm]
         if sat.size < 2:
-            return np.zeros(0, np.int64)
+            return np.zeros(0, np.int64), None
         u: NDArray[np.float64] = np.mod(u0 + udot * tau_s, _TWO_PI)
         flat = pid * 8.0 + u  # planes 8 rad apart: keys never interleave
+        order = _argsort_with_hint(flat, hint)
         if self.cross_plane == "nearest":
-            parts = [self._nearest_pairing(r, sat, pid, u, flat, raan0, raandot, cos_i, tau_s)]
+            parts = [
+                self._nearest_pairing(r, sat, pid, u, flat, order, raan0, raandot, cos_i, tau_s)
+            ]
             if self.cross_shell:
                 a_x, b_x = _mutual_nearest_across_groups(r[sat], inf.shell_idx[sat])
                 a_x, b_x = sat[a_x], sat[b_x]
                 parts.append(np.minimum(a_x, b_x) * n_s + np.maximum(a_x, b_x))
-            return _distinct_keys(np.concatenate(parts), n_s)
+            return _distinct_keys(np.concatenate(parts), n_s), order
         # Lattice partners: Walker's same slot, dp F / P of a slot ahead in the next plane.
-        order = np.argsort(flat, kind="stable")
+        hint_out = order
         sat, pid, u, flat = sat[order], pid[order], u[order], flat[order]
         counts = np.bincount(pid, minlength=self._n_planes)
         start = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -867,7 +876,7 @@ class PlusGridIsl:
             b_list.append(sat[b_x])
         a = np.concatenate(a_list).astype(np.int64)
         b = np.concatenate(b_list).astype(np.int64)
-        return _distinct_keys(np.minimum(a, b) * n_s + np.maximum(a, b), n_s)
+        return _distinct_keys(np.minimum(a, b) * n_s + np.maximum(a, b), n_s), hint_out
 
     def _nearest_pairing(
         self,
@@ -876,6 +885,7 @@ class PlusGridIsl:
         pid: NDArray[np.int64],
         u: NDArray[np.float64],
         flat: NDArray[np.float64],
+        order: NDArray[np.int64],
         raan0: NDArray[np.float64],
         raandot: NDArray[np.float64],
         cos_i: NDArray[np.float64],
@@ -907,7 +917,7 @@ class PlusGridIsl:
 
         return nearest_pairing(
             r,
-            np.argsort(flat, kind="stable"),
+            order,
             sat,
             pid,
             flat,
@@ -946,30 +956,63 @@ class PlusGridIsl:
         isl_up : ndarray of bool, shape (T, E)
             Which links are in use at each step (paired, both ends valid, within range).
         """
+        edges, up, _ = self.links_and_lengths(r_ecef_m, ok, t_s, epoch=epoch)
+        return edges, up
+
+    def links_and_lengths(
+        self,
+        r_ecef_m: NDArray[np.float64],
+        ok: NDArray[np.bool_],
+        t_s: NDArray[np.float64],
+        *,
+        epoch: datetime,
+    ) -> tuple[NDArray[np.int32], NDArray[np.bool_], NDArray[np.float64]]:
+        """:meth:`links`, and the length [m] of every link at every step, shape (T, E) (NaN
+        where an end has no position), as :func:`starmesh.topology.isl_lengths_m` gives them:
+        the range test measures them anyway."""
         n_t, n_s, _ = r_ecef_m.shape
         shift = (parse_utc(epoch) - self.inference.epoch).total_seconds()
         # The pairing changes rarely (a few links an hour): keep each distinct pairing once.
         distinct: list[NDArray[np.int64]] = []
         which = np.zeros(n_t, np.int64)
+        hint = None
         for t in range(n_t):
-            k = self._pair_step(r_ecef_m[t], ok[t], float(t_s[t]) + shift)
+            k, hint = self._pair_step(r_ecef_m[t], ok[t], float(t_s[t]) + shift, hint)
             if not distinct or not np.array_equal(k, distinct[-1]):
                 distinct.append(k)
             which[t] = len(distinct) - 1
-        allk = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, np.int64)
+        if len(distinct) == 1:
+            allk = distinct[0]  # sorted and distinct already
+        else:
+            allk = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, np.int64)
         edges = np.stack([allk // n_s, allk % n_s], axis=1).astype(np.int32)
         up_distinct = np.zeros((len(distinct), allk.size), dtype=bool)
         for i, k in enumerate(distinct):
             up_distinct[i, np.searchsorted(allk, k)] = True
         up = up_distinct[which]
+        length = np.empty((n_t, allk.size))
         if allk.size:
             e0, e1 = edges[:, 0], edges[:, 1]
-            r2 = self.max_range_m**2
             for t in range(n_t):  # per step: the gathers stay in cache
                 d = r_ecef_m[t, e0] - r_ecef_m[t, e1]
-                with np.errstate(invalid="ignore"):
-                    up[t] &= np.einsum("ei,ei->e", d, d) <= r2
-        return edges, up
+                np.sqrt(np.einsum("ei,ei->e", d, d), out=length[t])
+            with np.errstate(invalid="ignore"):
+                up &= length <= self.max_range_m
+        return edges, up, length
+
+
+def _argsort_with_hint(x: NDArray[np.float64], hint: NDArray[np.int64] | None) -> NDArray[np.int64]:
+    """``np.argsort(x, kind="stable")``, from a permutation ``hint`` that nearly sorts ``x``
+    (the last step's order: satellites move little in a step). numpy's stable sort is a
+    timsort, linear on nearly sorted input: 22 us instead of 570 us for 8,600 keys. Equal
+    keys must stay in index order, as argsort leaves them: if there are any, sort plainly."""
+    if hint is None or hint.size != x.size:
+        return np.argsort(x, kind="stable")
+    order = hint[np.argsort(x[hint], kind="stable")]
+    xs = x[order]
+    if (xs[1:] == xs[:-1]).any():
+        return np.argsort(x, kind="stable")
+    return order
 
 
 def _distinct_keys(keys: NDArray[np.int64], n_s: int) -> NDArray[np.int64]:
