@@ -892,29 +892,16 @@ class PlusGridIsl:
         tau_s: float,
     ) -> NDArray[np.int64]:
         """The within-shell links of :meth:`_pair_step` with nearest partners, as unsorted
-        keys ``a * S + b`` (repeats and self-links possible): the projected slots in numpy
-        (elementwise, so in the satellites' own order), the sorts, searches and choices in one
+        keys ``a * S + b`` (repeats and self-links possible): the projected slots
+        (:func:`starmesh.grid_kernel.slot_keys`), then the searches and choices in one
         compiled pass (:func:`starmesh.grid_kernel.nearest_pairing`)."""
-        from .grid_kernel import nearest_pairing
+        from .grid_kernel import nearest_pairing, slot_keys
 
         inf = self.inference
         nxt_plane = inf.plane_next.astype(np.int64)[pid]
         prv_plane = self._prev[pid]
         raan = raan0 + raandot * tau_s
         centre = self._plane_raan + self._plane_raan_dot * tau_s
-
-        def key(target: NDArray[np.int64]) -> NDArray[np.float64]:
-            # To first order in the node difference dO, a satellite at u + du in a plane dO
-            # further east sits (du + dO cos i) ahead along track (and dO sin i cos u across),
-            # so the nearest one has du = -dO cos i. The node difference is wrapped to
-            # [-pi, pi) by a remainder (a complex exponential and its angle agree to an ulp at
-            # three transcendental passes' cost), far inside the one-slot bracket the partner
-            # search looks at.
-            d = centre[np.maximum(target, 0)] - raan
-            d_node = np.where(target >= 0, np.remainder(d + np.pi, _TWO_PI) - np.pi, 0.0)
-            tu = np.mod(u + (-d_node * cos_i), _TWO_PI)
-            return np.maximum(target, 0) * 8.0 + tu
-
         return nearest_pairing(
             r,
             order,
@@ -922,9 +909,9 @@ class PlusGridIsl:
             pid,
             flat,
             nxt_plane,
-            key(nxt_plane),
+            slot_keys(nxt_plane, centre, raan, u, cos_i),
             prv_plane,
-            key(prv_plane),
+            slot_keys(prv_plane, centre, raan, u, cos_i),
             self._n_planes,
             inf.shell_idx.size,
         )
