@@ -21,6 +21,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -320,14 +321,16 @@ class ChunkLinks:
         Site index of every site that has GSLs (``gsl.site_idx`` indexes this).
     bounds : ndarray of int64, shape (T + 1,)
         GSLs of step ``k`` are ``bounds[k]:bounds[k + 1]``.
-    links : ndarray of int64, shape (U,)
-        Distinct (site, satellite) GSLs of the chunk as ``site * S + sat``: the fixed structure.
-    link_of : ndarray of int64, shape (L,)
-        Index into ``links`` of every GSL.
-    gsl_delay_s : ndarray, shape (L,)
-        One-way delay of every GSL [s].
     site_failed : ndarray of bool, shape (T, G), or None
         Sites down at each step (None without failures).
+    n_sats : int
+        Satellites of the constellation (the GSL keys' base).
+    libastro_lengths : bool
+        GSL delays from satgenpy's pyephem lengths (``earth_model = "pyephem"``).
+
+    The GSLs' distinct links and delays (:attr:`links`, :attr:`link_of`, :attr:`gsl_delay_s`)
+    are computed when first read: with the service model only the scheduled links are routed
+    (:func:`restrict_to_schedule`), a few percent of those in view.
     """
 
     isl_delay_s: NDArray[np.float64]
@@ -336,11 +339,36 @@ class ChunkLinks:
     gsl_cap_up: NDArray[np.float64]
     gsl_sites: NDArray[np.int64]
     bounds: NDArray[np.int64]
-    links: NDArray[np.int64]
-    link_of: NDArray[np.int64]
-    gsl_delay_s: NDArray[np.float64]
     site_failed: NDArray[np.bool_] | None
     isl_edges: NDArray[np.int32]
+    n_sats: int
+    libastro_lengths: bool = False
+
+    @cached_property
+    def _distinct(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        site = self.gsl_sites[self.gsl.site_idx]  # int64, as np.flatnonzero gives them
+        sat = self.gsl.sat_idx
+        links, link_of, ordered = distinct_links(site, sat, self.bounds, self.n_sats)
+        if not ordered:
+            links, link_of = np.unique(site * self.n_sats + sat, return_inverse=True)
+        return links, link_of
+
+    @property
+    def links(self) -> NDArray[np.int64]:
+        """Distinct (site, satellite) GSLs of the chunk as ``site * S + sat``, sorted: the
+        fixed structure; shape (U,)."""
+        return self._distinct[0]
+
+    @property
+    def link_of(self) -> NDArray[np.int64]:
+        """Index into :attr:`links` of every GSL; shape (L,)."""
+        return self._distinct[1]
+
+    @cached_property
+    def gsl_delay_s(self) -> NDArray[np.float64]:
+        """One-way delay of every GSL [s]; shape (L,)."""
+        length = self.gsl.length_m
+        return space_delay_s(libastro_gsl_lengths_m(length) if self.libastro_lengths else length)
 
 
 @dataclass(frozen=True)
@@ -555,25 +583,17 @@ def chunk_links(
             r, ok, plan.sites.r_ecef_m[gsl_sites], plan.sites.up[gsl_sites], plan.gsl_rule
         )
     gsl, cap_down, cap_up = _usable_gsls(plan, gsl, gsl_sites, r, t_s, site_failed)
-    bounds = np.searchsorted(gsl.t_idx, np.arange(n_t + 1)).astype(np.int64)
-    site = gsl_sites[gsl.site_idx]  # int64, as np.flatnonzero gives them
-    links, link_of, ordered = distinct_links(site, gsl.sat_idx, bounds, problem.n_sats)
-    if not ordered:
-        links, link_of = np.unique(site * problem.n_sats + gsl.sat_idx, return_inverse=True)
     return ChunkLinks(
         isl_delay_s=isl_delay,
         gsl=gsl,
         gsl_cap_down=cap_down,
         gsl_cap_up=cap_up,
         gsl_sites=gsl_sites,
-        bounds=bounds,
-        links=links,
-        link_of=link_of,
-        gsl_delay_s=space_delay_s(
-            libastro_gsl_lengths_m(gsl.length_m) if plan.earth_model == "pyephem" else gsl.length_m
-        ),
+        bounds=np.searchsorted(gsl.t_idx, np.arange(n_t + 1)).astype(np.int64),
         site_failed=site_failed,
         isl_edges=isl_edges,
+        n_sats=problem.n_sats,
+        libastro_lengths=plan.earth_model == "pyephem",
     )
 
 
@@ -1204,7 +1224,7 @@ def restrict_to_schedule(
     plan: RunPlan, links: ChunkLinks, serving: NDArray[np.int32]
 ) -> ChunkLinks:
     """The chunk's links with each terminal's GSLs cut to its scheduled satellite."""
-    from .service.sched_kernel import renumber_used, scheduled_links
+    from .service.sched_kernel import scheduled_links
 
     sv = plan.service
     assert sv is not None
@@ -1221,8 +1241,6 @@ def restrict_to_schedule(
     kept = gsl.select(keep)
     # The chunk graph holds only the links used at some step: a terminal's other satellites in
     # view (tens each) would be edges that every tree checks at every step, always infinite.
-    # (Renumbered in key order: np.unique's numbering.)
-    used, link_of = renumber_used(links.link_of[keep], links.links.size)
     return ChunkLinks(
         isl_edges=links.isl_edges,
         isl_delay_s=links.isl_delay_s,
@@ -1231,10 +1249,9 @@ def restrict_to_schedule(
         gsl_cap_up=links.gsl_cap_up[keep],
         gsl_sites=links.gsl_sites,
         bounds=np.searchsorted(kept.t_idx, np.arange(links.bounds.size, dtype=kept.t_idx.dtype)),
-        links=links.links[used],
-        link_of=link_of,
-        gsl_delay_s=links.gsl_delay_s[keep],
         site_failed=links.site_failed,
+        n_sats=links.n_sats,
+        libastro_lengths=links.libastro_lengths,
     )
 
 
