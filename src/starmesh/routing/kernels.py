@@ -150,8 +150,9 @@ def _next_mark(marks: NDArray[np.int32], n_nodes: int) -> int:
 class TreeState:
     """What the compiled kernels keep between steps besides distances and tree edges.
 
-    Per tree: a list of the nodes it reaches with every parent before its children (the
-    order in which the last update re-summed them), and, at each place of that list, the
+    Per tree: a list of the nodes it reaches, in the order they were first settled (so a
+    parent comes before its children, but for a node that a later relaxation gave a parent
+    listed after it: the re-sum walks up to that parent), and, at each place of that list, the
     place of the node's parent and the position of its tree edge among the graph's edges
     sorted by head (``in_order``). Re-summing a tree walks that list front to back: it reads
     the list's arrays in sequence and keeps the distances in list order, in a small array that
@@ -199,40 +200,6 @@ class TreeState:
     marks: NDArray[np.int32]
     stack: NDArray[np.int32]
     list_dist: NDArray[np.float64]
-
-    @classmethod
-    def for_graph(
-        cls,
-        indptr: NDArray[np.int64],
-        indices: NDArray[np.int32],
-        edge_src: NDArray[np.int32],
-        n_roots: int,
-    ) -> TreeState:
-        """State for ``n_roots`` trees over a CSR graph (``edge_src``: tail of each edge),
-        listing every node in node order."""
-        n_nodes, m = indptr.size - 1, indices.size
-        in_order = np.lexsort((edge_src, indices)).astype(np.int64)
-        in_pos = np.empty(m, np.int32)
-        in_pos[in_order] = np.arange(m, dtype=np.int32)
-        n_thr = int(nb.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-        nodes = np.tile(np.arange(n_nodes, dtype=np.int32), (n_roots, 1))
-        return cls(
-            in_order=in_order,
-            in_pos=in_pos,
-            pnode=np.full((n_roots, n_nodes), -1, np.int32),
-            pin=np.full((n_roots, n_nodes), -1, np.int32),
-            order=nodes,
-            ppos=np.full((n_roots, n_nodes), -1, np.int32),
-            wpos=np.full((n_roots, n_nodes), -1, np.int32),
-            pos=nodes.copy(),
-            n_order=np.full(n_roots, n_nodes, np.int64),
-            blocks=np.ones((n_roots, ((n_nodes - 1) >> _BLOCK_SHIFT) + 1), np.uint8),
-            heap_keys=np.empty((n_thr, m + n_nodes + 1)),
-            heap_nodes=np.empty((n_thr, m + n_nodes + 1), np.int64),
-            marks=np.zeros((n_thr, n_nodes + 1), np.int32),
-            stack=np.empty((n_thr, n_nodes), np.int32),
-            list_dist=np.empty((n_thr, n_nodes)),
-        )
 
     @classmethod
     def for_full(
@@ -284,6 +251,26 @@ class TreeState:
             stack=np.empty((n_thr, n_nodes), np.int32) if reuse is None else reuse.stack,
             list_dist=np.empty((n_thr, n_nodes)) if reuse is None else reuse.list_dist,
         )
+
+    @classmethod
+    def for_graph(
+        cls,
+        indptr: NDArray[np.int64],
+        indices: NDArray[np.int32],
+        edge_src: NDArray[np.int32],
+        n_roots: int,
+    ) -> TreeState:
+        """State for ``n_roots`` trees over a CSR graph (``edge_src``: tail of each edge),
+        listing every node in node order, none with a parent."""
+        st = cls.for_full(indptr, indices, edge_src, n_roots)
+        n_nodes = indptr.size - 1
+        for a in (st.pnode, st.pin, st.ppos, st.wpos):
+            a.fill(-1)
+        st.order[:] = np.arange(n_nodes, dtype=np.int32)
+        st.pos[:] = st.order
+        st.n_order.fill(n_nodes)
+        st.blocks.fill(1)
+        return st
 
     @classmethod
     def from_trees(
