@@ -93,6 +93,9 @@ class Manifest:
         self.scenario_sha256 = scenario_sha256
         self.chunks = chunks
         self.done: dict[int, dict[str, str]] = {}
+        # The JSON text of each chunk's record, as last saved (see save()).
+        self._entry_text: dict[int, tuple[dict[str, str], str]] = {}
+        self._head: tuple[tuple[str, list[tuple[int, int]]], str] | None = None
 
     @classmethod
     def load(cls, out: Path) -> Manifest:
@@ -119,13 +122,30 @@ class Manifest:
         return m
 
     def save(self) -> None:
-        """Replace ``manifest.json`` atomically."""
-        data = {
-            "scenario_sha256": self.scenario_sha256,
-            "chunks": [list(c) for c in self.chunks],
-            "done": {str(k): v for k, v in sorted(self.done.items())},
-        }
-        atomic_write_bytes(self.out / MANIFEST, (json.dumps(data, indent=1) + "\n").encode())
+        """Replace ``manifest.json`` atomically.
+
+        The file is ``json.dumps`` of the manifest with ``indent=1``, but each chunk's record is
+        encoded once and reused: a day of W4 records 2,980 chunks, and encoding all of them at
+        every chunk cost 18 ms per chunk by the end of the day.
+        """
+        key = (self.scenario_sha256, [(int(a), int(b)) for a, b in self.chunks])
+        if self._head is None or self._head[0] != key:
+            data = {"scenario_sha256": key[0], "chunks": [list(c) for c in self.chunks]}
+            self._head = (key, json.dumps(data, indent=1))
+        head = self._head[1]
+        entries = []
+        for k, v in sorted(self.done.items()):
+            cached = self._entry_text.get(k)
+            if cached is None or cached[0] != v:
+                # The record nested two levels down: each of its lines two spaces further in.
+                text = f"  {json.dumps(str(k))}: " + json.dumps(v, indent=1).replace("\n", "\n  ")
+                cached = (dict(v), text)
+                self._entry_text[k] = cached
+            entries.append(cached[1])
+        done = "{\n" + ",\n".join(entries) + "\n }" if entries else "{}"
+        # head ends with "\n}": the record of the chunks goes in before it.
+        text = head[:-2] + ',\n "done": ' + done + "\n}\n"
+        atomic_write_bytes(self.out / MANIFEST, text.encode())
 
     def record(self, index: int, files: Iterable[Path]) -> None:
         """Mark chunk ``index`` complete with the hashes of its files, and save."""
