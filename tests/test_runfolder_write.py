@@ -218,3 +218,14 @@ def test_manifest_text_is_json_dumps_of_the_manifest(tmp_path: Path):
     loaded.record(1, files[1:])
     m.done[1] = loaded.done[1]
     assert (tmp_path / "manifest.json").read_bytes() == want()
+    # A record dropped, another recorded after an edit in place, the chunks changed.
+    del m.done[2]
+    m.done[0]["extra"] = "1" * 64
+    m.record(2, files[2:])
+    assert (tmp_path / "manifest.json").read_bytes() == want()
+    m.chunks = [(0, 6), (6, 12)]
+    m.save()
+    assert (tmp_path / "manifest.json").read_bytes() == want()
+    del m.done[1]
+    m.save()
+    assert (tmp_path / "manifest.json").read_bytes() == want()

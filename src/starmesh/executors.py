@@ -5,8 +5,8 @@ each other (each recomputes the step before it), so any executor may compute the
 results come back in the order of the units, a few at a time, and one writer in the calling
 process writes them. Every executor returns what a run keeps of each chunk
 (:func:`starmesh.results.keep_chunk`: the series pairs' rows, every pair's RTT and the
-summary's counters), made where the chunk was computed, so workers send a W4 chunk as about
-3 MB instead of 21.5 MB. Local processes are started with ``spawn`` (numba's thread pools are not
+summary's counters), made where the chunk was computed, so workers send a W4 chunk as 4.5 MB
+instead of 21.5 MB. Local processes are started with ``spawn`` (numba's thread pools are not
 fork-safe) and each uses one routing thread, so two processes fill two cores.
 """
 

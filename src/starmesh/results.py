@@ -244,7 +244,7 @@ class KeptChunk:
     A chunk's result holds every pair's arrays, but only the series pairs
     (``routing.series_pairs``) are written row by row; of the other pairs the summary needs the
     RTT series and per-pair sums. A W4 chunk (5,950 pairs, 29 steps, service model) pickles to
-    21.5 MB, 17 MB of it service-model arrays of every pair; kept, about 3 MB. Every executor
+    21.5 MB, 17 MB of it service-model arrays of every pair; kept, 4.5 MB. Every executor
     keeps its chunks where it computes them (:func:`keep_chunk`), so worker processes send
     this, and the one writer reads it.
 
