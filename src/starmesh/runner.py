@@ -33,7 +33,6 @@ import numpy as np
 import pyarrow as pa
 import tomli_w
 
-from .engine import ChunkResult
 from .errors import BudgetError, RunFolderError, RunLockedError, ScenarioError, StarmeshError
 from .executors import Executor, make_executor
 from .io.runfolder import (
@@ -60,6 +59,7 @@ from .io.runfolder import (
 )
 from .plan import RunPlan, build_plan
 from .results import (
+    KeptChunk,
     MemoryStore,
     Results,
     Summary,
@@ -240,10 +240,11 @@ def _execute(targets: list[_Target], runner: Executor, progress: Progress | None
     keys = [(v, i) for v, t in enumerate(targets) for i in t.todo]
     units = [(v, *targets[v].chunks[i]) for v, i in keys]
     results = runner.run([t.plan for t in targets], units)
-    for (v, i), res in zip(keys, results, strict=True):
+    for (v, i), kept in zip(keys, results, strict=True):
         t = targets[v]
+        res = kept.res
         prev = fstate_last(t.plan, t.store, i - 1) if res.fstate is not None and i > 0 else None
-        write_chunk(t.plan, t.out, i, res, t.store, t.manifest, prev)
+        write_chunk(t.plan, t.out, i, kept, t.store, t.manifest, prev)
         if progress is not None:
             progress(res.stop - res.start, total)
 
@@ -628,12 +629,12 @@ def run_plan_in_memory(plan: RunPlan, *, executor: str = "auto") -> Results:
     """Compute a plan without writing anything; the same numbers as its run folder would hold."""
     chunks = plan.chunks
     runner = make_executor(executor, plan.workers, n_units=len(chunks))
-    store = MemoryStore(chunks, plan.series_idx)
-    kept: list[ChunkResult] = []
+    store = MemoryStore(chunks)
+    kept: list[KeptChunk] = []
     try:
-        for i, res in enumerate(runner.run([plan], [(0, a, b) for a, b in chunks])):
-            store.write(i, res)
-            kept.append(res)
+        for i, chunk in enumerate(runner.run([plan], [(0, a, b) for a, b in chunks])):
+            store.write(i, chunk)
+            kept.append(chunk)
     finally:
         runner.close()
     summary = summarize(plan, store)

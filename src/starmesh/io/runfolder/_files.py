@@ -75,6 +75,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _record_text(index: int, files: dict[str, str]) -> str:
+    """One chunk's record as ``json.dumps(manifest, indent=1)`` writes it, two levels down
+    (each of its lines two spaces further in)."""
+    return f"  {json.dumps(str(index))}: " + json.dumps(files, indent=1).replace("\n", "\n  ")
+
+
 class Manifest:
     """The record of a run folder's complete chunks.
 
@@ -93,6 +99,11 @@ class Manifest:
         self.scenario_sha256 = scenario_sha256
         self.chunks = chunks
         self.done: dict[int, dict[str, str]] = {}
+        # What the last save wrote (see _save): the records, copied, and their JSON text; the
+        # scenario hash and chunks, and their JSON text.
+        self._saved: dict[int, dict[str, str]] = {}
+        self._entry_text: dict[int, str] = {}
+        self._head: tuple[str, list[tuple[int, int]], str] | None = None
 
     @classmethod
     def load(cls, out: Path) -> Manifest:
@@ -120,17 +131,43 @@ class Manifest:
 
     def save(self) -> None:
         """Replace ``manifest.json`` atomically."""
-        data = {
-            "scenario_sha256": self.scenario_sha256,
-            "chunks": [list(c) for c in self.chunks],
-            "done": {str(k): v for k, v in sorted(self.done.items())},
-        }
-        atomic_write_bytes(self.out / MANIFEST, (json.dumps(data, indent=1) + "\n").encode())
+        self._save(None)
 
     def record(self, index: int, files: Iterable[Path]) -> None:
         """Mark chunk ``index`` complete with the hashes of its files, and save."""
         self.done[index] = {str(p.relative_to(self.out)): file_sha256(p) for p in files}
-        self.save()
+        self._save(index)
+
+    def _save(self, changed: int | None) -> None:
+        """Write the manifest: ``json.dumps`` of it with ``indent=1``, each chunk's record
+        encoded once and reused.
+
+        A day of W4 records 2,980 chunks; encoding every record at every chunk cost 25 ms per
+        chunk by the end of the day (41 s of the writer's CPU over the day). ``changed`` is the
+        chunk just recorded; any other difference from what the last save wrote (a loaded
+        manifest, a record edited in place) is found by comparing the records one by one.
+        """
+        if self._head is None or self._head[:2] != (self.scenario_sha256, self.chunks):
+            data = {
+                "scenario_sha256": self.scenario_sha256,
+                "chunks": [list(c) for c in self.chunks],
+            }
+            self._head = (self.scenario_sha256, list(self.chunks), json.dumps(data, indent=1))
+        if changed is not None and changed in self.done:
+            self._saved[changed] = dict(self.done[changed])
+            self._entry_text[changed] = _record_text(changed, self.done[changed])
+        if self._saved != self.done:
+            for k in self._saved.keys() - self.done.keys():
+                del self._saved[k], self._entry_text[k]
+            for k, v in self.done.items():
+                if self._saved.get(k) != v:
+                    self._saved[k] = dict(v)
+                    self._entry_text[k] = _record_text(k, v)
+        entries = [text for _k, text in sorted(self._entry_text.items())]
+        done = "{\n" + ",\n".join(entries) + "\n }" if entries else "{}"
+        # The head ends with "\n}": the records go in before it.
+        text = self._head[2][:-2] + ',\n "done": ' + done + "\n}\n"
+        atomic_write_bytes(self.out / MANIFEST, text.encode())
 
     def is_complete(self, index: int) -> bool:
         """Whether chunk ``index`` is recorded and all its files still hash as recorded."""

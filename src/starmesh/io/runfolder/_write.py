@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from ...engine import ChunkResult, reconcile_fstate, visibility_terminals
 from ...errors import RunFolderError
-from ...results import chunk_counters
+from ...results import KeptChunk
 from ._files import ChunkStore, Manifest, atomic_write_bytes, atomic_write_table
 from ._names import (
     COMPARISON,
@@ -73,29 +73,31 @@ def _series_rows(
     series pairs' rows ordered by time, then mode, then pair.
 
     Returns the key columns (``t_s``, ``mode``, ``src``, ``dst``) and the function that lays an
-    array of shape ``(M, T, P)`` (all pairs) out as those rows.
+    array of shape ``(M, T, Ps)`` (the series pairs, as :class:`~starmesh.results.KeptChunk`
+    holds them) out as those rows.
     """
     n_m, n_t = len(plan.modes), t_s.size
-    src_names, dst_names = plan.pair_names
+    names = plan.sites.names
     sel = plan.series_idx
     n_p = sel.size
-    pair = np.tile(sel, n_t * n_m)
+    pair = np.tile(np.arange(n_p), n_t * n_m)
     mode_idx = np.tile(np.repeat(np.arange(n_m), n_p), n_t)
 
     def rows(x: NDArray[Any]) -> NDArray[Any]:
-        return np.ascontiguousarray(np.transpose(x[:, :, sel], (1, 0, 2))).reshape(-1)
+        return np.transpose(x, (1, 0, 2)).reshape(-1)
 
     keys = {
         "t_s": np.repeat(t_s, n_m * n_p),
         "mode": pa.array(list(plan.modes)).take(mode_idx),
-        "src": pa.array(src_names).take(pair),
-        "dst": pa.array(dst_names).take(pair),
+        "src": pa.array([names[i] for i in plan.problem.pair_src[sel]]).take(pair),
+        "dst": pa.array([names[i] for i in plan.problem.pair_dst[sel]]).take(pair),
     }
     return keys, rows
 
 
-def chunk_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
+def chunk_table(plan: RunPlan, kept: KeptChunk) -> pa.Table:
     """Rows of one chunk, ordered by time, then mode, then pair; nulls where unreachable."""
+    res = kept.res
     keys, rows = _series_rows(plan, res.t_s)
     rtt = rows(res.rtt_s) * 1e3
     unreachable = ~np.isfinite(rtt)
@@ -126,12 +128,13 @@ def service_schema(quantiles: tuple[float, ...]) -> pa.Schema:
     )
 
 
-def service_table(plan: RunPlan, res: ChunkResult) -> pa.Table:
+def service_table(plan: RunPlan, kept: KeptChunk) -> pa.Table:
     """Service-model rows of one chunk (series pairs), ordered as ``rtt.parquet``; nulls where
     unreachable."""
     from ...results import quantile_name
     from ...service.latency import COMPONENTS
 
+    res = kept.res
     sv, svp = res.service, plan.service
     assert sv is not None and svp is not None
     keys, rows = _series_rows(plan, res.t_s)
@@ -359,7 +362,7 @@ def write_chunk(
     plan: RunPlan,
     out: Path,
     index: int,
-    res: ChunkResult,
+    kept: KeptChunk,
     store: ChunkStore,
     manifest: Manifest,
     prev_last: dict[str, NDArray[np.int32]] | None,
@@ -367,7 +370,8 @@ def write_chunk(
     """Write one chunk's files atomically, then record the chunk in the manifest."""
     name = chunk_name(index)
     files = []
-    extra: dict[str, Any] = chunk_counters(res, plan.series_idx)
+    res = kept.res
+    extra: dict[str, Any] = dict(kept.counters)
     if res.fstate is not None:
         assert res.fstate_last is not None
         rows = dict(res.fstate)
@@ -381,7 +385,7 @@ def write_chunk(
         for mode, last in res.fstate_last.items():
             extra[f"fstate_last:{mode}"] = last
     path = out / RTT / name
-    atomic_write_table(path, chunk_table(plan, res))
+    atomic_write_table(path, chunk_table(plan, kept))
     files.append(path)
     if res.isl_spans is not None:
         path = out / ISL_SPANS / name
@@ -441,15 +445,13 @@ def write_chunk(
         files.append(path)
     if res.service is not None:
         for folder, table in (
-            (SERVICE, service_table(plan, res)),
+            (SERVICE, service_table(plan, kept)),
             (TERMINALS, terminal_table(plan, res)),
         ):
             path = out / folder / name
             atomic_write_table(path, table)
             files.append(path)
-    # float64: the summary's statistics are those of the exact values, not of a rounding.
-    series = np.ascontiguousarray(np.transpose(res.rtt_s, (0, 2, 1)), dtype=np.float64)
-    files += store.write(index, series, extra)
+    files += store.write(index, kept.series_s, extra)
     manifest.record(index, files)
 
 
