@@ -30,6 +30,8 @@ from starmesh.io.runfolder import (
     read_disruptions,
     read_paths,
     read_run,
+    read_series,
+    read_service,
 )
 from starmesh.plan import build_plan
 from starmesh.report import write_report
@@ -581,6 +583,14 @@ def test_speed_tests_section_shows_each_terminals_medians(tmp_path: Path):
     scenario = {**SCENARIO, "service": {"model": "service"}, "name": "report-speed"}
     out = tmp_path / "svc"
     run_plan(build_plan(parse_scenario(scenario)), out, report=False)
+    # The service rows of some of the series pairs (a report draws at most MAX_PLOT_PAIRS of
+    # them) are those pairs' rows of all of them.
+    run = read_run(out)
+    every = read_service(run, read_series(run, run.series_pairs))
+    some = read_service(run, read_series(run, run.series_pairs[1:]))
+    assert len(run.series_pairs) > 1
+    np.testing.assert_array_equal(some.rtt_q_ms, every.rtt_q_ms[..., 1:])
+    np.testing.assert_array_equal(some.mean_ms, every.mean_ms[:, :, 1:])
     text = write_report(out).read_text(encoding="utf-8")
     assert '<section id="speed-tests">' in text and "could not draw" not in text
     rows = json.loads((out / "summary.json").read_text())["service"]["terminals"]

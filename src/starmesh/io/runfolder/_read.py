@@ -901,8 +901,11 @@ def _read_service(
     keys = pc.binary_join_element_wise(t["src"], t["dst"], "\x1f")
     pi = pc.index_in(keys, value_set=pa.array([f"{a}\x1f{b}" for a, b in pairs]))
     mi = pc.index_in(t["mode"], value_set=pa.array(modes))
-    p = pi.to_numpy(zero_copy_only=False).astype(np.int64)
-    m = mi.to_numpy(zero_copy_only=False).astype(np.int64)
+    # Only the rows of the pairs and modes asked for (a report draws some of the series pairs).
+    ok = pc.and_(pc.is_valid(pi), pc.is_valid(mi))
+    t = t.filter(ok)
+    p = pi.filter(ok).to_numpy(zero_copy_only=False).astype(np.int64)
+    m = mi.filter(ok).to_numpy(zero_copy_only=False).astype(np.int64)
     k = np.searchsorted(times, t["t_s"].to_numpy())
     q = np.full((len(modes), len(quantiles), times.size, len(pairs)), np.nan)
     for j, x in enumerate(quantiles):
