@@ -326,6 +326,10 @@ def test_resume_of_a_real_run_rewrites_a_damaged_isl_spans_part(tmp_path):
     starmesh.run(sc, out=out, report=False)
     parts = sorted((out / "isl_spans.parquet").iterdir())
     assert [p.name for p in parts] == [f"part-00000{i}.parquet" for i in range(3)]
+    # Each chunk's part is in the manifest, so that a resume checks it like the others.
+    done = json.loads((out / "manifest.json").read_text())["done"]
+    for i in range(3):
+        assert f"isl_spans.parquet/part-00000{i}.parquet" in done[str(i)]
     before = {p.name: p.read_bytes() for p in parts}
     victim = parts[1]
     victim.write_bytes(victim.read_bytes()[:100])

@@ -401,6 +401,7 @@ def write_chunk(
                 }
             ),
         )
+        files.append(path)
     if res.visibility is not None:
         path = out / VISIBILITY / name
         atomic_write_table(path, visibility_table(plan, res))
