@@ -201,6 +201,7 @@ def test_missing_slots_bridged_and_no_cross_shell_links(walker_set):
     np.testing.assert_allclose(
         length2, np.linalg.norm(r[:, edges[:, 0]] - r[:, edges[:, 1]], axis=-1), rtol=1e-14
     )
+    np.testing.assert_array_equal(length2, length)  # the very values of isl_lengths_m
     assert (~up[0] & same_plane).sum() > 0  # this draw has gaps of 3+ slots (> 6,000 km)
     # Walker links between surviving satellites are all kept.
     walker = plus_grid_edges(Constellation.from_shells("w", WALKER_SHELLS, epoch=E0))
@@ -518,3 +519,7 @@ def test_slot_keys_follow_the_first_order_along_track_offset(seed):
     assert (got >= base).all() and (got < base + 2 * np.pi).all()
     du = np.angle(np.exp(1j * (got - base - want_u)))  # the same angle, up to wrapping
     np.testing.assert_allclose(du, 0.0, atol=1e-12)
+    # ... and bit for bit numpy's remainder form, which the +Grid pairing used before.
+    d = plane_raan[np.maximum(target, 0)] - raan
+    wrapped = np.where(target >= 0, np.remainder(d + np.pi, 2 * np.pi) - np.pi, 0.0)
+    np.testing.assert_array_equal(got, base + np.mod(u + (-wrapped * cos_i), 2 * np.pi))

@@ -299,3 +299,48 @@ def test_update_counts_a_cut_off_tree_edge_at_the_first_head_position():
     w[[0, 1]] = np.inf
     work = sssp_update(indptr, indices, src.astype(np.int32), w, np.array([2]), dist, pedge)
     assert dist[0].tolist() == [np.inf, 1.0, 0.0] and pedge[0, 0] == -1 and work[0] == 1
+
+
+def test_update_refuses_a_state_without_these_roots_trees():
+    # A fresh state lists nodes in node order: its trees are not those of root 2.
+    pairs = [(0, 1), (1, 0), (1, 2), (2, 1)]
+    indptr, indices, src = _csr(pairs, 3)
+    roots = np.array([2])
+    dist = np.zeros((1, 3))
+    pedge = np.full((1, 3), -1, np.int64)
+    state = TreeState.for_graph(indptr, indices, src, 1)
+    with pytest.raises(ValueError, match="sssp_full"):
+        sssp_update(indptr, indices, src, np.ones(4), roots, dist, pedge, state)
+    sssp_full(indptr, indices, np.ones(4), roots, dist, pedge, state)
+    sssp_update(indptr, indices, src, np.ones(4), roots, dist, pedge, state)
+    np.testing.assert_array_equal(dist, [[2.0, 1.0, 0.0]])
+
+
+def test_each_thread_reuses_its_own_tree_arrays():
+    # engine.route_mode takes a chunk's tree arrays from the last chunk its thread routed: two
+    # threads (Dask's) must never share them, and a new shape must get new ones.
+    import threading
+    from types import SimpleNamespace
+
+    from starmesh.engine import _tree_arrays, release_tree_arrays
+
+    indptr, indices, src = _csr([(0, 1), (1, 0), (1, 2), (2, 1)], 3)
+    graph = SimpleNamespace(indptr=indptr, indices=indices, edge_src=src)
+    got: dict[str, tuple] = {}
+
+    def route(name: str) -> None:
+        first = _tree_arrays(graph, 2)
+        again = _tree_arrays(graph, 2)
+        other = _tree_arrays(graph, 3)
+        got[name] = (first, again, other)
+        release_tree_arrays()
+
+    threads = [threading.Thread(target=route, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (a1, a2, a3), (b1, _, _) = got["a"], got["b"]
+    assert a2[0].pnode is a1[0].pnode and a2[1] is a1[1] and a2[2] is a1[2]
+    assert a3[1].shape == (3, 3) and a3[1] is not a1[1] and a3[0].pnode is not a1[0].pnode
+    assert b1[1] is not a1[1] and b1[0].pnode is not a1[0].pnode

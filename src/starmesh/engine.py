@@ -21,7 +21,6 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -342,33 +341,42 @@ class ChunkLinks:
     site_failed: NDArray[np.bool_] | None
     isl_edges: NDArray[np.int32]
     n_sats: int
-    libastro_lengths: bool = False
+    libastro_lengths: bool
 
-    @cached_property
     def _distinct(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        site = self.gsl_sites[self.gsl.site_idx]  # int64, as np.flatnonzero gives them
-        sat = self.gsl.sat_idx
-        links, link_of, ordered = distinct_links(site, sat, self.bounds, self.n_sats)
-        if not ordered:
-            links, link_of = np.unique(site * self.n_sats + sat, return_inverse=True)
-        return links, link_of
+        # Kept in the instance's __dict__ by hand: functools.cached_property (Python 3.11)
+        # holds one lock for every instance while it computes, which would serialise the
+        # chunks that Dask's threads number at once.
+        got = self.__dict__.get("_distinct_links")
+        if got is None:
+            site = self.gsl_sites[self.gsl.site_idx]  # int64, as np.flatnonzero gives them
+            sat = self.gsl.sat_idx
+            links, link_of, ordered = distinct_links(site, sat, self.bounds, self.n_sats)
+            if not ordered:
+                links, link_of = np.unique(site * self.n_sats + sat, return_inverse=True)
+            got = self.__dict__["_distinct_links"] = (links, link_of)
+        return got
 
     @property
     def links(self) -> NDArray[np.int64]:
         """Distinct (site, satellite) GSLs of the chunk as ``site * S + sat``, sorted: the
         fixed structure; shape (U,)."""
-        return self._distinct[0]
+        return self._distinct()[0]
 
     @property
     def link_of(self) -> NDArray[np.int64]:
         """Index into :attr:`links` of every GSL; shape (L,)."""
-        return self._distinct[1]
+        return self._distinct()[1]
 
-    @cached_property
+    @property
     def gsl_delay_s(self) -> NDArray[np.float64]:
         """One-way delay of every GSL [s]; shape (L,)."""
-        length = self.gsl.length_m
-        return space_delay_s(libastro_gsl_lengths_m(length) if self.libastro_lengths else length)
+        got = self.__dict__.get("_gsl_delay_s")
+        if got is None:
+            length = self.gsl.length_m
+            lengths = libastro_gsl_lengths_m(length) if self.libastro_lengths else length
+            got = self.__dict__["_gsl_delay_s"] = space_delay_s(lengths)
+        return got
 
 
 @dataclass(frozen=True)
@@ -662,6 +670,13 @@ def _tree_arrays(
     trees = TreeState.for_full(graph.indptr, graph.indices, graph.edge_src, n_k, reuse=last[0])
     _LAST_TREES.arrays = (trees, last[1], last[2])
     return trees, last[1], last[2]
+
+
+def release_tree_arrays() -> None:
+    """Let go of this thread's tree arrays (:func:`route_mode` keeps them for the next chunk;
+    the serial executor calls this when a run ends; a Dask worker's threads keep theirs while
+    the worker lives)."""
+    _LAST_TREES.__dict__.pop("arrays", None)
 
 
 def route_mode(

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol
 
-from .engine import compute_chunk, set_workers
+from .engine import compute_chunk, release_tree_arrays, set_workers
 from .errors import StarmeshError
 from .plan import RunPlan
 from .propagation import Propagator
@@ -56,7 +56,7 @@ class SerialExecutor:
             yield _compute(plan, a, b, props[v])
 
     def close(self) -> None:
-        pass
+        release_tree_arrays()
 
 
 # --- Local worker processes ------------------------------------------------------------------

@@ -10,9 +10,10 @@ the next. These kernels (numba, compiled once and cached) therefore
   tree with the new weights (removed edges cut their subtrees off), seed a heap with every node
   that has an edge violating the shortest-path condition ``d[u] + w(u, v) >= d[v]``, and run the
   label-correcting relaxation from those seeds only. The re-summing walks a list of each
-  tree's nodes with parents first (the order they were first settled in), reading the
-  parent's place and the tree edge of each place in sequence and keeping the distances in
-  list order (:class:`TreeState`). Labels are always lengths of real paths and
+  tree's nodes in the order they were first settled (parents first, but for nodes a later
+  relaxation gave a parent listed after them: it walks up to those), reading the parent's
+  place and the tree edge of each place in sequence and keeping the distances in list order
+  (:class:`TreeState`). Labels are always lengths of real paths and
   end with no violating edge anywhere, so they are the exact shortest distances; a node's parent
   changes only when a strictly shorter path appears, so exact ties keep the previous route.
 
@@ -138,8 +139,9 @@ def _relax_from_heap(
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _next_mark(marks: NDArray[np.int32], n_nodes: int) -> int:
-    # A per-thread pass counter in the marks' last slot: a node is marked in this pass when its
-    # mark equals the counter, so the marks never need clearing (until it would overflow).
+    # A per-thread pass counter in the marks' last slot: an entry (a place in a tree's list) is
+    # marked in this pass when it equals the counter, so the marks never need clearing (until
+    # the counter would overflow).
     if marks[n_nodes] >= 2_000_000_000:
         marks[:] = 0
     marks[n_nodes] += 1
@@ -179,10 +181,19 @@ class TreeState:
     pos : ndarray of int32, shape (K, N)
         Place of each listed node in its tree's list (other entries are stale).
     n_order : ndarray of int64, shape (K,)
+        Length of each tree's list.
     blocks : ndarray of uint8, shape (K, ceil(N / 64))
         1 where a block of 64 consecutive nodes holds a node the tree lists. The search for
         violating edges scans only those blocks: a tree spans one shell, whose satellites the
         routing graph numbers consecutively, so it skips the other shells' nodes whole.
+    heap_keys, heap_nodes : ndarray, shape (H, M + N + 1)
+        Per thread (``H`` = numba's thread count): the relaxation's binary heap.
+    marks : ndarray of int32, shape (H, N + 1)
+        Per thread: pass marks of the places of the list being re-summed, and the pass counter.
+    stack : ndarray of int32, shape (H, N)
+        Per thread: the places of a walk up to a re-summed ancestor.
+    list_dist : ndarray of float64, shape (H, N)
+        Per thread: the distances of the tree being updated, in list order [s].
     """
 
     in_order: NDArray[np.int64]
@@ -261,7 +272,8 @@ class TreeState:
         n_roots: int,
     ) -> TreeState:
         """State for ``n_roots`` trees over a CSR graph (``edge_src``: tail of each edge),
-        listing every node in node order, none with a parent."""
+        listing every node in node order, none with a parent: give it to :func:`sssp_full`
+        first (:func:`sssp_update` refuses lists that do not start at their root)."""
         st = cls.for_full(indptr, indices, edge_src, n_roots)
         n_nodes = indptr.size - 1
         for a in (st.pnode, st.pin, st.ppos, st.wpos):
@@ -282,8 +294,8 @@ class TreeState:
         pedge: NDArray[np.int64],
     ) -> TreeState:
         """State of existing trees (``pedge``, shape (K, N)), for a caller that kept none: each
-        list is the root, then every other node in node order; the first update puts parents
-        first."""
+        list is the root, then every other node in node order (the updates walk up to parents
+        listed after their children)."""
         st = cls.for_graph(indptr, indices, edge_src, pedge.shape[0])
         has = pedge >= 0
         st.pnode[has] = edge_src[pedge[has]]
@@ -535,7 +547,7 @@ def _update_trees(
                     if du + w[e] < d[indices[e]]:
                         n = _push(hk, hv, n, du, u)
                         break
-        # 3. Relax from the seeds only; nodes reached for the first time join the list.
+        # 3. Relax from the seeds only; nodes settled for the first time join the list.
         changed, n_order[k] = _relax_from_heap(
             indptr, indices, in_pos, w, d, p, q, pi, hk, hv, n, od, n_list, ps, pp, wp, bk
         )
@@ -578,6 +590,12 @@ def sssp_update(
     """
     if state is None:
         state = TreeState.from_trees(indptr, indices, edge_src, roots, pedge)
+    k = np.arange(roots.size)
+    if (state.n_order[k] == 0).any() or (state.order[k, 0] != roots).any():
+        raise ValueError(
+            "sssp_update: the state does not hold these roots' trees (each tree's list starts "
+            "at its root): compute them with sssp_full and this state first, or give state=None"
+        )
     return _update_trees(
         indptr,
         indices,
