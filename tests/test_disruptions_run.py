@@ -35,6 +35,11 @@ BASE = {
 }
 
 
+def _kherson_jammer(name: str, eirp_dbw: float) -> dict:
+    """A jammer 30 m up at the Kherson terminal (46.60 N, 32.66 E)."""
+    return {"name": name, "lat_deg": 46.60, "lon_deg": 32.66, "alt_m": 30.0, "eirp_dbw": eirp_dbw}
+
+
 def _run(tmp: Path, data: dict, name: str) -> object:
     run_plan(build_plan(parse_scenario(data)), tmp / name)
     return pq.read_table(tmp / name / "rtt.parquet").to_pandas()
@@ -63,13 +68,7 @@ def test_jammer_next_to_a_terminal_takes_it_down(baseline, tmp_path):
         **BASE,
         "disruptions": {
             "jammers": [
-                {
-                    "name": "near",
-                    "lat_deg": 46.60,
-                    "lon_deg": 32.66,
-                    "alt_m": 30.0,
-                    "eirp_dbw": 50.0,
-                },
+                _kherson_jammer("near", 50.0),
             ]
         },
     }
@@ -86,13 +85,7 @@ def test_jammer_next_to_a_terminal_takes_it_down(baseline, tmp_path):
         **BASE,
         "disruptions": {
             "jammers": [
-                {
-                    "name": "weak",
-                    "lat_deg": 46.60,
-                    "lon_deg": 32.66,
-                    "alt_m": 30.0,
-                    "eirp_dbw": 0.0,
-                },
+                _kherson_jammer("weak", 0.0),
             ]
         },
     }
@@ -110,15 +103,7 @@ def test_service_model_schedules_only_links_that_work(tmp_path):
         "service": {"model": "service"},
         "routing": {"modes": ["isl"]},
         "disruptions": {
-            "jammers": [
-                {
-                    "name": "near",
-                    "lat_deg": 46.60,
-                    "lon_deg": 32.66,
-                    "alt_m": 30.0,
-                    "eirp_dbw": 50.0,
-                }
-            ],
+            "jammers": [_kherson_jammer("near", 50.0)],
             "denied_areas": [
                 {"name": "south-east", "geojson": {"type": "Polygon", "coordinates": [ring]}}
             ],
@@ -150,11 +135,7 @@ def test_service_speed_test_keeps_what_jamming_leaves_of_the_link():
     base = {**BASE, "service": {"model": "service"}, "routing": {"modes": ["isl"]}}
     jam = {
         **base,
-        "disruptions": {
-            "jammers": [
-                {"name": "j", "lat_deg": 46.60, "lon_deg": 32.66, "alt_m": 30.0, "eirp_dbw": 30.0}
-            ]
-        },
+        "disruptions": {"jammers": [_kherson_jammer("j", 30.0)]},
     }
     p0, p1 = build_plan(parse_scenario(base)), build_plan(parse_scenario(jam))
     r0, r1 = compute_chunk(p0, 0, p0.grid.n_steps), compute_chunk(p1, 0, p1.grid.n_steps)
